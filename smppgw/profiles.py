@@ -1,0 +1,121 @@
+"""Built-in provider profiles: every default shared/PROVIDERS.md fixes, so a user adds credentials.
+
+A profile is plain data. ``config.py`` merges a provider's overrides over it; the protocol core
+receives the parts it needs (text policy, session settings) as its own small value types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+ConcatMethod = Literal["udh8", "udh16", "sar", "payload"]
+BindType = Literal["transceiver", "transmitter", "receiver"]
+MessageIdFormat = Literal["uuid", "hex", "decimal"]
+
+
+@dataclass(frozen=True, slots=True)
+class DataCodingMap:
+    """data_coding values a provider expects for each alphabet; None = not offered."""
+
+    gsm7: int = 0x00
+    latin1: int | None = None
+    ucs2: int = 0x08
+    flash_gsm7: int | None = 0x10
+    flash_ucs2: int | None = 0x18
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderProfile:
+    """Defaults for one SMSC vendor. Durations in seconds, rates in messages per second."""
+
+    name: str
+    hosts: tuple[str, ...]  # "host:port"; DNS names are re-resolved at every reconnect
+    tls: bool = True
+    tls_min_version: Literal["1.0", "1.1", "1.2", "1.3"] = "1.2"
+    system_type: str = ""
+    bind_type: BindType = "transceiver"
+    interface_version: int = 0x34
+    binds: int = 1  # binds per provider, spread over the resolved addresses
+    min_binds: int = 1
+    binds_per_host: int | None = None  # when set, binds are counted per configured host
+    window: int = 10
+    rate_per_bind: float | None = None
+    rate_per_host: float | None = None
+    enquire_link_interval: float = 30.0
+    enquire_link_range: tuple[float, float] = (5.0, 299.0)
+    response_timeout: float = 10.0
+    default_ton: int = 1
+    default_npi: int = 1
+    validity_minutes: int = 1440
+    registered_delivery: int = 1
+    data_coding: DataCodingMap = field(default_factory=DataCodingMap)
+    gsm_extension: bool = True  # may GSM 03.38 escape sequences go out as GSM7?
+    concat: ConcatMethod = "udh8"
+    max_octets_per_part: int = 140
+    submit_multi: bool = False
+    message_id_format: MessageIdFormat = "hex"
+    receipt_style: Literal["standard", "wavy", "qikberry"] = "standard"
+
+
+WAVY = ProviderProfile(
+    name="wavy",
+    # Always the DNS name: 4 ingress proxies behind round-robin DNS (PROVIDERS.md).
+    hosts=("smpp-messaging.wavy.global:2444",),
+    tls=True,
+    tls_min_version="1.2",
+    system_type="MovileSMSC",
+    bind_type="transceiver",
+    binds=4,
+    min_binds=4,  # mandatory for HA and load balancing
+    window=10,
+    rate_per_bind=80.0,
+    enquire_link_interval=30.0,
+    enquire_link_range=(30.0, 59.0),
+    default_ton=1,
+    default_npi=1,
+    validity_minutes=24 * 60,
+    registered_delivery=1,
+    data_coding=DataCodingMap(gsm7=0x00, latin1=0x01, ucs2=0x08, flash_gsm7=0x10, flash_ucs2=0x18),
+    # Wavy's carriers do not support the GSM 03.38 extension table.
+    gsm_extension=False,
+    concat="udh8",
+    message_id_format="uuid",
+    receipt_style="wavy",
+)
+
+QIKBERRY = ProviderProfile(
+    name="qikberry",
+    # Only one server is guaranteed at a time: connect to all of them.
+    hosts=("smpp1.txtsms.me:3635", "smpp2.txtsms.me:3635"),
+    tls=True,
+    tls_min_version="1.0",
+    system_type="smpp",
+    bind_type="transceiver",
+    binds=6,
+    min_binds=1,
+    binds_per_host=3,
+    window=10,
+    rate_per_host=50.0,
+    enquire_link_interval=60.0,
+    # The server drops links idle for more than 5 minutes.
+    enquire_link_range=(5.0, 299.0),
+    default_ton=1,
+    default_npi=1,
+    registered_delivery=1,
+    # Latin-1 is 3 on Qikberry; 1 "works" but is not recommended.
+    data_coding=DataCodingMap(gsm7=0x00, latin1=0x03, ucs2=0x08, flash_gsm7=0x10, flash_ucs2=0x18),
+    gsm_extension=True,
+    concat="udh8",
+    max_octets_per_part=140,
+    submit_multi=False,
+    message_id_format="hex",
+    receipt_style="qikberry",
+)
+
+GENERIC = ProviderProfile(name="generic", hosts=())
+
+BUILTIN_PROFILES: MappingProxyType[str, ProviderProfile] = MappingProxyType(
+    {p.name: p for p in (WAVY, QIKBERRY, GENERIC)}
+)
