@@ -1,0 +1,61 @@
+"""The source keeps its own rules: the protocol core does no I/O, and ruff and mypy are clean.
+
+As asyncpg's test__sourcecode.py does, these run inside the test command so a violation
+fails the build instead of waiting for someone to remember the linters.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import smppgw.smpp
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN_IN_CORE = ("asyncio", "socket", "ssl", "sqlite3", "threading", "time")
+
+
+def test_protocol_core_imports_no_io_module() -> None:
+    modules = [f"smppgw.smpp.{m.name}" for m in pkgutil.iter_modules(smppgw.smpp.__path__)]
+    assert "smppgw.smpp.codec" in modules
+    script = (
+        "import sys\n"
+        f"before = set(sys.modules)\n"
+        f"for name in {modules!r}:\n"
+        "    __import__(name)\n"
+        f"bad = sorted(m for m in {FORBIDDEN_IN_CORE!r} if m in sys.modules and m not in before)\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script], capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.stdout.strip() == "", f"smppgw.smpp imported {result.stdout.strip()}"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; install the 'test' extra")
+    return path
+
+
+def test_ruff_is_clean() -> None:
+    result = subprocess.run(
+        [_tool("ruff"), "check", "--no-cache", "smppgw", "tests", "benchmarks"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean_on_the_package() -> None:
+    result = subprocess.run(
+        [_tool("mypy"), "--no-incremental", "--cache-dir=/dev/null"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
