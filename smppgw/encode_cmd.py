@@ -1,0 +1,252 @@
+"""`smppgw encode`: show how a text would go out to a provider, without sending anything.
+
+Owns the subcommand's arguments and output (human or JSON). It reads at most one TOML file
+for a provider's overrides; the full configuration loader lives elsewhere and is not used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from smppgw.profiles import BUILTIN_PROFILES, DataCodingMap, ProviderProfile
+from smppgw.smpp.errors import EncodingError, SegmentationError
+from smppgw.smpp.segment import EncodedMessage, encode_message
+from smppgw.smpp.text import ENCODINGS, ConcatMethod, Encoding, TextPolicy
+
+__all__ = ["ProviderFileError", "add_arguments", "load_provider", "run"]
+
+EXIT_OK: Final = 0
+EXIT_TEXT: Final = 1  # the text cannot be encoded or split as asked
+EXIT_USAGE: Final = 2  # unknown provider, unreadable or invalid provider file
+
+_UNIT_NAMES: Final[dict[str, str]] = {"gsm7": "septets", "latin1": "octets", "ucs2": "UTF-16 units"}
+_CONCAT_METHODS: Final[tuple[ConcatMethod, ...]] = ("udh8", "udh16", "sar", "payload")
+_DATA_CODING_KEYS: Final = frozenset(f.name for f in dataclasses.fields(DataCodingMap))
+
+
+class ProviderFileError(Exception):
+    """A provider TOML file that cannot be used; the message names the file and the key."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``smppgw encode`` on the parser the CLI made for it."""
+    parser.add_argument(
+        "--provider",
+        default="generic",
+        metavar="NAME|FILE.toml",
+        help=f"built-in profile ({', '.join(BUILTIN_PROFILES)}) or a TOML file with a "
+        "[[provider]] table (default: generic)",
+    )
+    parser.add_argument(
+        "--name",
+        help="with a TOML file holding several [[provider]] tables, the one to use "
+        "(default: the first)",
+    )
+    parser.add_argument("--flash", action="store_true", help="flash SMS (message class 0)")
+    concat = parser.add_mutually_exclusive_group()
+    for method, text in (
+        ("udh8", "split long text with a UDH, 8-bit reference (IEI 0x00)"),
+        ("udh16", "split long text with a UDH, 16-bit reference (IEI 0x08)"),
+        ("sar", "split long text with SAR TLVs instead of a UDH"),
+        ("payload", "send long text whole in message_payload (the SMSC splits it)"),
+    ):
+        concat.add_argument(
+            f"--{method}", dest="concat", action="store_const", const=method, help=text
+        )
+    parser.add_argument(
+        "--encoding", choices=ENCODINGS, help="force an alphabet instead of choosing one"
+    )
+    parser.add_argument(
+        "--transliterate",
+        action="store_true",
+        default=None,
+        help='replace characters outside GSM 03.38 that have a GSM spelling (“ → ", ã → a)',
+    )
+    parser.add_argument("--packed", action="store_true", help="pack GSM septets 8 into 7 octets")
+    parser.add_argument(
+        "--reference",
+        type=int,
+        metavar="N",
+        default=0,
+        help="concatenation reference to show in the parts (default: 0)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("text", metavar="TEXT", help="the message text")
+
+
+def load_provider(source: str, name: str | None = None) -> tuple[ProviderProfile, bool]:
+    """A profile by built-in name, or from a TOML file's [[provider]] table.
+
+    Returns the profile and the file's ``transliterate`` choice (False for built-ins).
+    Only ``profile``, ``data_coding``, ``gsm_extension``, ``concat`` and ``transliterate``
+    are read from the file; every other key is left to the configuration loader.
+    """
+    builtin = BUILTIN_PROFILES.get(source)
+    if builtin is not None:
+        return builtin, False
+    path = Path(source)
+    if path.suffix != ".toml" and not path.exists():
+        raise ProviderFileError(
+            f"unknown provider {source!r}: use one of {', '.join(BUILTIN_PROFILES)} or a .toml file"
+        )
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise ProviderFileError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProviderFileError(f"{source}: invalid TOML: {exc}") from None
+    tables = document.get("provider")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise ProviderFileError(f"{source}: no [[provider]] table")
+    index = 0
+    if name is not None:
+        names = [t.get("name") for t in tables]
+        if name not in names:
+            raise ProviderFileError(f"{source}: no [[provider]] named {name!r}")
+        index = names.index(name)
+    return _profile_from_table(tables[index], f"{source}: provider[{index}]")
+
+
+def _profile_from_table(table: dict[str, Any], where: str) -> tuple[ProviderProfile, bool]:
+    profile_name = table.get("profile", "generic")
+    base = BUILTIN_PROFILES.get(profile_name) if isinstance(profile_name, str) else None
+    if base is None:
+        raise ProviderFileError(
+            f"{where}.profile: unknown profile {profile_name!r}; "
+            f"use one of {', '.join(BUILTIN_PROFILES)}"
+        )
+    changes: dict[str, Any] = {}
+    if "data_coding" in table:
+        overrides = table["data_coding"]
+        if not isinstance(overrides, dict):
+            raise ProviderFileError(f"{where}.data_coding: must be a table")
+        for key, value in overrides.items():
+            if key not in _DATA_CODING_KEYS:
+                raise ProviderFileError(
+                    f"{where}.data_coding.{key}: unknown key; "
+                    f"use {', '.join(sorted(_DATA_CODING_KEYS))}"
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFF:
+                raise ProviderFileError(f"{where}.data_coding.{key}: must be an integer 0..255")
+        changes["data_coding"] = dataclasses.replace(base.data_coding, **overrides)
+    if "gsm_extension" in table:
+        if not isinstance(table["gsm_extension"], bool):
+            raise ProviderFileError(f"{where}.gsm_extension: must be true or false")
+        changes["gsm_extension"] = table["gsm_extension"]
+    if "concat" in table:
+        if table["concat"] not in _CONCAT_METHODS:
+            raise ProviderFileError(f"{where}.concat: must be one of {', '.join(_CONCAT_METHODS)}")
+        changes["concat"] = table["concat"]
+    transliterate = table.get("transliterate", False)
+    if not isinstance(transliterate, bool):
+        raise ProviderFileError(f"{where}.transliterate: must be true or false")
+    if isinstance(table.get("name"), str):
+        changes["name"] = table["name"]
+    return dataclasses.replace(base, **changes), transliterate
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the encoding of ``args.text``; the exit code says whether it can be sent."""
+    out: TextIO = sys.stdout
+    try:
+        profile, file_transliterate = load_provider(args.provider, args.name)
+    except ProviderFileError as exc:
+        print(f"smppgw encode: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    transliterate = file_transliterate if args.transliterate is None else args.transliterate
+    policy = TextPolicy.from_profile(profile, transliterate=transliterate, packed=args.packed)
+    force: Encoding | None = args.encoding
+    try:
+        message = encode_message(
+            args.text,
+            policy,
+            flash=args.flash,
+            force_encoding=force,
+            concat=args.concat,
+            reference=args.reference,
+        )
+    except (EncodingError, SegmentationError, ValueError) as exc:
+        print(f"smppgw encode: {exc}", file=sys.stderr)
+        return EXIT_TEXT
+    if args.json:
+        json.dump(_as_json(profile, policy, message), out, ensure_ascii=False)
+        out.write("\n")
+    else:
+        _print_human(profile, policy, message, out)
+    return EXIT_OK
+
+
+def _as_json(
+    profile: ProviderProfile, policy: TextPolicy, message: EncodedMessage
+) -> dict[str, Any]:
+    return {
+        "provider": profile.name,
+        "encoding": message.encoding,
+        "data_coding": message.data_coding,
+        "esm_class": message.esm_class,
+        "flash": message.flash,
+        "packed": policy.packed and message.encoding == "gsm7",
+        "transliterated": message.transliterated,
+        "text": message.text,
+        "characters": message.characters,
+        "units": message.units,
+        "unit": _UNIT_NAMES[message.encoding],
+        "concat": message.concat,
+        "reference": message.reference,
+        "cost": message.billed_parts,
+        "parts": [
+            {
+                "udh": part.udh.hex(),
+                "body": part.body.hex(),
+                "short_message": part.short_message.hex(),
+                "sar": list(part.sar) if part.sar is not None else None,
+                "payload": part.payload,
+                "units": part.units,
+            }
+            for part in message.parts
+        ],
+    }
+
+
+def _print_human(
+    profile: ProviderProfile, policy: TextPolicy, message: EncodedMessage, out: TextIO
+) -> None:
+    unit = _UNIT_NAMES[message.encoding]
+    flash = " flash" if message.flash else ""
+    packed = ", packed" if policy.packed and message.encoding == "gsm7" else ""
+    udhi = " (UDHI)" if message.esm_class & 0x40 else ""
+    rows = [
+        ("provider", profile.name),
+        ("encoding", f"{message.encoding}{flash}{packed}"),
+        ("data_coding", f"{message.data_coding} (0x{message.data_coding:02X})"),
+        ("esm_class", f"0x{message.esm_class:02X}{udhi}"),
+        ("characters", str(message.characters)),
+        ("units", f"{message.units} {unit}"),
+    ]
+    if message.transliterated:
+        rows.append(("sent text", message.text))
+    concat: str = message.concat or "none (single part)"
+    if message.reference is not None:
+        concat += f", reference {message.reference}"
+    rows.append(("concat", concat))
+    rows.append(("parts", str(len(message.parts))))
+    rows.append(("cost", f"{message.billed_parts} part{'s' if message.billed_parts != 1 else ''}"))
+    for label, value in rows:
+        out.write(f"{label:<12} {value}\n")
+    total = len(message.parts)
+    for seq, part in enumerate(message.parts, 1):
+        where = "message_payload" if part.payload else "short_message"
+        size = len(part.body) if part.payload else len(part.short_message)
+        sar = ""
+        if part.sar is not None:
+            sar = f", sar ref={part.sar[0]} total={part.sar[1]} seq={part.sar[2]}"
+        out.write(f"part {seq}/{total}  {part.units} {unit} in {size} octets of {where}{sar}\n")
+        out.write(f"  udh  {part.udh.hex() or '-'}\n")
+        out.write(f"  body {part.body.hex()}\n")

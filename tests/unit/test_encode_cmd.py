@@ -1,0 +1,192 @@
+"""`smppgw encode` (smppgw.encode_cmd): argument parsing, JSON and human output, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smppgw import encode_cmd
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="smppgw encode")
+    encode_cmd.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    assert encode_cmd.run(parse("--json", *argv)) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1  # exactly one JSON object
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def test_json_single_gsm7(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, "--provider", "wavy", "Hello")
+    assert result["data_coding"] == 0
+    assert result["esm_class"] == 0
+    assert result["units"] == 5
+    assert result["characters"] == 5
+    assert result["cost"] == 1
+    assert result["parts"] == [
+        {
+            "udh": "",
+            "body": "48656c6c6f",
+            "short_message": "48656c6c6f",
+            "sar": None,
+            "payload": False,
+            "units": 5,
+        }
+    ]
+
+
+def test_json_wavy_euro_is_ucs2_and_qikberry_euro_is_gsm7(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wavy = run_json(capsys, "--provider", "wavy", "10€")
+    assert (wavy["data_coding"], wavy["parts"][0]["body"]) == (8, "0031003020ac")
+    qikberry = run_json(capsys, "--provider", "qikberry", "10€")
+    assert (qikberry["data_coding"], qikberry["parts"][0]["body"]) == (0, "31301b65")
+    assert qikberry["units"] == 4
+    assert qikberry["characters"] == 3
+
+
+def test_json_latin1_per_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_json(capsys, "--provider", "wavy", "ação")["data_coding"] == 1
+    assert run_json(capsys, "--provider", "qikberry", "ação")["data_coding"] == 3
+    assert run_json(capsys, "--provider", "generic", "ação")["data_coding"] == 8
+
+
+def test_json_long_message_udh8(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, "--reference", "66", "a" * 161)
+    assert result["esm_class"] == 0x40
+    assert [p["udh"] for p in result["parts"]] == ["050003420201", "050003420202"]
+    assert result["parts"][1]["body"] == "61" * 8
+    assert result["cost"] == 2
+    assert result["concat"] == "udh8"
+
+
+def test_json_udh16_sar_payload(capsys: pytest.CaptureFixture[str]) -> None:
+    udh16 = run_json(capsys, "--udh16", "--reference", "4660", "a" * 161)
+    assert udh16["parts"][0]["udh"] == "06080412340201"
+    sar = run_json(capsys, "--sar", "--reference", "5", "a" * 161)
+    assert [p["sar"] for p in sar["parts"]] == [[5, 2, 1], [5, 2, 2]]
+    assert sar["esm_class"] == 0
+    payload = run_json(capsys, "--payload", "a" * 161)
+    assert len(payload["parts"]) == 1
+    assert payload["parts"][0]["payload"] is True
+    assert payload["parts"][0]["short_message"] == ""
+    assert payload["cost"] == 2
+
+
+def test_json_flash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_json(capsys, "--provider", "wavy", "--flash", "hi")["data_coding"] == 0x10
+    assert run_json(capsys, "--provider", "wavy", "--flash", "ação")["data_coding"] == 0x18
+    assert run_json(capsys, "--provider", "qikberry", "--flash", "€")["data_coding"] == 0x10
+
+
+def test_json_transliterate_and_packed(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, "--provider", "wavy", "--transliterate", "ação")
+    assert (result["data_coding"], result["text"], result["transliterated"]) == (0, "acao", True)
+    packed = run_json(capsys, "--packed", "hellohello")
+    assert packed["parts"][0]["body"] == "e8329bfd4697d9ec37"
+
+
+def test_forced_encoding_error_names_character(capsys: pytest.CaptureFixture[str]) -> None:
+    assert encode_cmd.run(parse("--provider", "wavy", "--encoding", "gsm7", "ok €")) == 1
+    err = capsys.readouterr().err
+    assert "'€'" in err
+    assert "position 3" in err
+
+
+def test_too_many_parts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert encode_cmd.run(parse("a" * (153 * 255 + 1))) == 1
+    assert "256 parts" in capsys.readouterr().err
+
+
+def test_human_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert encode_cmd.run(parse("--provider", "qikberry", "--reference", "1", "€" * 81)) == 0
+    out = capsys.readouterr().out
+    assert "data_coding  0 (0x00)" in out
+    assert "esm_class    0x40 (UDHI)" in out
+    assert "units        162 septets" in out
+    assert "cost         2 parts" in out
+    assert "udh  050003010201" in out
+    # 76 euros = 152 septets: the 77th escape pair does not fit in 153 and moves on.
+    assert "part 1/2  152 septets" in out
+
+
+def test_unknown_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    assert encode_cmd.run(parse("--provider", "nope", "hi")) == 2
+    assert "unknown provider 'nope'" in capsys.readouterr().err
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "smppgw.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_provider_file_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(
+        tmp_path,
+        """
+[gateway]
+state_dir = "/var/lib/smppgw"
+
+[[provider]]
+name = "wavy"
+profile = "wavy"
+gsm_extension = true
+concat = "udh16"
+data_coding = { latin1 = 3, flash_gsm7 = 0xF0 }
+
+[[provider]]
+name = "other"
+profile = "qikberry"
+""",
+    )
+    result = run_json(capsys, "--provider", path, "10€")
+    assert (result["provider"], result["data_coding"]) == ("wavy", 0)
+    assert run_json(capsys, "--provider", path, "ação")["data_coding"] == 3
+    assert run_json(capsys, "--provider", path, "--flash", "hi")["data_coding"] == 0xF0
+    assert run_json(capsys, "--provider", path, "a" * 161)["parts"][0]["udh"] == "06080400000201"
+    other = run_json(capsys, "--provider", path, "--name", "other", "ação")
+    assert (other["provider"], other["data_coding"]) == ("other", 3)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[gateway]\n", "no [[provider]] table"),
+        ('[[provider]]\nprofile = "nope"\n', "unknown profile 'nope'"),
+        ('[[provider]]\nconcat = "udh9"\n', "provider[0].concat"),
+        ("[[provider]]\ngsm_extension = 1\n", "provider[0].gsm_extension"),
+        ("[[provider]]\ndata_coding = { latin2 = 3 }\n", "data_coding.latin2"),
+        ('[[provider]]\ndata_coding = { ucs2 = "8" }\n', "data_coding.ucs2"),
+        ("[[provider\n", "invalid TOML"),
+    ],
+)
+def test_provider_file_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, message: str
+) -> None:
+    path = write(tmp_path, body)
+    assert encode_cmd.run(parse("--provider", path, "hi")) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("smppgw encode: ")
+
+
+def test_missing_provider_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert encode_cmd.run(parse("--provider", str(tmp_path / "absent.toml"), "hi")) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_only_one_concat_option() -> None:
+    with pytest.raises(SystemExit):
+        parse("--udh8", "--sar", "hi")

@@ -1,0 +1,516 @@
+"""Splitting into parts and reassembly of MO parts (smppgw.smpp.segment)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smppgw.profiles import GENERIC, QIKBERRY, WAVY
+from smppgw.smpp.errors import SegmentationError
+from smppgw.smpp.segment import (
+    ConcatInfo,
+    InformationElement,
+    Part,
+    Reassembler,
+    ReferenceAllocator,
+    concat_info,
+    encode_message,
+    parse_udh,
+    part_capacity,
+    reference_bits,
+    split_udh,
+)
+from smppgw.smpp.text import TextPolicy, decode_gsm7, unpack_septets
+
+WAVY_POLICY = TextPolicy.from_profile(WAVY)
+QIKBERRY_POLICY = TextPolicy.from_profile(QIKBERRY)
+GENERIC_POLICY = TextPolicy.from_profile(GENERIC)
+EMOJI = "😀"  # U+1F600: surrogate pair D83D DE00
+
+
+# --- capacities ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("encoding", "udh", "capacity"),
+    [
+        ("gsm7", 0, 160),
+        ("gsm7", 6, 153),  # 3GPP TS 23.040 §9.2.3.24: 48 UDH bits + 1 fill bit = 7 septets
+        ("gsm7", 7, 152),  # 56 UDH bits = 8 septets, no fill
+        ("latin1", 0, 140),
+        ("latin1", 6, 134),
+        ("latin1", 7, 133),
+        ("ucs2", 0, 70),
+        ("ucs2", 6, 67),
+        ("ucs2", 7, 66),
+    ],
+)
+def test_part_capacity(encoding: str, udh: int, capacity: int) -> None:
+    assert part_capacity(encoding, udh) == capacity  # type: ignore[arg-type]
+
+
+def test_reference_bits() -> None:
+    assert reference_bits("udh8") == 8
+    assert reference_bits("udh16") == 16
+    assert reference_bits("sar") == 16  # sar_msg_ref_num is two octets, SMPP 3.4 §5.3.2.22
+
+
+# --- single part limits --------------------------------------------------------------------------
+def test_160_septets_is_one_part() -> None:
+    message = encode_message("a" * 160, GENERIC_POLICY)
+    assert len(message.parts) == 1
+    assert message.esm_class == 0
+    assert message.parts[0] == Part(b"", b"a" * 160, units=160)
+    assert message.parts[0].short_message == b"a" * 160
+    assert (message.units, message.characters, message.billed_parts) == (160, 160, 1)
+    assert message.concat is None
+
+
+def test_161_septets_is_two_udh_parts() -> None:
+    message = encode_message("a" * 161, GENERIC_POLICY, reference=0x2A)
+    assert message.esm_class == 0x40  # UDHI, SMPP 3.4 §5.2.12
+    assert [p.udh for p in message.parts] == [
+        bytes.fromhex("0500032a0201"),
+        bytes.fromhex("0500032a0202"),
+    ]
+    assert [p.body for p in message.parts] == [b"a" * 153, b"a" * 8]
+    assert message.parts[0].short_message == bytes.fromhex("0500032a0201") + b"a" * 153
+    assert [p.units for p in message.parts] == [153, 8]
+    assert (message.concat, message.reference, message.billed_parts) == ("udh8", 0x2A, 2)
+
+
+def test_escape_counts_two_septets_for_the_single_part_limit() -> None:
+    assert len(encode_message("a" * 158 + "€", QIKBERRY_POLICY).parts) == 1
+    assert len(encode_message("a" * 159 + "€", QIKBERRY_POLICY, reference=1).parts) == 2
+
+
+def test_70_and_71_ucs2_units() -> None:
+    assert len(encode_message("ж" * 70, GENERIC_POLICY).parts) == 1
+    message = encode_message("ж" * 71, GENERIC_POLICY, reference=9)
+    assert [p.units for p in message.parts] == [67, 4]
+    assert message.parts[1].short_message == bytes.fromhex("050003090202") + "жжжж".encode(
+        "utf-16-be"
+    )
+    # An emoji is two units: 69 + 2 = 71 does not fit.
+    assert len(encode_message("ж" * 68 + EMOJI, GENERIC_POLICY).parts) == 1
+    assert len(encode_message("ж" * 69 + EMOJI, GENERIC_POLICY, reference=1).parts) == 2
+
+
+def test_140_and_141_latin1_octets() -> None:
+    one = encode_message("ã" * 140, QIKBERRY_POLICY)
+    assert (one.encoding, one.data_coding, len(one.parts)) == ("latin1", 3, 1)
+    two = encode_message("ã" * 141, QIKBERRY_POLICY, reference=3)
+    assert [len(p.body) for p in two.parts] == [134, 7]
+    assert all(len(p.short_message) <= 140 for p in two.parts)
+
+
+# --- pairs never cut -----------------------------------------------------------------------------
+def test_escape_at_the_153rd_septet_moves_to_the_next_part() -> None:
+    # 152 plain septets, then € (1B 65) would occupy septets 153-154: the pair moves whole.
+    message = encode_message("a" * 152 + "€" + "b" * 10, QIKBERRY_POLICY, reference=1)
+    first, second = message.parts
+    assert first.body == b"a" * 152
+    assert first.units == 152
+    assert second.body == bytes.fromhex("1b65") + b"b" * 10
+    # One septet earlier, the pair fits exactly in the first part.
+    message = encode_message("a" * 151 + "€" + "b" * 10, QIKBERRY_POLICY, reference=1)
+    assert message.parts[0].body == b"a" * 151 + bytes.fromhex("1b65")
+    assert message.parts[1].body == b"b" * 10
+
+
+def test_surrogate_pair_at_the_67th_unit_moves_to_the_next_part() -> None:
+    message = encode_message("ж" * 66 + EMOJI + "ж" * 10, GENERIC_POLICY, reference=1)
+    first, second = message.parts
+    assert first.units == 66
+    assert second.body[:4] == bytes.fromhex("d83dde00")
+    message = encode_message("ж" * 65 + EMOJI + "ж" * 10, GENERIC_POLICY, reference=1)
+    assert message.parts[0].units == 67
+    assert message.parts[0].body[-4:] == bytes.fromhex("d83dde00")
+
+
+@given(st.text(alphabet="a€[" + EMOJI + "жé", min_size=1, max_size=700))
+def test_parts_rejoin_to_the_text_and_respect_limits(text: str) -> None:
+    message = encode_message(text, QIKBERRY_POLICY, reference=5)
+    for part in message.parts:
+        assert len(part.short_message) <= 140 or message.encoding == "gsm7"
+        if message.encoding == "gsm7":
+            assert part.units <= (160 if len(message.parts) == 1 else 153)
+            assert not part.body.endswith(b"\x1b")
+        if message.encoding == "ucs2":
+            assert len(part.short_message) <= 140
+            last_unit = part.body[-2:]
+            assert not 0xD8 <= last_unit[0] <= 0xDB
+    joined = b"".join(p.body for p in message.parts)
+    if message.encoding == "gsm7":
+        assert decode_gsm7(joined) == text
+    elif message.encoding == "ucs2":
+        assert joined.decode("utf-16-be") == text
+
+
+# --- 255 parts -----------------------------------------------------------------------------------
+def test_255_parts_is_the_limit() -> None:
+    message = encode_message("a" * (153 * 255), GENERIC_POLICY, reference=0)
+    assert len(message.parts) == 255
+    assert message.parts[-1].udh == bytes.fromhex("050003 00 ff ff")
+    with pytest.raises(SegmentationError) as info:
+        encode_message("a" * (153 * 255 + 1), GENERIC_POLICY, reference=0)
+    assert "256 parts" in str(info.value)
+    assert "limit is 255" in str(info.value)
+
+
+# --- 16-bit UDH, SAR, payload --------------------------------------------------------------------
+def test_udh16() -> None:
+    message = encode_message("a" * 161, GENERIC_POLICY, concat="udh16", reference=0x1234)
+    assert message.esm_class == 0x40
+    # 3GPP TS 23.040 §9.2.3.24.8
+    assert [p.udh for p in message.parts] == [
+        bytes.fromhex("06080412340201"),
+        bytes.fromhex("06080412340202"),
+    ]
+    assert [p.units for p in message.parts] == [152, 9]
+    ucs2 = encode_message("ж" * 71, GENERIC_POLICY, concat="udh16", reference=1)
+    assert [p.units for p in ucs2.parts] == [66, 5]
+    latin = encode_message("ã" * 141, QIKBERRY_POLICY, concat="udh16", reference=1)
+    assert [p.units for p in latin.parts] == [133, 8]
+
+
+def test_profile_concat_is_the_default() -> None:
+    policy = dataclasses.replace(GENERIC_POLICY, concat="udh16")
+    message = encode_message("a" * 161, policy, reference=0xABCD)
+    assert message.parts[0].udh == bytes.fromhex("060804abcd0201")
+
+
+def test_sar() -> None:
+    # SMPP 3.4 §5.3.2.22-24: no UDH, no UDHI; per-part capacity as UDH 8-bit (153).
+    message = encode_message("a" * 161, GENERIC_POLICY, concat="sar", reference=0x0102)
+    assert message.esm_class == 0
+    assert [(p.udh, p.body, p.sar) for p in message.parts] == [
+        (b"", b"a" * 153, (0x0102, 2, 1)),
+        (b"", b"a" * 8, (0x0102, 2, 2)),
+    ]
+    assert message.parts[0].short_message == b"a" * 153
+
+
+def test_payload() -> None:
+    message = encode_message("a" * 400, GENERIC_POLICY, concat="payload")
+    (part,) = message.parts
+    assert part.payload
+    assert part.short_message == b""
+    assert part.message_payload == b"a" * 400
+    assert message.esm_class == 0
+    assert message.billed_parts == 3  # 153 + 153 + 94 once the SMSC splits it
+    # A short text stays a plain short_message even in payload mode.
+    assert not encode_message("hi", GENERIC_POLICY, concat="payload").parts[0].payload
+
+
+def test_payload_limit() -> None:
+    assert encode_message("a" * 0xFFFF, GENERIC_POLICY, concat="payload").units == 0xFFFF
+    with pytest.raises(SegmentationError, match="65535"):
+        encode_message("a" * 0x10000, GENERIC_POLICY, concat="payload")
+
+
+def test_reference_is_required_and_checked() -> None:
+    with pytest.raises(ValueError, match="reference"):
+        encode_message("a" * 161, GENERIC_POLICY)
+    with pytest.raises(ValueError, match="out of range"):
+        encode_message("a" * 161, GENERIC_POLICY, reference=256)
+    assert encode_message("a" * 161, GENERIC_POLICY, concat="udh16", reference=65535)
+    # A single part needs none.
+    assert encode_message("a" * 160, GENERIC_POLICY).reference is None
+
+
+def test_flash_long_message() -> None:
+    message = encode_message("€" * 80, WAVY_POLICY, flash=True, reference=7)
+    assert (message.data_coding, message.esm_class, len(message.parts)) == (0x18, 0x40, 2)
+    assert message.flash
+
+
+def test_wavy_euro_goes_ucs2_and_qikberry_stays_gsm7() -> None:
+    assert encode_message("10€", WAVY_POLICY).data_coding == 8
+    assert encode_message("10€", QIKBERRY_POLICY).parts[0].body == bytes.fromhex("31301b65")
+
+
+# --- packed septets ------------------------------------------------------------------------------
+def test_packed_single_part() -> None:
+    policy = dataclasses.replace(GENERIC_POLICY, packed=True)
+    message = encode_message("hellohello", policy)
+    assert message.parts[0].body == bytes.fromhex("e8329bfd4697d9ec37")
+    assert message.units == 10
+    full = encode_message("a" * 160, policy)
+    assert len(full.parts[0].short_message) == 140
+
+
+def test_packed_parts_fill_bits_after_udh() -> None:
+    # 3GPP TS 23.040 §9.2.3.24: 6-octet UDH + 1 fill bit + 153 septets = exactly 140 octets.
+    policy = dataclasses.replace(GENERIC_POLICY, packed=True)
+    message = encode_message("A" * 153 + "B" * 8, policy, reference=1)
+    first = message.parts[0]
+    assert len(first.short_message) == 140
+    assert first.body[0] == 0x41 << 1 & 0xFF  # fill bit 0, then the first septet
+    assert unpack_septets(first.body, 153, fill_bits=1) == b"A" * 153
+    # The 16-bit UDH is 56 bits: no fill, 152 septets = 133 octets.
+    message16 = encode_message("A" * 200, policy, concat="udh16", reference=1)
+    assert len(message16.parts[0].short_message) == 140
+    assert unpack_septets(message16.parts[0].body, 152) == b"A" * 152
+
+
+@given(st.text(alphabet="abc€{}Δ", min_size=1, max_size=500))
+def test_packed_parts_round_trip(text: str) -> None:
+    policy = dataclasses.replace(QIKBERRY_POLICY, packed=True)
+    message = encode_message(text, policy, reference=1)
+    septets = b""
+    for part in message.parts:
+        fill = 1 if part.udh else 0
+        septets += unpack_septets(part.body, part.units, fill_bits=fill)
+        assert len(part.short_message) <= 140
+    assert decode_gsm7(septets) == text
+
+
+# --- reference allocator -------------------------------------------------------------------------
+def test_reference_allocator_counts_and_wraps_8_bit() -> None:
+    refs = ReferenceAllocator()
+    values = [refs.next("5511999990000") for _ in range(257)]
+    assert values[:3] == [0, 1, 2]
+    assert values[255] == 255
+    assert values[256] == 0  # wrapped
+    assert len(set(values[:256])) == 256
+
+
+def test_reference_allocator_wraps_16_bit() -> None:
+    refs = ReferenceAllocator(start=lambda destination: 65534)
+    assert [refs.next("x", bits=16) for _ in range(3)] == [65534, 65535, 0]
+
+
+def test_reference_allocator_is_per_destination() -> None:
+    refs = ReferenceAllocator()
+    assert refs.next("a") == 0
+    assert refs.next("a") == 1
+    assert refs.next("b") == 0
+    assert refs.next("a") == 2
+
+
+def test_reference_allocator_start_and_lru_bound() -> None:
+    starts = {"a": 10, "b": 20, "c": 30}
+    refs = ReferenceAllocator(max_destinations=2, start=starts.__getitem__)
+    assert refs.next("a") == 10
+    assert refs.next("b") == 20
+    assert refs.next("a") == 11  # "a" is now the most recently used
+    assert refs.next("c") == 30  # evicts "b"
+    assert len(refs) == 2
+    assert refs.next("c") == 31
+    assert refs.next("b") == 20  # forgotten, so it starts again (and "a" is evicted now)
+    assert refs.next("a") == 10
+    assert repr(refs) == "<ReferenceAllocator destinations=2/2>"
+
+
+def test_reference_allocator_lru_evicts_least_recent() -> None:
+    refs = ReferenceAllocator(max_destinations=2)
+    refs.next("a")
+    refs.next("b")
+    refs.next("a")
+    refs.next("c")  # "b" is the least recently used
+    assert refs.next("a") == 2
+    assert refs.next("b") == 0
+
+
+# --- UDH parsing ---------------------------------------------------------------------------------
+def test_parse_udh_with_port_addressing_before_concat() -> None:
+    # 3GPP TS 23.040 §9.2.3.24.4 (16-bit ports, IEI 05) then §9.2.3.24.1 (concat, IEI 00).
+    udh = bytes.fromhex("0b 05040b8423f0 00037f0201")
+    elements = parse_udh(udh)
+    assert elements == (
+        InformationElement(0x05, bytes.fromhex("0b8423f0")),
+        InformationElement(0x00, bytes.fromhex("7f0201")),
+    )
+    assert concat_info(elements) == ConcatInfo(0x7F, 2, 1)
+
+
+def test_parse_udh_with_concat_first_and_16_bit() -> None:
+    elements = parse_udh(bytes.fromhex("0c 0804abcd0302 05040b8423f0"))
+    assert concat_info(elements) == ConcatInfo(0xABCD, 3, 2)
+
+
+def test_parse_udh_rejects_truncation() -> None:
+    with pytest.raises(ValueError):
+        parse_udh(bytes.fromhex("0600030102"))  # UDHL says 6, 4 follow
+    with pytest.raises(ValueError):
+        parse_udh(bytes.fromhex("03000401"))  # IE longer than the header
+    with pytest.raises(ValueError):
+        parse_udh(b"")
+
+
+def test_split_udh_falls_back_to_the_whole_message() -> None:
+    assert split_udh(bytes.fromhex("050003010201") + b"hi") == (
+        (InformationElement(0, bytes.fromhex("010201")),),
+        b"hi",
+    )
+    assert split_udh(b"\xffhi") == ((), b"\xffhi")
+
+
+def test_concat_info_ignores_malformed() -> None:
+    assert concat_info((InformationElement(0x00, b"\x01\x02"),)) is None
+    assert concat_info((InformationElement(0x00, b"\x01\x02\x00"),)) is None  # seq 0
+    assert concat_info((InformationElement(0x00, b"\x01\x02\x03"),)) is None  # seq > total
+    assert concat_info((InformationElement(0x05, b"\x00\x00\x00\x00"),)) is None
+
+
+# --- reassembly ----------------------------------------------------------------------------------
+def udh8(ref: int, total: int, seq: int) -> bytes:
+    return bytes([0x05, 0x00, 0x03, ref, total, seq])
+
+
+def test_single_message_comes_straight_back() -> None:
+    reassembler = Reassembler()
+    message = reassembler.add("551199", "1234", b"Oi", data_coding=0, esm_class=0, now=0.0)
+    assert message is not None
+    assert (message.text, message.complete, message.total) == ("Oi", True, 1)
+    assert reassembler.pending == 0
+
+
+def test_out_of_order_parts() -> None:
+    reassembler = Reassembler()
+    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
+    assert reassembler.add("a", "b", udh8(7, 3, 3) + b"!", now=0.0, **kwargs) is None
+    assert reassembler.add("a", "b", udh8(7, 3, 1) + b"Hel", now=1.0, **kwargs) is None
+    assert reassembler.pending == 1
+    message = reassembler.add("a", "b", udh8(7, 3, 2) + b"lo", now=2.0, **kwargs)
+    assert message is not None
+    assert message.text == "Hello!"
+    assert (message.reference, message.total, message.received) == (7, 3, (1, 2, 3))
+    assert message.complete
+    assert reassembler.pending == 0
+
+
+def test_duplicate_parts_are_tolerated() -> None:
+    reassembler = Reassembler()
+    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
+    assert reassembler.add("a", "b", udh8(1, 2, 1) + b"ab", now=0, **kwargs) is None
+    assert reassembler.add("a", "b", udh8(1, 2, 1) + b"ab", now=1, **kwargs) is None
+    message = reassembler.add("a", "b", udh8(1, 2, 2) + b"cd", now=2, **kwargs)
+    assert message is not None and message.text == "abcd"
+    # The SMSC redelivers a part after completion: dropped, not a new partial message.
+    assert reassembler.add("a", "b", udh8(1, 2, 2) + b"cd", now=3, **kwargs) is None
+    assert reassembler.pending == 0
+    assert reassembler.expire(now=1000.0) == []
+
+
+def test_groups_are_keyed_by_source_destination_reference_total() -> None:
+    reassembler = Reassembler()
+    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
+    assert reassembler.add("a", "b", udh8(1, 2, 1) + b"x", now=0, **kwargs) is None
+    assert reassembler.add("c", "b", udh8(1, 2, 2) + b"y", now=0, **kwargs) is None
+    assert reassembler.add("a", "b", udh8(1, 3, 2) + b"z", now=0, **kwargs) is None
+    assert reassembler.add("a", "b", udh8(2, 2, 2) + b"w", now=0, **kwargs) is None
+    assert reassembler.pending == 4
+
+
+def test_sar_parts() -> None:
+    reassembler = Reassembler()
+    kwargs: dict[str, Any] = {"data_coding": 8, "esm_class": 0}
+    first = "Olá ".encode("utf-16-be")
+    second = "mundo".encode("utf-16-be")
+    assert reassembler.add("a", "b", second, sar=(0x0102, 2, 2), now=0, **kwargs) is None
+    message = reassembler.add("a", "b", first, sar=(0x0102, 2, 1), now=0, **kwargs)
+    assert message is not None
+    assert message.text == "Olá mundo"
+    assert message.reference == 0x0102
+
+
+def test_16_bit_reference_and_split_surrogate() -> None:
+    # A sender that cut a surrogate pair: joining before decoding keeps the emoji whole.
+    reassembler = Reassembler()
+    kwargs: dict[str, Any] = {"data_coding": 8, "esm_class": 0x40}
+    udh = bytes.fromhex("060804beef02")
+    assert (
+        reassembler.add("a", "b", udh + b"\x01" + bytes.fromhex("0061d83d"), now=0, **kwargs)
+        is None
+    )
+    message = reassembler.add("a", "b", udh + b"\x02" + bytes.fromhex("de00"), now=0, **kwargs)
+    assert message is not None
+    assert message.text == "a😀"
+    assert message.reference == 0xBEEF
+
+
+def test_split_escape_decodes_whole() -> None:
+    reassembler = Reassembler()
+    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
+    assert reassembler.add("a", "b", udh8(3, 2, 1) + b"10\x1b", now=0, **kwargs) is None
+    message = reassembler.add("a", "b", udh8(3, 2, 2) + b"\x65", now=0, **kwargs)
+    assert message is not None and message.text == "10€"
+
+
+def test_other_information_elements_are_kept() -> None:
+    reassembler = Reassembler()
+    udh = bytes.fromhex("0b 05040b8423f0 00030a0101")
+    message = reassembler.add("a", "b", udh + b"x", data_coding=4, esm_class=0x40, now=0)
+    assert message is not None
+    assert message.information_elements == (InformationElement(5, bytes.fromhex("0b8423f0")),)
+
+
+def test_timeout_delivers_incomplete_group() -> None:
+    reassembler = Reassembler(timeout=60.0)
+    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
+    assert reassembler.add("a", "b", udh8(9, 3, 1) + b"one ", now=100.0, **kwargs) is None
+    assert reassembler.add("a", "b", udh8(9, 3, 3) + b"three", now=110.0, **kwargs) is None
+    assert reassembler.next_deadline() == 160.0
+    assert reassembler.expire(now=159.9) == []
+    (message,) = reassembler.expire(now=160.0)
+    assert (message.text, message.complete, message.received) == ("one three", False, (1, 3))
+    assert reassembler.pending == 0
+    assert reassembler.next_deadline() is None
+
+
+def test_pending_groups_are_bounded() -> None:
+    reassembler = Reassembler(max_groups=2)
+    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
+    for ref in range(3):
+        assert reassembler.add("a", "b", udh8(ref, 2, 1) + b"x", now=float(ref), **kwargs) is None
+    assert reassembler.pending == 2
+    assert reassembler.next_deadline() == 2.0  # the push-out is due now
+    (pushed,) = reassembler.expire(now=2.0)
+    assert (pushed.reference, pushed.complete) == (0, False)
+    assert repr(reassembler) == "<Reassembler pending=2/2>"
+
+
+def test_broken_udh_is_delivered_as_text() -> None:
+    reassembler = Reassembler()
+    message = reassembler.add("a", "b", b"\x09ab", data_coding=0, esm_class=0x40, now=0)
+    assert message is not None
+    assert message.body == b"\x09ab"
+
+
+def test_ia5_as_latin1_for_wavy() -> None:
+    reassembler = Reassembler(ia5_as=WAVY_POLICY.ia5_as)
+    message = reassembler.add("a", "b", "ação".encode("latin-1"), data_coding=1, esm_class=0, now=0)
+    assert message is not None and message.text == "ação"
+
+
+@given(
+    st.text(alphabet="ab€ç" + EMOJI, min_size=161, max_size=600),
+    st.sampled_from(["udh8", "udh16", "sar"]),
+    st.randoms(use_true_random=False),
+)
+def test_encode_then_reassemble_in_any_order(text: str, concat: str, rnd: random.Random) -> None:
+    message = encode_message(text, QIKBERRY_POLICY, concat=concat, reference=200)  # type: ignore[arg-type]
+    parts = [*message.parts, message.parts[0]]  # and one duplicate
+    rnd.shuffle(parts)
+    reassembler = Reassembler()
+    results = [
+        reassembler.add(
+            "src",
+            "dst",
+            part.short_message,
+            data_coding=message.data_coding,
+            esm_class=message.esm_class,
+            sar=part.sar,
+            now=0.0,
+        )
+        for part in parts
+    ]
+    done = [r for r in results if r is not None]
+    assert len(done) == 1
+    assert done[0].text == text
+    assert reassembler.pending == 0
