@@ -1,0 +1,1594 @@
+"""Configuration: TOML → frozen dataclasses, provider profiles merged, every problem reported.
+
+Reads the config file, secret files and the environment only inside load_config/parse_config (at
+start and on reload); what it returns is plain data. Credentials are Secret, masked everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hmac
+import ipaddress
+import json
+import math
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal, TypeVar, get_args
+from urllib.parse import urlsplit
+
+from smppgw.errors import ConfigError, Problem
+from smppgw.profiles import (
+    BUILTIN_PROFILES,
+    GENERIC,
+    BindType,
+    ConcatMethod,
+    DataCodingMap,
+    MessageIdFormat,
+    ProviderProfile,
+)
+from smppgw.smpp.constants import Npi, Tag, Ton
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "BindTarget",
+    "Config",
+    "GatewayConfig",
+    "HostPort",
+    "ProviderConfig",
+    "Secret",
+    "WebhookConfig",
+    "format_problem",
+    "load_config",
+    "parse_config",
+    "parse_host_port",
+    "render_config",
+]
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+SenderPolicy = Literal["error", "warn"]
+TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
+ReceiptStyle = Literal["standard", "wavy", "qikberry"]
+ReceiptIdBase = Literal["same", "hex", "decimal"]
+WebhookEvent = Literal["receipt", "state", "mo"]
+WebhookAuth = Literal["none", "basic", "bearer"]
+
+DEFAULT_CONFIG_PATH: Final = Path("/etc/smppgw/smppgw.toml")
+DEFAULT_STATE_DIR: Final = Path("/var/lib/smppgw")
+DEFAULT_SUBMIT_SOCKET: Final = Path("/run/smppgw/submit.sock")
+DEFAULT_SOCKET_MODE: Final = 0o660
+DEFAULT_METRICS_LISTEN: Final = "127.0.0.1:9465"
+DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
+DEFAULT_FAILOVER_AFTER: Final = 60.0
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_BIND_TIMEOUT: Final = 10.0
+DEFAULT_WEBHOOK_TIMEOUT: Final = 3.0  # Qikberry's rule for webhooks: 2xx within 3 s
+DEFAULT_WEBHOOK_BATCH_SIZE: Final = 100
+DEFAULT_WEBHOOK_MAX_DELAY: Final = 100_000.0  # Qikberry caps its retry delay at 100,000 s
+
+_LOG_LEVELS: Final[tuple[LogLevel, ...]] = get_args(LogLevel)
+_SENDER_POLICIES: Final[tuple[SenderPolicy, ...]] = get_args(SenderPolicy)
+_TLS_VERSIONS: Final[tuple[TlsVersion, ...]] = get_args(TlsVersion)
+_RECEIPT_STYLES: Final[tuple[ReceiptStyle, ...]] = get_args(ReceiptStyle)
+_RECEIPT_ID_BASES: Final[tuple[ReceiptIdBase, ...]] = get_args(ReceiptIdBase)
+_WEBHOOK_EVENTS: Final[tuple[WebhookEvent, ...]] = get_args(WebhookEvent)
+_WEBHOOK_AUTHS: Final[tuple[WebhookAuth, ...]] = get_args(WebhookAuth)
+_BIND_TYPES: Final[tuple[BindType, ...]] = get_args(BindType)
+_CONCAT_METHODS: Final[tuple[ConcatMethod, ...]] = get_args(ConcatMethod)
+_MESSAGE_ID_FORMATS: Final[tuple[MessageIdFormat, ...]] = get_args(MessageIdFormat)
+
+_TOP_KEYS: Final = ("gateway", "provider", "webhook")
+_GATEWAY_KEYS: Final = (
+    "state_dir",
+    "submit_socket",
+    "socket_mode",
+    "metrics_listen",
+    "log_level",
+    "default_provider",
+    "api_listen",
+    "api_token_file",
+    "api_token_env",
+    "max_body_bytes",
+    "sender_policy",
+)
+_PROVIDER_KEYS: Final = (
+    "name",
+    "profile",
+    "system_id",
+    "password",
+    "password_file",
+    "password_env",
+    "routes",
+    "failover",
+    "failover_after",
+    "tlv_defaults",
+    "sender_as_system_id",
+    "hosts",
+    "tls",
+    "tls_verify",
+    "tls_min_version",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "tls_pin_sha256",
+    "system_type",
+    "bind_type",
+    "interface_version",
+    "binds",
+    "binds_per_host",
+    "window",
+    "rate_per_bind",
+    "rate_per_host",
+    "enquire_link_interval",
+    "response_timeout",
+    "connect_timeout",
+    "bind_timeout",
+    "default_ton",
+    "default_npi",
+    "validity_minutes",
+    "registered_delivery",
+    "data_coding",
+    "gsm_extension",
+    "transliterate",
+    "concat",
+    "max_octets_per_part",
+    "submit_multi",
+    "message_id_format",
+    "receipt_id_base",
+    "receipt_style",
+)
+_TLS_ONLY_KEYS: Final = (
+    "tls_verify",
+    "tls_min_version",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "tls_pin_sha256",
+)
+_DATA_CODING_KEYS: Final = ("gsm7", "latin1", "ucs2", "flash_gsm7", "flash_ucs2")
+_WEBHOOK_KEYS: Final = (
+    "url",
+    "events",
+    "auth",
+    "username",
+    "password_file",
+    "password_env",
+    "token_file",
+    "token_env",
+    "hmac_secret_file",
+    "hmac_secret_env",
+    "timeout",
+    "batch_size",
+    "max_delay",
+)
+
+_NAME_RE: Final = re.compile(r"[a-z0-9_-]+")
+_ROUTE_RE: Final = re.compile(r"[0-9]{1,20}")
+_ENV_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PORT_RE: Final = re.compile(r"[0-9]{1,5}")
+_OCTAL_MODE_RE: Final = re.compile(r"(?:0o|0)?([0-7]{3,4})")
+_TAG_HEX_RE: Final = re.compile(r"0[xX][0-9a-fA-F]{1,4}")
+_TAG_DEC_RE: Final = re.compile(r"[0-9]{1,5}")
+_PIN_RE: Final = re.compile(r"[0-9a-f]{64}")
+_LABEL: Final = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOSTNAME_RE: Final = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?")
+
+# SMPP 3.4 §4.1.1: C-Octet Strings of at most 16 / 9 / 13 octets including the NUL.
+_MAX_SYSTEM_ID: Final = 15
+_MAX_PASSWORD: Final = 8
+_MAX_SYSTEM_TYPE: Final = 12
+# sockaddr_un.sun_path is 108 bytes on Linux, NUL included.
+_MAX_UNIX_SOCKET_PATH: Final = 107
+# Set per message by the segmenter (SMPP 3.4 §5.3.2.22-24, §5.3.2.32); a default would corrupt
+# concatenation.
+_PER_MESSAGE_TAGS: Final = frozenset(
+    {Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM, Tag.MESSAGE_PAYLOAD}
+)
+
+
+class Secret:
+    """A credential that must never be printed: repr, str and format all give "***".
+
+    Call :meth:`reveal` only where the value goes on the wire (bind_transceiver, an HTTP header).
+    ``source`` says where it came from ("env WAVY_PASSWORD", "file /run/..."); that is safe to
+    show.
+    """
+
+    __slots__ = ("_source", "_value")
+
+    def __init__(self, value: str, source: str = "") -> None:
+        self._value = value
+        self._source = source
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, format_spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        # Constant time, so equality checks (e.g. a config reload diff) leak no timing.
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    """A TCP endpoint. ``host`` is a DNS name or an IP literal without brackets."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class BindTarget:
+    """One configured bind: where it connects, and its stable index within the provider.
+
+    The index names the bind in logs and metrics (``wavy#2``); DNS names are resolved by the
+    pool at every connect, as Wavy's round-robin ingress requires.
+    """
+
+    host: str
+    port: int
+    index: int
+
+    def __str__(self) -> str:
+        return str(HostPort(self.host, self.port))
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The ``[gateway]`` table. Paths are absolute; relative ones were resolved against the
+    directory of the config file."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    submit_socket: Path = DEFAULT_SUBMIT_SOCKET
+    socket_mode: int = DEFAULT_SOCKET_MODE
+    metrics_listen: HostPort | None = HostPort("127.0.0.1", 9465)  # None = no metrics listener
+    log_level: LogLevel = "info"
+    default_provider: str | None = None  # where messages that match no route go
+    api_listen: HostPort | None = None  # optional TCP listener for the submit API
+    api_token: Secret | None = None  # bearer token; always set when api_listen is
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    sender_policy: SenderPolicy = "error"  # Wiraya's 3-11 alphanumeric sender rule
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One ``[[provider]]``: its built-in profile with every override applied, plus the settings
+    that belong to this account rather than to the vendor (credentials, routes, TLS files).
+
+    ``profile`` is the merged view the protocol core builds its policies from; ``profile.name``
+    stays the built-in profile's name ("wavy"), ``name`` is this provider's own.
+    """
+
+    name: str
+    profile: ProviderProfile
+    system_id: str
+    password: Secret
+    bind_targets: tuple[BindTarget, ...]
+    routes: tuple[str, ...] = ()
+    failover: str | None = None
+    failover_after: float = DEFAULT_FAILOVER_AFTER  # seconds without a bound bind
+    tlv_defaults: tuple[tuple[int, bytes], ...] = ()  # (tag, raw value), in config order
+    sender_as_system_id: bool = False  # Wavy: MO replies need source_addr == system_id
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    tls_pin_sha256: bytes | None = None  # SHA-256 of the server's DER certificate
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    bind_timeout: float = DEFAULT_BIND_TIMEOUT
+    transliterate: bool = False
+    receipt_id_base: ReceiptIdBase = "same"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """One ``[[webhook]]``: where events are pushed, which ones, and how the POST is signed."""
+
+    url: str
+    events: tuple[WebhookEvent, ...] = _WEBHOOK_EVENTS
+    auth: WebhookAuth = "none"
+    username: str | None = None
+    password: Secret | None = None  # auth = "basic"
+    token: Secret | None = None  # auth = "bearer"
+    hmac_secret: Secret | None = None
+    timeout: float = DEFAULT_WEBHOOK_TIMEOUT
+    batch_size: int = DEFAULT_WEBHOOK_BATCH_SIZE
+    max_delay: float = DEFAULT_WEBHOOK_MAX_DELAY
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A configuration that passed every check; ``warnings`` are what check-config reports."""
+
+    gateway: GatewayConfig
+    providers: tuple[ProviderConfig, ...]
+    webhooks: tuple[WebhookConfig, ...] = ()
+    warnings: tuple[Problem, ...] = ()
+
+    def provider(self, name: str) -> ProviderConfig:
+        """The provider called ``name``; KeyError if there is none."""
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and check ``path``. Raises ConfigError with every problem found; an unreadable file
+    or invalid TOML is a single problem with an empty key path (see :func:`format_problem`)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([Problem("", "invalid TOML: the file is not UTF-8 text")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message carries "(at line L, column C)" and never the offending value.
+        raise ConfigError([Problem("", f"invalid TOML: {exc}")]) from None
+    return parse_config(data, base_dir=path.absolute().parent, environ=environ)
+
+
+def parse_config(
+    data: Mapping[str, object],
+    *,
+    base_dir: Path,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Check already-parsed TOML. Relative paths resolve against ``base_dir``; secret files
+    against ``$CREDENTIALS_DIRECTORY`` first (systemd ``LoadCredential=``). ``environ`` defaults
+    to the process environment. Raises ConfigError listing every problem, in file order."""
+    ctx = _Context(base_dir=base_dir, environ=os.environ if environ is None else environ)
+    top = _Table(data, "", _TOP_KEYS, ctx)
+    gateway_table = top.table("gateway", _GATEWAY_KEYS)
+    gateway_data = gateway_table if gateway_table is not None else _Table({}, "gateway", (), ctx)
+    gateway = _parse_gateway(gateway_data, ctx)
+
+    providers = [
+        _parse_provider(table, ctx) for table in top.array_of_tables("provider", _PROVIDER_KEYS)
+    ]
+    if not providers and not any(p.path.startswith("provider") for p in ctx.errors):
+        ctx.error("provider", "missing required key: at least one [[provider]] table is needed")
+    webhooks = [
+        _parse_webhook(table, ctx) for table in top.array_of_tables("webhook", _WEBHOOK_KEYS)
+    ]
+    _check_providers(providers, gateway, ctx)
+    if ctx.errors:
+        raise ConfigError(ctx.errors)
+    return Config(
+        gateway=gateway,
+        providers=tuple(p.config for p in providers),
+        webhooks=tuple(webhooks),
+        warnings=tuple(ctx.warnings),
+    )
+
+
+def format_problem(file: Path | str, problem: Problem) -> str:
+    """One line for an operator: ``FILE: key.path: rule`` (or ``FILE: rule`` for the file)."""
+    if problem.path:
+        return f"{file}: {problem.path}: {problem.rule}"
+    return f"{file}: {problem.rule}"
+
+
+def parse_host_port(text: str) -> HostPort:
+    """Parse "host:port" or "[v6]:port"; ValueError says what is wrong (safe to show)."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or text[end + 1 : end + 2] != ":":
+            raise ValueError(f'expected "[address]:port", got {_quote(text)}')
+        host, port_text = text[1:end], text[end + 2 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{_quote(host)} in brackets is not an IPv6 address") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ValueError(f'expected "host:port", got {_quote(text)}')
+        if ":" in host:
+            raise ValueError(
+                f'IPv6 addresses go in brackets, e.g. "[::1]:2775"; got {_quote(text)}'
+            )
+        if not host:
+            raise ValueError(f"missing host before the port in {_quote(text)}")
+        if not _HOSTNAME_RE.fullmatch(host):
+            raise ValueError(f"{_quote(host)} is not a host name or IPv4 address")
+    if not _PORT_RE.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be a number from 1 to 65535, got {_quote(port_text)}")
+    return HostPort(host, int(port_text))
+
+
+# --------------------------------------------------------------------------- reading tables
+
+
+class _Context:
+    """What every table reader shares: where problems go, and where files are looked up."""
+
+    def __init__(self, *, base_dir: Path, environ: Mapping[str, str]) -> None:
+        self.base_dir = base_dir
+        self.environ = environ
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def error(self, path: str, rule: str) -> None:
+        self.errors.append(Problem(path, rule))
+
+    def warn(self, path: str, rule: str) -> None:
+        self.warnings.append(Problem(path, rule))
+
+    def resolve(self, text: str) -> Path:
+        path = Path(text)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def resolve_credential(self, text: str) -> Path:
+        # systemd's LoadCredential= puts files in $CREDENTIALS_DIRECTORY and the unit cannot
+        # know that path in advance, so a bare credential name must resolve there.
+        path = Path(text)
+        if path.is_absolute():
+            return path
+        credentials = self.environ.get("CREDENTIALS_DIRECTORY")
+        return (Path(credentials) if credentials else self.base_dir) / path
+
+
+_S = TypeVar("_S", bound=str)
+
+
+class _Table:
+    """One TOML table under a key path. Every wrong value becomes a Problem and the getter
+    returns None, so reading continues and the operator sees all problems in one run.
+
+    Getters never echo a value in a type error, so a misplaced secret cannot leak.
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, object],
+        prefix: str,
+        keys: Sequence[str],
+        ctx: _Context,
+    ) -> None:
+        self.data = data
+        self.prefix = prefix
+        self.ctx = ctx
+        for key in data:
+            if key not in keys:
+                ctx.error(self.path(key), _unknown_rule(key, keys))
+
+    def path(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def _wrong_type(self, key: str, expected: str) -> None:
+        got = _type_name(self.data[key])
+        self.ctx.error(self.path(key), f"expected {expected}, got {got}")
+
+    def string(self, key: str, *, required: bool = False, nonempty: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.ctx.error(self.path(key), "missing required key")
+            return None
+        if not isinstance(value, str):
+            self._wrong_type(key, "a string")
+            return None
+        if nonempty and not value:
+            self.ctx.error(self.path(key), "must not be empty")
+            return None
+        return value
+
+    def boolean(self, key: str) -> bool | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self._wrong_type(key, "a boolean (true or false)")
+            return None
+        return value
+
+    def integer(
+        self, key: str, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self._wrong_type(key, "an integer")
+            return None
+        if not _in_range(value, minimum, maximum):
+            self.ctx.error(self.path(key), _range_rule(minimum, maximum))
+            return None
+        return value
+
+    def number(
+        self,
+        key: str,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        positive: bool = False,
+    ) -> float | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self._wrong_type(key, "a number")
+            return None
+        number = float(value)
+        if not math.isfinite(number):
+            self.ctx.error(self.path(key), "must be a finite number")
+            return None
+        if positive and number <= 0:
+            self.ctx.error(self.path(key), "must be greater than 0")
+            return None
+        if not _in_range(number, minimum, maximum):
+            self.ctx.error(self.path(key), _range_rule(minimum, maximum))
+            return None
+        return number
+
+    def choice(self, key: str, choices: tuple[_S, ...]) -> _S | None:
+        value = self.string(key)
+        if value is None:
+            return None
+        for candidate in choices:
+            if candidate == value:
+                return candidate
+        self.ctx.error(self.path(key), _choice_rule(value, choices))
+        return None
+
+    def array(self, key: str) -> list[object] | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            self._wrong_type(key, "an array")
+            return None
+        return value
+
+    def string_items(self, key: str) -> Iterator[tuple[str, str]]:
+        """(path, value) for each string of an array; other items are reported and skipped."""
+        items = self.array(key)
+        for index, item in enumerate(items or ()):
+            path = f"{self.path(key)}[{index}]"
+            if isinstance(item, str):
+                yield path, item
+            else:
+                self.ctx.error(path, f"expected a string, got {_type_name(item)}")
+
+    def table(self, key: str, keys: Sequence[str]) -> _Table | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self._wrong_type(key, "a table")
+            return None
+        return _Table(value, self.path(key), keys, self.ctx)
+
+    def array_of_tables(self, key: str, keys: Sequence[str]) -> list[_Table]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self._wrong_type(key, f"an array of tables ([[{key}]])")
+            return []
+        tables = []
+        for index, item in enumerate(value):
+            path = f"{self.path(key)}[{index}]"
+            if isinstance(item, dict):
+                tables.append(_Table(item, path, keys, self.ctx))
+            else:
+                self.ctx.error(path, f"expected a table, got {_type_name(item)}")
+        return tables
+
+    def secret(
+        self, name: str, *, missing_rule: str | None, allow_inline: bool = False
+    ) -> Secret | None:
+        """Read ``name`` from ``<name>_file``, ``<name>_env`` or (when allowed) ``<name>``.
+
+        Exactly one source may be set. ``missing_rule`` None means the secret is optional.
+        """
+        sources = [f"{name}_file", f"{name}_env"] + ([name] if allow_inline else [])
+        given = [key for key in sources if key in self.data]
+        if len(given) > 1:
+            self.ctx.error(self.path(given[1]), f"set only one of {', '.join(given)}")
+            return None
+        if not given:
+            if missing_rule is not None:
+                # Point at a key the operator can actually write.
+                self.ctx.error(self.path(name if allow_inline else sources[0]), missing_rule)
+            return None
+        key = given[0]
+        if key.endswith("_file"):
+            return self._secret_from_file(key)
+        if key.endswith("_env"):
+            return self._secret_from_env(key)
+        value = self.data[key]
+        if not isinstance(value, str):
+            self._wrong_type(key, "a string")
+            return None
+        self.ctx.warn(
+            self.path(key),
+            f"{key} is written in the config file; prefer {key}_file (systemd LoadCredential=) "
+            f"or {key}_env",
+        )
+        return Secret(value, "config file")
+
+    def _secret_from_file(self, key: str) -> Secret | None:
+        text = self.string(key, nonempty=True)
+        if text is None:
+            return None
+        path = self.ctx.resolve_credential(text)
+        try:
+            raw = path.read_bytes()
+            mode = path.stat().st_mode
+        except OSError as exc:
+            self.ctx.error(self.path(key), f"cannot read {path}: {exc.strerror or 'error'}")
+            return None
+        try:
+            value = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            # Never echo the codec's message: it quotes the offending byte of the secret.
+            self.ctx.error(self.path(key), f"{path} is not UTF-8 text")
+            return None
+        if not value:
+            self.ctx.error(self.path(key), f"{path} is empty")
+            return None
+        if mode & stat.S_IROTH:
+            self.ctx.warn(
+                self.path(key),
+                f"{path} is readable by every local user (mode {stat.S_IMODE(mode):04o}); "
+                "chmod 0600 it or use systemd LoadCredential=",
+            )
+        return Secret(value, f"file {path}")
+
+    def _secret_from_env(self, key: str) -> Secret | None:
+        variable = self.string(key, nonempty=True)
+        if variable is None:
+            return None
+        if not _ENV_NAME_RE.fullmatch(variable):
+            self.ctx.error(
+                self.path(key), f"{_quote(variable)} is not an environment variable name"
+            )
+            return None
+        value = self.ctx.environ.get(variable)
+        if value is None:
+            self.ctx.error(self.path(key), f"environment variable {variable} is not set")
+            return None
+        if not value:
+            self.ctx.error(self.path(key), f"environment variable {variable} is empty")
+            return None
+        return Secret(value, f"env {variable}")
+
+    def host_port(self, key: str) -> HostPort | None:
+        text = self.string(key)
+        if text is None:
+            return None
+        try:
+            return parse_host_port(text)
+        except ValueError as exc:
+            self.ctx.error(self.path(key), str(exc))
+            return None
+
+
+# --------------------------------------------------------------------------- [gateway]
+
+
+def _parse_gateway(table: _Table, ctx: _Context) -> GatewayConfig:
+    state_dir = table.string("state_dir", nonempty=True)
+    submit_socket_text = table.string("submit_socket", nonempty=True)
+    submit_socket = ctx.resolve(submit_socket_text) if submit_socket_text else DEFAULT_SUBMIT_SOCKET
+    if len(os.fsencode(submit_socket)) > _MAX_UNIX_SOCKET_PATH:
+        ctx.error(
+            table.path("submit_socket"),
+            f"longer than {_MAX_UNIX_SOCKET_PATH} bytes, the limit of a unix socket path",
+        )
+
+    socket_mode = _parse_socket_mode(table)
+
+    metrics_listen: HostPort | None = HostPort("127.0.0.1", 9465)
+    if table.data.get("metrics_listen") == "":
+        metrics_listen = None
+    elif "metrics_listen" in table:
+        metrics_listen = table.host_port("metrics_listen")
+
+    api_listen = None if table.data.get("api_listen") == "" else table.host_port("api_listen")
+    api_token = None
+    if api_listen is not None:
+        api_token = table.secret(
+            "api_token",
+            missing_rule="missing required key: api_listen needs a bearer token "
+            "(set api_token_file or api_token_env)",
+        )
+        if not _is_loopback(api_listen.host):
+            ctx.warn(
+                table.path("api_listen"),
+                "listens beyond loopback without TLS: the token and message text cross the "
+                "network in clear; put a TLS proxy in front",
+            )
+    else:
+        for key in ("api_token_file", "api_token_env"):
+            if key in table:
+                ctx.warn(table.path(key), "ignored because api_listen is not set")
+
+    return GatewayConfig(
+        state_dir=ctx.resolve(state_dir) if state_dir else DEFAULT_STATE_DIR,
+        submit_socket=submit_socket,
+        socket_mode=socket_mode,
+        metrics_listen=metrics_listen,
+        log_level=table.choice("log_level", _LOG_LEVELS) or "info",
+        default_provider=table.string("default_provider", nonempty=True),
+        api_listen=api_listen,
+        api_token=api_token,
+        max_body_bytes=_default(
+            table.integer("max_body_bytes", minimum=1024), DEFAULT_MAX_BODY_BYTES
+        ),
+        sender_policy=table.choice("sender_policy", _SENDER_POLICIES) or "error",
+    )
+
+
+def _parse_socket_mode(table: _Table) -> int:
+    value = table.data.get("socket_mode")
+    if value is None:
+        return DEFAULT_SOCKET_MODE
+    path = table.path("socket_mode")
+    if isinstance(value, int) and not isinstance(value, bool):
+        # 660 would silently mean 0o1224; only a string says "octal" unambiguously.
+        table.ctx.error(path, 'must be an octal string such as "0660", not an integer')
+        return DEFAULT_SOCKET_MODE
+    text = table.string("socket_mode")
+    if text is None:
+        return DEFAULT_SOCKET_MODE
+    match = _OCTAL_MODE_RE.fullmatch(text)
+    if match is None:
+        table.ctx.error(path, f'must be an octal string such as "0660", got {_quote(text)}')
+        return DEFAULT_SOCKET_MODE
+    mode = int(match.group(1), 8)
+    if mode & 0o002:
+        table.ctx.warn(path, "the submit socket is world-writable: any local user can send SMS")
+    return mode
+
+
+# --------------------------------------------------------------------------- [[provider]]
+
+
+@dataclass(frozen=True, slots=True)
+class _ParsedProvider:
+    """A provider plus the key paths cross-checks need to point at."""
+
+    config: ProviderConfig
+    path: str
+    route_paths: tuple[str, ...]
+
+
+def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
+    name = table.string("name", required=True) or ""
+    if name and not _NAME_RE.fullmatch(name):
+        ctx.error(table.path("name"), f"must match [a-z0-9_-]+, got {_quote(name)}")
+
+    base = GENERIC
+    profile_known = True
+    profile_name = table.string("profile")
+    if profile_name is not None:
+        if profile_name in BUILTIN_PROFILES:
+            base = BUILTIN_PROFILES[profile_name]
+        else:
+            ctx.error(table.path("profile"), _choice_rule(profile_name, tuple(BUILTIN_PROFILES)))
+            profile_known = False
+
+    system_id = table.string("system_id", required=True, nonempty=True) or ""
+    _check_c_octet(table, "system_id", system_id, _MAX_SYSTEM_ID)
+    password = table.secret(
+        "password",
+        missing_rule="missing required key: set password_file, password_env or password",
+        allow_inline=True,
+    )
+    if password is not None and len(password.reveal()) > _MAX_PASSWORD:
+        ctx.warn(
+            table.path("password"),
+            f"longer than {_MAX_PASSWORD} characters, the SMPP 3.4 §4.1.1 limit; "
+            "the SMSC may reject or truncate it",
+        )
+    system_type = _default(table.string("system_type"), base.system_type)
+    _check_c_octet(table, "system_type", system_type, _MAX_SYSTEM_TYPE)
+
+    hosts = _parse_hosts(table, base, profile_known=profile_known)
+    tls = _default(table.boolean("tls"), base.tls)
+    tls_settings = _parse_tls(table, tls, hosts)
+    binds, binds_per_host, targets = _parse_binds(table, base, hosts)
+    enquire_link_interval = _parse_enquire_link_interval(table, base)
+
+    profile = dataclasses.replace(
+        base,
+        hosts=tuple(str(h) for h in hosts),
+        tls=tls,
+        tls_min_version=table.choice("tls_min_version", _TLS_VERSIONS) or base.tls_min_version,
+        system_type=system_type,
+        bind_type=table.choice("bind_type", _BIND_TYPES) or base.bind_type,
+        interface_version=_parse_interface_version(table, base),
+        binds=binds,
+        binds_per_host=binds_per_host,
+        window=_default(table.integer("window", minimum=1), base.window),
+        rate_per_bind=_parse_rate(table, "rate_per_bind", base.rate_per_bind),
+        rate_per_host=_parse_rate(table, "rate_per_host", base.rate_per_host),
+        enquire_link_interval=enquire_link_interval,
+        response_timeout=_default(
+            table.number("response_timeout", positive=True), base.response_timeout
+        ),
+        default_ton=_parse_enum_int(table, "default_ton", Ton, "§5.2.5", base.default_ton),
+        default_npi=_parse_enum_int(table, "default_npi", Npi, "§5.2.6", base.default_npi),
+        validity_minutes=_default(
+            table.integer("validity_minutes", minimum=0), base.validity_minutes
+        ),
+        registered_delivery=_default(
+            table.integer("registered_delivery", minimum=0, maximum=0x1F),
+            base.registered_delivery,
+        ),
+        data_coding=_parse_data_coding(table, base.data_coding),
+        gsm_extension=_default(table.boolean("gsm_extension"), base.gsm_extension),
+        concat=table.choice("concat", _CONCAT_METHODS) or base.concat,
+        max_octets_per_part=_default(
+            table.integer("max_octets_per_part", minimum=16, maximum=254),
+            base.max_octets_per_part,
+        ),
+        submit_multi=_default(table.boolean("submit_multi"), base.submit_multi),
+        message_id_format=table.choice("message_id_format", _MESSAGE_ID_FORMATS)
+        or base.message_id_format,
+        receipt_style=table.choice("receipt_style", _RECEIPT_STYLES) or base.receipt_style,
+    )
+
+    routes, route_paths = _parse_routes(table)
+    failover = table.string("failover", nonempty=True)
+    failover_after = _default(table.number("failover_after", positive=True), DEFAULT_FAILOVER_AFTER)
+    if failover is None and "failover_after" in table:
+        ctx.warn(table.path("failover_after"), "ignored because failover is not set")
+
+    config = ProviderConfig(
+        name=name,
+        profile=profile,
+        system_id=system_id,
+        password=password or Secret(""),
+        bind_targets=targets,
+        routes=routes,
+        failover=failover,
+        failover_after=failover_after,
+        tlv_defaults=_parse_tlv_defaults(table),
+        sender_as_system_id=_default(table.boolean("sender_as_system_id"), False),
+        tls_verify=tls_settings.verify,
+        ca_file=tls_settings.ca_file,
+        client_cert=tls_settings.client_cert,
+        client_key=tls_settings.client_key,
+        tls_pin_sha256=tls_settings.pin_sha256,
+        connect_timeout=_default(
+            table.number("connect_timeout", positive=True), DEFAULT_CONNECT_TIMEOUT
+        ),
+        bind_timeout=_default(table.number("bind_timeout", positive=True), DEFAULT_BIND_TIMEOUT),
+        transliterate=_default(table.boolean("transliterate"), False),
+        receipt_id_base=table.choice("receipt_id_base", _RECEIPT_ID_BASES) or "same",
+    )
+    return _ParsedProvider(config=config, path=table.prefix, route_paths=route_paths)
+
+
+def _check_c_octet(table: _Table, key: str, value: str, limit: int) -> None:
+    if not value.isascii():
+        table.ctx.error(table.path(key), "must be ASCII (an SMPP C-Octet String)")
+    elif len(value) > limit:
+        table.ctx.error(
+            table.path(key),
+            f"longer than {limit} characters, the SMPP 3.4 §4.1.1 limit (got {len(value)})",
+        )
+
+
+def _parse_hosts(table: _Table, base: ProviderProfile, *, profile_known: bool) -> list[HostPort]:
+    path = table.path("hosts")
+    hosts: list[HostPort] = []
+    if "hosts" in table:
+        seen: dict[HostPort, str] = {}
+        for item_path, text in table.string_items("hosts"):
+            try:
+                host = parse_host_port(text)
+            except ValueError as exc:
+                table.ctx.error(item_path, str(exc))
+                continue
+            if host in seen:
+                table.ctx.error(item_path, f"duplicate host (also {seen[host]})")
+                continue
+            seen[host] = item_path
+            hosts.append(host)
+        if isinstance(table.data["hosts"], list) and not table.data["hosts"]:
+            table.ctx.error(path, "must list at least one host")
+    else:
+        hosts = [parse_host_port(text) for text in base.hosts]
+        if not hosts and profile_known:  # an unknown profile is reported already
+            table.ctx.error(
+                path, f'missing required key: profile "{base.name}" has no default hosts'
+            )
+    if base.name == "wavy":
+        for index, host in enumerate(hosts):
+            if _is_ip(host.host) and not _is_loopback(host.host):
+                # A local TLS proxy (tools/haproxy) on 127.0.0.1 is Wavy's own suggestion.
+                table.ctx.warn(
+                    f"{path}[{index}]",
+                    "Wavy asks for its DNS name, never IPs: its 4 ingress proxies sit behind "
+                    "round-robin DNS with health checks",
+                )
+    return hosts
+
+
+@dataclass(frozen=True, slots=True)
+class _TlsSettings:
+    verify: bool
+    ca_file: Path | None
+    client_cert: Path | None
+    client_key: Path | None
+    pin_sha256: bytes | None
+
+
+def _parse_tls(table: _Table, tls: bool, hosts: Sequence[HostPort]) -> _TlsSettings:
+    ctx = table.ctx
+    verify = _default(table.boolean("tls_verify"), True)
+    ca_file = _existing_file(table, "ca_file", credential=False)
+    client_cert = _existing_file(table, "client_cert", credential=False)
+    client_key = _existing_file(table, "client_key", credential=True)
+    if "client_key" in table and "client_cert" not in table:
+        ctx.error(table.path("client_key"), "needs client_cert")
+    pin = None
+    pin_text = table.string("tls_pin_sha256")
+    if pin_text is not None:
+        normalised = pin_text.replace(":", "").lower()
+        if _PIN_RE.fullmatch(normalised):
+            pin = bytes.fromhex(normalised)
+        else:
+            ctx.error(
+                table.path("tls_pin_sha256"),
+                "must be 64 hex digits (colons allowed): the SHA-256 of the server's DER "
+                "certificate",
+            )
+    if not tls:
+        if hosts and not all(_is_loopback(h.host) for h in hosts):
+            ctx.warn(
+                table.path("tls"),
+                "plain SMPP: the password and every message cross the network unencrypted; "
+                "use it only inside a VPN or behind a local TLS proxy",
+            )
+        for key in _TLS_ONLY_KEYS:
+            if key in table:
+                ctx.warn(table.path(key), "ignored because tls = false")
+    elif not verify:
+        rule = (
+            "certificate verification is off: anyone on the path can pose as the SMSC and "
+            "read the password"
+        )
+        if pin is not None:
+            rule = "certificate verification is off; only tls_pin_sha256 identifies the SMSC"
+        ctx.warn(table.path("tls_verify"), rule)
+    return _TlsSettings(verify, ca_file, client_cert, client_key, pin)
+
+
+def _existing_file(table: _Table, key: str, *, credential: bool) -> Path | None:
+    text = table.string(key, nonempty=True)
+    if text is None:
+        return None
+    ctx = table.ctx
+    path = ctx.resolve_credential(text) if credential else ctx.resolve(text)
+    if not path.is_file():
+        ctx.error(table.path(key), f"no such file: {path}")
+    elif not os.access(path, os.R_OK):
+        ctx.error(table.path(key), f"cannot read {path}: permission denied")
+    return path
+
+
+def _parse_binds(
+    table: _Table, base: ProviderProfile, hosts: Sequence[HostPort]
+) -> tuple[int, int | None, tuple[BindTarget, ...]]:
+    """Total binds, binds per host (None = spread), and the bind targets.
+
+    An explicit ``binds`` replaces a profile's per-host count (Qikberry's 3 per server), since
+    the operator asked for a total; setting both keys is ambiguous and refused.
+    """
+    ctx = table.ctx
+    binds = table.integer("binds", minimum=1)
+    per_host = table.integer("binds_per_host", minimum=1)
+    key = "binds"
+    if "binds" in table and "binds_per_host" in table:
+        ctx.error(table.path("binds_per_host"), "set binds or binds_per_host, not both")
+    if "binds_per_host" in table:
+        key = "binds_per_host"
+        per_host = per_host or base.binds_per_host or 1
+    elif "binds" in table:
+        per_host = None
+    else:
+        per_host = base.binds_per_host
+    if per_host is not None:
+        total = per_host * len(hosts)
+    else:
+        total = binds or base.binds
+    if (hosts or per_host is None) and total < base.min_binds:
+        got = f"{total} binds over {len(hosts)} hosts" if per_host else f"{total}"
+        ctx.error(
+            table.path(key),
+            f'must give at least {base.min_binds} binds for profile "{base.name}" (got {got})',
+        )
+    if not hosts:
+        return total, per_host, ()
+    if per_host is not None:
+        targets = [
+            BindTarget(host.host, host.port, index * per_host + slot)
+            for index, host in enumerate(hosts)
+            for slot in range(per_host)
+        ]
+    else:
+        targets = [
+            BindTarget(hosts[i % len(hosts)].host, hosts[i % len(hosts)].port, i)
+            for i in range(total)
+        ]
+        if total < len(hosts):
+            unused = ", ".join(str(h) for h in hosts[total:])
+            ctx.warn(
+                table.path("binds"),
+                f"fewer binds ({total}) than hosts ({len(hosts)}): {unused} get no bind",
+            )
+    return total, per_host, tuple(targets)
+
+
+def _parse_enquire_link_interval(table: _Table, base: ProviderProfile) -> float:
+    value = table.number("enquire_link_interval", positive=True)
+    if value is None:
+        return base.enquire_link_interval
+    low, high = base.enquire_link_range
+    if not low <= value <= high:
+        table.ctx.error(
+            table.path("enquire_link_interval"),
+            f'must be between {_fmt(low)} and {_fmt(high)} seconds for profile "{base.name}" '
+            f"(got {_fmt(value)})",
+        )
+        return base.enquire_link_interval
+    return value
+
+
+def _parse_interface_version(table: _Table, base: ProviderProfile) -> int:
+    value = table.integer("interface_version")
+    if value is None:
+        return base.interface_version
+    if value not in (0x33, 0x34):
+        table.ctx.error(
+            table.path("interface_version"),
+            f"must be 0x34 (SMPP 3.4) or 0x33 (SMPP 3.3), got 0x{value:02X}",
+        )
+        return base.interface_version
+    return value
+
+
+def _parse_rate(table: _Table, key: str, default: float | None) -> float | None:
+    value = table.number(key, minimum=0)
+    if value is None:
+        return default
+    return value or None  # 0 lifts the profile's limit
+
+
+def _parse_enum_int(
+    table: _Table, key: str, enum: type[Ton] | type[Npi], section: str, default: int
+) -> int:
+    value = table.integer(key)
+    if value is None:
+        return default
+    allowed = sorted(member.value for member in enum)
+    if value not in allowed:
+        table.ctx.error(
+            table.path(key),
+            f"must be one of {', '.join(map(str, allowed))} (SMPP 3.4 {section}), got {value}",
+        )
+        return default
+    return value
+
+
+def _parse_data_coding(table: _Table, base: DataCodingMap) -> DataCodingMap:
+    sub = table.table("data_coding", _DATA_CODING_KEYS)
+    if sub is None:
+        return base
+    values: dict[str, int | None] = {}
+    for key in _DATA_CODING_KEYS:
+        value = sub.data.get(key)
+        if value is None:
+            continue
+        optional = key not in ("gsm7", "ucs2")
+        if value is False and optional:
+            values[key] = None  # this provider does not offer it
+        elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFF:
+            values[key] = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            sub.ctx.error(sub.path(key), "must be between 0 and 255")
+        else:
+            expected = "an integer 0-255 or false (not offered)" if optional else "an integer"
+            sub.ctx.error(sub.path(key), f"expected {expected}, got {_type_name(value)}")
+    return DataCodingMap(
+        gsm7=_default(values.get("gsm7"), base.gsm7),
+        latin1=values.get("latin1", base.latin1),
+        ucs2=_default(values.get("ucs2"), base.ucs2),
+        flash_gsm7=values.get("flash_gsm7", base.flash_gsm7),
+        flash_ucs2=values.get("flash_ucs2", base.flash_ucs2),
+    )
+
+
+def _parse_routes(table: _Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    routes: list[str] = []
+    paths: list[str] = []
+    for path, route in table.string_items("routes"):
+        if not _ROUTE_RE.fullmatch(route):
+            table.ctx.error(
+                path, f'must be 1-20 digits, a destination prefix such as "55"; got {_quote(route)}'
+            )
+        elif route in routes:
+            table.ctx.error(path, f"listed twice (also {paths[routes.index(route)]})")
+        else:
+            routes.append(route)
+            paths.append(path)
+    return tuple(routes), tuple(paths)
+
+
+def _parse_tlv_defaults(table: _Table) -> tuple[tuple[int, bytes], ...]:
+    value = table.data.get("tlv_defaults")
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        table._wrong_type("tlv_defaults", "a table")
+        return ()
+    ctx = table.ctx
+    result: list[tuple[int, bytes]] = []
+    seen: dict[int, str] = {}
+    for key, item in value.items():
+        path = f"{table.path('tlv_defaults')}.{key}"
+        if _TAG_HEX_RE.fullmatch(key):
+            tag = int(key, 16)
+        elif _TAG_DEC_RE.fullmatch(key):
+            tag = int(key)
+        else:
+            ctx.error(path, 'the key must be a TLV tag, in hex ("0x1400") or decimal ("5120")')
+            continue
+        if not 0 < tag <= 0xFFFF:
+            ctx.error(path, "the tag must be between 0x0001 and 0xFFFF")
+            continue
+        if tag in _PER_MESSAGE_TAGS:
+            ctx.error(path, f"{Tag(tag).name.lower()} is set per message by smppgw")
+            continue
+        if tag in seen:
+            ctx.error(path, f"same tag as {seen[tag]}")
+            continue
+        raw = _tlv_value(item, path, ctx)
+        if raw is None:
+            continue
+        seen[tag] = path
+        result.append((tag, raw))
+    return tuple(result)
+
+
+def _tlv_value(item: object, path: str, ctx: _Context) -> bytes | None:
+    if isinstance(item, str):
+        if not item.isascii() or "\x00" in item:
+            ctx.error(path, 'must be ASCII text without NUL; use { hex = "..." } for raw bytes')
+            return None
+        raw = item.encode("ascii") + b"\x00"  # C-Octet String, SMPP 3.4 §3.1
+    elif isinstance(item, dict):
+        sub = _Table(item, path, ("hex",), ctx)
+        text = sub.string("hex", required=True)
+        if text is None:
+            return None
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            ctx.error(f"{path}.hex", "must be an even number of hex digits")
+            return None
+    else:
+        ctx.error(path, f'expected a string or {{ hex = "..." }}, got {_type_name(item)}')
+        return None
+    if len(raw) > 0xFFFF:
+        ctx.error(path, "longer than 65535 octets, the TLV length limit")
+        return None
+    return raw
+
+
+# --------------------------------------------------------------------------- cross-checks
+
+
+def _check_providers(
+    providers: Sequence[_ParsedProvider], gateway: GatewayConfig, ctx: _Context
+) -> None:
+    by_name: dict[str, _ParsedProvider] = {}
+    for parsed in providers:
+        name = parsed.config.name
+        if not name:
+            continue
+        if name in by_name:
+            ctx.error(
+                f"{parsed.path}.name",
+                f'duplicate provider name "{name}" (also {by_name[name].path})',
+            )
+        else:
+            by_name[name] = parsed
+    names = tuple(by_name)
+
+    failover_targets = set()
+    for parsed in providers:
+        failover = parsed.config.failover
+        if failover is None:
+            continue
+        path = f"{parsed.path}.failover"
+        if failover == parsed.config.name:
+            ctx.error(path, "a provider cannot fail over to itself")
+        elif failover not in by_name:
+            ctx.error(path, _unknown_provider_rule(failover, names))
+        else:
+            failover_targets.add(failover)
+
+    default = gateway.default_provider
+    if default is not None and default not in by_name:
+        ctx.error("gateway.default_provider", _unknown_provider_rule(default, names))
+
+    owners: dict[str, tuple[_ParsedProvider, str]] = {}
+    for parsed in providers:
+        for route, path in zip(parsed.config.routes, parsed.route_paths):
+            if route not in owners:
+                owners[route] = (parsed, path)
+                continue
+            other, other_path = owners[route]
+            # The router sends a shared prefix to the provider listed first and fails over
+            # from there, so sharing only makes sense when that one fails over to this one.
+            if other.config.failover != parsed.config.name:
+                ctx.error(
+                    path,
+                    f'route "{route}" is already served by provider "{other.config.name}" '
+                    f"({other_path}); only the failover of the provider listed first may "
+                    "share its route",
+                )
+
+    for parsed in providers:
+        config = parsed.config
+        if not config.routes and config.name not in (default, *failover_targets):
+            ctx.warn(
+                f"{parsed.path}.routes",
+                "no routes and not gateway.default_provider: only messages that name this "
+                "provider reach it",
+            )
+
+
+# --------------------------------------------------------------------------- [[webhook]]
+
+
+def _parse_webhook(table: _Table, ctx: _Context) -> WebhookConfig:
+    url = table.string("url", required=True, nonempty=True) or ""
+    # The URL is never quoted in a rule: a query string may carry a token.
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            ctx.error(table.path("url"), "must be an http:// or https:// URL with a host")
+        elif parts.username is not None or parts.password is not None:
+            ctx.error(
+                table.path("url"),
+                'must not carry credentials (they would show in logs); use auth = "basic"',
+            )
+        elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+            ctx.warn(
+                table.path("url"),
+                "plain http: phone numbers, message text and credentials cross the network "
+                "unencrypted",
+            )
+
+    events: list[WebhookEvent] = []
+    if "events" in table:
+        for path, text in table.string_items("events"):
+            event = next((e for e in _WEBHOOK_EVENTS if e == text), None)
+            if event is None:
+                ctx.error(path, _choice_rule(text, _WEBHOOK_EVENTS))
+            elif event in events:
+                ctx.error(path, f'"{event}" listed twice')
+            else:
+                events.append(event)
+        if isinstance(table.data["events"], list) and not table.data["events"]:
+            ctx.error(table.path("events"), "must list at least one event type")
+
+    auth = table.choice("auth", _WEBHOOK_AUTHS) or "none"
+    basic_keys = ("username", "password_file", "password_env")
+    bearer_keys = ("token_file", "token_env")
+    username = password = token = None
+    if auth == "basic":
+        username = table.string("username", required=True, nonempty=True)
+        if username is not None and ":" in username:
+            ctx.error(table.path("username"), 'must not contain ":" (RFC 7617)')
+        password = table.secret(
+            "password",
+            missing_rule='missing required key: auth = "basic" needs password_file or password_env',
+        )
+    elif auth == "bearer":
+        token = table.secret(
+            "token",
+            missing_rule='missing required key: auth = "bearer" needs token_file or token_env',
+        )
+    for keys, needed in ((basic_keys, "basic"), (bearer_keys, "bearer")):
+        if auth != needed:
+            for key in keys:
+                if key in table:
+                    ctx.error(table.path(key), f'only used with auth = "{needed}"')
+
+    return WebhookConfig(
+        url=url,
+        events=tuple(events) if "events" in table else _WEBHOOK_EVENTS,
+        auth=auth,
+        username=username,
+        password=password,
+        token=token,
+        hmac_secret=table.secret("hmac_secret", missing_rule=None),
+        timeout=_default(table.number("timeout", positive=True), DEFAULT_WEBHOOK_TIMEOUT),
+        batch_size=_default(
+            table.integer("batch_size", minimum=1, maximum=10_000), DEFAULT_WEBHOOK_BATCH_SIZE
+        ),
+        max_delay=_default(table.number("max_delay", positive=True), DEFAULT_WEBHOOK_MAX_DELAY),
+    )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_config(config: Config) -> str:
+    """The resolved configuration as TOML, profile defaults included, every secret "***".
+
+    The output parses as TOML, so it can be diffed or fed back to check-config; a secret's
+    source ("env WAVY_PASSWORD") is shown as a comment.
+    """
+    lines = ['# smppgw resolved configuration: profile defaults merged, secrets shown as "***"']
+    gateway = config.gateway
+    lines += [
+        "",
+        "[gateway]",
+        _kv("state_dir", str(gateway.state_dir)),
+        _kv("submit_socket", str(gateway.submit_socket)),
+        _kv("socket_mode", f"{gateway.socket_mode:04o}"),
+        _kv("metrics_listen", str(gateway.metrics_listen or "")),
+        _kv("log_level", gateway.log_level),
+    ]
+    if gateway.default_provider is not None:
+        lines.append(_kv("default_provider", gateway.default_provider))
+    lines.append(_kv("api_listen", str(gateway.api_listen or "")))
+    lines += _secret_line("api_token", gateway.api_token)
+    lines += [
+        _kv("max_body_bytes", gateway.max_body_bytes),
+        _kv("sender_policy", gateway.sender_policy),
+    ]
+    for provider in config.providers:
+        lines += ["", *_render_provider(provider)]
+    for webhook in config.webhooks:
+        lines += ["", *_render_webhook(webhook)]
+    return "\n".join(lines) + "\n"
+
+
+def _render_provider(provider: ProviderConfig) -> list[str]:
+    profile = provider.profile
+    coding = profile.data_coding
+    coding_items = ", ".join(
+        f"{key} = {_toml(getattr(coding, key) if getattr(coding, key) is not None else False)}"
+        for key in _DATA_CODING_KEYS
+    )
+    lines = [
+        "[[provider]]",
+        _kv("name", provider.name),
+        _kv("profile", profile.name),
+        _kv("system_id", provider.system_id),
+        *_secret_line("password", provider.password),
+        _kv("routes", list(provider.routes)),
+    ]
+    if provider.failover is not None:
+        lines += [
+            _kv("failover", provider.failover),
+            _kv("failover_after", provider.failover_after),
+        ]
+    lines += [
+        _kv("sender_as_system_id", provider.sender_as_system_id),
+        _kv("hosts", list(profile.hosts)),
+        _kv("tls", profile.tls),
+        _kv("tls_verify", provider.tls_verify),
+        _kv("tls_min_version", profile.tls_min_version),
+    ]
+    for key, path in (
+        ("ca_file", provider.ca_file),
+        ("client_cert", provider.client_cert),
+        ("client_key", provider.client_key),
+    ):
+        if path is not None:
+            lines.append(_kv(key, str(path)))
+    if provider.tls_pin_sha256 is not None:
+        lines.append(_kv("tls_pin_sha256", provider.tls_pin_sha256.hex()))
+    lines += [
+        _kv("system_type", profile.system_type),
+        _kv("bind_type", profile.bind_type),
+        f"interface_version = 0x{profile.interface_version:02x}",
+    ]
+    if profile.binds_per_host is not None:
+        lines.append(_kv("binds_per_host", profile.binds_per_host))
+    else:
+        lines.append(_kv("binds", profile.binds))
+    lines += [
+        _kv("window", profile.window),
+        _kv("rate_per_bind", profile.rate_per_bind or 0),
+        _kv("rate_per_host", profile.rate_per_host or 0),
+        _kv("enquire_link_interval", profile.enquire_link_interval),
+        _kv("response_timeout", profile.response_timeout),
+        _kv("connect_timeout", provider.connect_timeout),
+        _kv("bind_timeout", provider.bind_timeout),
+        _kv("default_ton", profile.default_ton),
+        _kv("default_npi", profile.default_npi),
+        _kv("validity_minutes", profile.validity_minutes),
+        _kv("registered_delivery", profile.registered_delivery),
+        f"data_coding = {{ {coding_items} }}",
+        _kv("gsm_extension", profile.gsm_extension),
+        _kv("transliterate", provider.transliterate),
+        _kv("concat", profile.concat),
+        _kv("max_octets_per_part", profile.max_octets_per_part),
+        _kv("submit_multi", profile.submit_multi),
+        _kv("message_id_format", profile.message_id_format),
+        _kv("receipt_id_base", provider.receipt_id_base),
+        _kv("receipt_style", profile.receipt_style),
+    ]
+    if provider.tlv_defaults:
+        items = ", ".join(f"0x{tag:04x} = {_tlv_toml(raw)}" for tag, raw in provider.tlv_defaults)
+        lines.append(f"tlv_defaults = {{ {items} }}")
+    lines.append("# bind targets:")
+    lines += [f"#   {provider.name}#{t.index} {t}" for t in provider.bind_targets]
+    return lines
+
+
+def _render_webhook(webhook: WebhookConfig) -> list[str]:
+    lines = [
+        "[[webhook]]",
+        _kv("url", webhook.url),
+        _kv("events", list(webhook.events)),
+        _kv("auth", webhook.auth),
+    ]
+    if webhook.username is not None:
+        lines.append(_kv("username", webhook.username))
+    lines += _secret_line("password", webhook.password)
+    lines += _secret_line("token", webhook.token)
+    lines += _secret_line("hmac_secret", webhook.hmac_secret)
+    lines += [
+        _kv("timeout", webhook.timeout),
+        _kv("batch_size", webhook.batch_size),
+        _kv("max_delay", webhook.max_delay),
+    ]
+    return lines
+
+
+def _secret_line(key: str, secret: Secret | None) -> list[str]:
+    if secret is None:
+        return []
+    return [f'{key} = "***"  # from {secret.source}' if secret.source else f'{key} = "***"']
+
+
+def _kv(key: str, value: str | int | float | bool | list[str]) -> str:
+    return f"{key} = {_toml(value)}"
+
+
+def _toml(value: str | int | float | bool | list[str]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    # JSON string escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
+    return json.dumps(value).replace("\x7f", "\\u007f")
+
+
+def _tlv_toml(raw: bytes) -> str:
+    text = raw[:-1]
+    if raw.endswith(b"\x00") and text.isascii() and text.decode("ascii").isprintable():
+        return _toml(text.decode("ascii"))
+    return f'{{ hex = "{raw.hex()}" }}'
+
+
+# --------------------------------------------------------------------------- small helpers
+
+_T = TypeVar("_T")
+
+
+def _default(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date/time"
+
+
+def _in_range(value: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def _range_rule(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"must be between {_fmt(minimum)} and {_fmt(maximum)}"
+    if minimum is not None:
+        return f"must be at least {_fmt(minimum)}"
+    return f"must be at most {_fmt(maximum or 0)}"
+
+
+def _choice_rule(value: str, choices: Sequence[str]) -> str:
+    listed = ", ".join(f'"{c}"' for c in choices)
+    rule = f"must be one of {listed}; got {_quote(value)}"
+    close = difflib.get_close_matches(value, choices, n=1)
+    return f'{rule} (did you mean "{close[0]}"?)' if close else rule
+
+
+def _unknown_rule(key: str, keys: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, keys, n=1)
+    return f'unknown key (did you mean "{close[0]}"?)' if close else "unknown key"
+
+
+def _unknown_provider_rule(name: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    rule = f'unknown provider "{name}"'
+    return f'{rule} (did you mean "{close[0]}"?)' if close else rule
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

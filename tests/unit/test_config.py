@@ -1,0 +1,949 @@
+"""smppgw.config and `smppgw check-config`: every rule reports its exact key path, all problems
+come out in one run, and no secret ever reaches a repr, a message or the rendered config."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from smppgw import check_config_cmd, config
+from smppgw.config import (
+    BindTarget,
+    Config,
+    HostPort,
+    Secret,
+    format_problem,
+    load_config,
+    parse_config,
+    parse_host_port,
+    render_config,
+)
+from smppgw.errors import ConfigError, Problem
+from smppgw.profiles import QIKBERRY, WAVY, DataCodingMap, ProviderProfile
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "config" / "smppgw.example.toml"
+EXAMPLE_ENV = {"WAVY_PASSWORD": "wavy-pw", "QIKBERRY_PASSWORD": "qik-pw"}
+SECRET = "Zq9-UNIQUE-s3cret-7781"  # distinctive, so any leak is found by a plain search
+
+GENERIC_PROVIDER = """
+[[provider]]
+name = "acme"
+system_id = "acme"
+password_env = "PW"
+hosts = ["smsc.example.com:2775"]
+routes = ["1"]
+"""
+ENV = {"PW": "pw"}
+
+
+def parse(text: str, tmp_path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    return parse_config(tomllib.loads(text), base_dir=tmp_path, environ=ENV | dict(environ or {}))
+
+
+def problems(text: str, tmp_path: Path, environ: Mapping[str, str] | None = None) -> list[Problem]:
+    with pytest.raises(ConfigError) as info:
+        parse(text, tmp_path, environ)
+    return info.value.problems
+
+
+def only_problem(text: str, tmp_path: Path, environ: Mapping[str, str] | None = None) -> Problem:
+    found = problems(text, tmp_path, environ)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def provider(extra: str = "", *, profile: str = "generic", name: str = "acme") -> str:
+    """One [[provider]] table with everything required, plus `extra` lines."""
+    lines = [
+        "[[provider]]",
+        f'name = "{name}"',
+        f'profile = "{profile}"',
+        'system_id = "acme"',
+        'password_env = "PW"',
+    ]
+    if profile == "generic":
+        lines.append('hosts = ["smsc.example.com:2775"]')
+    lines.append('routes = ["1"]' if name == "acme" else f'routes = ["{len(name)}"]')
+    return "\n".join(lines) + "\n" + extra + "\n"
+
+
+# --------------------------------------------------------------------------- shipped files
+
+
+def test_example_config_loads_without_problems() -> None:
+    loaded = load_config(EXAMPLE, environ=EXAMPLE_ENV)
+    assert loaded.warnings == ()
+    assert [p.name for p in loaded.providers] == ["wavy", "qikberry"]
+    wavy, qikberry = loaded.providers
+    assert wavy.profile.system_type == "MovileSMSC"
+    assert wavy.password.reveal() == "wavy-pw"
+    assert len(wavy.bind_targets) == 4
+    assert qikberry.password.reveal() == "qik-pw"
+    assert qikberry.tlv_defaults == ((0x1400, b"1101234567890\x00"), (0x1402, b"1702345678901\x00"))
+    assert [str(t) for t in qikberry.bind_targets] == ["smpp1.txtsms.me:3635"] * 3 + [
+        "smpp2.txtsms.me:3635"
+    ] * 3
+    assert loaded.gateway.default_provider == "wavy"
+    assert loaded.webhooks == ()
+
+
+def test_example_config_documents_every_key() -> None:
+    text = EXAMPLE.read_text()
+    keys = (
+        config._GATEWAY_KEYS
+        + config._PROVIDER_KEYS
+        + config._WEBHOOK_KEYS
+        + config._DATA_CODING_KEYS
+    )
+    missing = [k for k in keys if not re.search(rf"^[#\s]*{k}\s*=|[{{,]\s*{k}\s*=", text, re.M)]
+    assert missing == []
+
+
+def test_example_webhook_block_loads_when_uncommented(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    block = text[text.index("# [[webhook]]") :]
+    webhook = "\n".join(
+        line.removeprefix("# ")
+        for line in block.splitlines()
+        if line.startswith("# ") and not line.startswith("# # ")
+    )
+    (tmp_path / "webhook-password").write_text("pw\n")
+    (tmp_path / "webhook-hmac").write_text("hmac\n")
+    os.chmod(tmp_path / "webhook-password", 0o600)
+    os.chmod(tmp_path / "webhook-hmac", 0o600)
+    loaded = parse(GENERIC_PROVIDER + webhook, tmp_path)
+    (hook,) = loaded.webhooks
+    assert hook.auth == "basic"
+    assert hook.password is not None and hook.password.reveal() == "pw"
+    assert hook.hmac_secret is not None and hook.hmac_secret.reveal() == "hmac"
+
+
+@pytest.mark.parametrize(
+    ("name", "env"), [("wavy.toml", "WAVY_PASSWORD"), ("qikberry.toml", "QIKBERRY_PASSWORD")]
+)
+def test_provider_fragments_load_as_full_configs(name: str, env: str) -> None:
+    loaded = load_config(REPO / "config" / name, environ={env: "x"})
+    assert loaded.warnings == ()
+    assert loaded.providers[0].profile.name == name.removesuffix(".toml")
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def test_profile_defaults_and_overrides_merge(tmp_path: Path) -> None:
+    loaded = parse(provider("window = 20\nenquire_link_interval = 45", profile="wavy"), tmp_path)
+    merged = loaded.providers[0].profile
+    assert isinstance(merged, ProviderProfile)
+    assert merged == dataclasses.replace(WAVY, window=20, enquire_link_interval=45.0)
+    assert merged.name == "wavy"
+    assert loaded.providers[0].name == "acme"
+
+
+def test_qikberry_profile_defaults(tmp_path: Path) -> None:
+    merged = parse(provider(profile="qikberry"), tmp_path).providers[0].profile
+    assert merged == QIKBERRY
+
+
+def test_data_coding_overrides_only_named_alphabets(tmp_path: Path) -> None:
+    merged = parse(provider("data_coding = { latin1 = 3, flash_ucs2 = false }"), tmp_path)
+    assert merged.providers[0].profile.data_coding == DataCodingMap(
+        gsm7=0, latin1=3, ucs2=8, flash_gsm7=0x10, flash_ucs2=None
+    )
+
+
+def test_rate_zero_lifts_the_profile_limit(tmp_path: Path) -> None:
+    merged = parse(provider("rate_per_bind = 0", profile="wavy"), tmp_path).providers[0].profile
+    assert merged.rate_per_bind is None
+
+
+def test_account_settings_defaults(tmp_path: Path) -> None:
+    (acme,) = parse(GENERIC_PROVIDER, tmp_path).providers
+    assert acme.tls_verify is True
+    assert acme.connect_timeout == 10.0
+    assert acme.bind_timeout == 10.0
+    assert acme.failover is None and acme.failover_after == 60.0
+    assert acme.transliterate is False
+    assert acme.receipt_id_base == "same"
+    assert acme.sender_as_system_id is False
+
+
+def test_gateway_defaults(tmp_path: Path) -> None:
+    gateway = parse(GENERIC_PROVIDER, tmp_path).gateway
+    assert gateway.state_dir == Path("/var/lib/smppgw")
+    assert gateway.submit_socket == Path("/run/smppgw/submit.sock")
+    assert gateway.socket_mode == 0o660
+    assert gateway.metrics_listen == HostPort("127.0.0.1", 9465)
+    assert gateway.api_listen is None and gateway.api_token is None
+    assert gateway.max_body_bytes == 1024 * 1024
+    assert gateway.sender_policy == "error"
+    assert gateway.log_level == "info"
+
+
+def test_gateway_values_and_relative_paths(tmp_path: Path) -> None:
+    text = """
+[gateway]
+state_dir = "state"
+socket_mode = "0600"
+metrics_listen = ""
+log_level = "debug"
+sender_policy = "warn"
+default_provider = "acme"
+"""
+    gateway = parse(text + GENERIC_PROVIDER, tmp_path).gateway
+    assert gateway.state_dir == tmp_path / "state"
+    assert gateway.socket_mode == 0o600
+    assert gateway.metrics_listen is None
+    assert gateway.log_level == "debug"
+    assert gateway.sender_policy == "warn"
+
+
+def test_spread_bind_targets_round_robin_over_hosts(tmp_path: Path) -> None:
+    text = provider("binds = 3").replace(
+        'hosts = ["smsc.example.com:2775"]', 'hosts = ["a.example:1", "[::1]:2775"]'
+    )
+    targets = parse(text, tmp_path).providers[0].bind_targets
+    assert targets == (
+        BindTarget("a.example", 1, 0),
+        BindTarget("::1", 2775, 1),
+        BindTarget("a.example", 1, 2),
+    )
+    assert str(targets[1]) == "[::1]:2775"
+
+
+def test_binds_per_host_multiplies_over_hosts(tmp_path: Path) -> None:
+    text = provider("binds_per_host = 2").replace(
+        'hosts = ["smsc.example.com:2775"]', 'hosts = ["a.example:1", "b.example:1"]'
+    )
+    (acme,) = parse(text, tmp_path).providers
+    assert acme.profile.binds == 4 and acme.profile.binds_per_host == 2
+    assert [(t.host, t.index) for t in acme.bind_targets] == [
+        ("a.example", 0),
+        ("a.example", 1),
+        ("b.example", 2),
+        ("b.example", 3),
+    ]
+
+
+def test_explicit_binds_replace_the_profiles_per_host_count(tmp_path: Path) -> None:
+    (qik,) = parse(provider("binds = 2", profile="qikberry"), tmp_path).providers
+    assert qik.profile.binds == 2 and qik.profile.binds_per_host is None
+    assert [t.host for t in qik.bind_targets] == ["smpp1.txtsms.me", "smpp2.txtsms.me"]
+
+
+def test_fewer_binds_than_hosts_warns(tmp_path: Path) -> None:
+    loaded = parse(provider("binds = 1", profile="qikberry"), tmp_path)
+    assert [w.path for w in loaded.warnings] == ["provider[0].binds"]
+    assert "smpp2.txtsms.me:3635 get no bind" in loaded.warnings[0].rule
+
+
+def test_tlv_defaults_are_normalised(tmp_path: Path) -> None:
+    text = provider('tlv_defaults = { 0x1400 = "11", 5121 = "22", "0x1402" = { hex = "00ff" } }')
+    (acme,) = parse(text, tmp_path).providers
+    assert acme.tlv_defaults == ((0x1400, b"11\x00"), (0x1401, b"22\x00"), (0x1402, b"\x00\xff"))
+
+
+def test_config_provider_lookup(tmp_path: Path) -> None:
+    loaded = parse(GENERIC_PROVIDER, tmp_path)
+    assert loaded.provider("acme") is loaded.providers[0]
+    with pytest.raises(KeyError):
+        loaded.provider("nope")
+    # CPython 3.11 raises TypeError instead of FrozenInstanceError for frozen slotted classes.
+    with pytest.raises((dataclasses.FrozenInstanceError, TypeError)):
+        loaded.providers[0].name = "other"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- one rule each
+
+RULES = [
+    # (extra provider lines, profile, key path, words the rule must say)
+    ("windw = 5", "generic", "provider[0].windw", 'unknown key (did you mean "window"?)'),
+    ('window = "10"', "generic", "provider[0].window", "expected an integer, got a string"),
+    ("window = 0", "generic", "provider[0].window", "must be at least 1"),
+    ("tls = 1", "generic", "provider[0].tls", "expected a boolean"),
+    (
+        "enquire_link_interval = 60",
+        "wavy",
+        "provider[0].enquire_link_interval",
+        'must be between 30 and 59 seconds for profile "wavy" (got 60)',
+    ),
+    ("binds = 2", "wavy", "provider[0].binds", 'at least 4 binds for profile "wavy" (got 2)'),
+    (
+        "binds_per_host = 2",
+        "wavy",
+        "provider[0].binds_per_host",
+        'at least 4 binds for profile "wavy" (got 2 binds over 1 hosts)',
+    ),
+    (
+        "binds = 6\nbinds_per_host = 3",
+        "qikberry",
+        "provider[0].binds_per_host",
+        "set binds or binds_per_host, not both",
+    ),
+    (
+        'bind_type = "trx"',
+        "generic",
+        "provider[0].bind_type",
+        'must be one of "transceiver", "transmitter", "receiver"; got "trx"',
+    ),
+    (
+        'receipt_id_base = "octal"',
+        "generic",
+        "provider[0].receipt_id_base",
+        'must be one of "same", "hex", "decimal"',
+    ),
+    ("interface_version = 0x50", "generic", "provider[0].interface_version", "0x34 (SMPP 3.4)"),
+    ("default_ton = 9", "generic", "provider[0].default_ton", "SMPP 3.4 §5.2.5"),
+    ("default_npi = 2", "generic", "provider[0].default_npi", "SMPP 3.4 §5.2.6"),
+    ("response_timeout = 0", "generic", "provider[0].response_timeout", "greater than 0"),
+    ("connect_timeout = -1", "generic", "provider[0].connect_timeout", "greater than 0"),
+    ("registered_delivery = 64", "generic", "provider[0].registered_delivery", "between 0 and 31"),
+    ("rate_per_host = -5", "generic", "provider[0].rate_per_host", "must be at least 0"),
+    ("validity_minutes = -1", "generic", "provider[0].validity_minutes", "must be at least 0"),
+    ("response_timeout = inf", "generic", "provider[0].response_timeout", "finite"),
+    ("data_coding = { ucs2 = 300 }", "generic", "provider[0].data_coding.ucs2", "0 and 255"),
+    (
+        "data_coding = { gsm7 = false }",
+        "generic",
+        "provider[0].data_coding.gsm7",
+        "expected an integer, got a boolean",
+    ),
+    ("data_coding = { utf8 = 4 }", "generic", "provider[0].data_coding.utf8", "unknown key"),
+    ('tls_min_version = "1.4"', "generic", "provider[0].tls_min_version", "must be one of"),
+    ('tls_pin_sha256 = "abc"', "generic", "provider[0].tls_pin_sha256", "64 hex digits"),
+    ('system_type = "much-too-long-type"', "generic", "provider[0].system_type", "longer than 12"),
+    ('ca_file = "missing.pem"', "generic", "provider[0].ca_file", "no such file: "),
+    ('client_cert = "/nonexistent/c.pem"', "generic", "provider[0].client_cert", "no such file"),
+    ('failover = "acme"', "generic", "provider[0].failover", "cannot fail over to itself"),
+    ('failover = "acmee"', "generic", "provider[0].failover", 'unknown provider "acmee"'),
+    ('tlv_defaults = { tag = "1" }', "generic", "provider[0].tlv_defaults.tag", "TLV tag"),
+    (
+        'tlv_defaults = { 0x020C = "1" }',
+        "generic",
+        "provider[0].tlv_defaults.0x020C",
+        "per message",
+    ),
+    (
+        'tlv_defaults = { 0x1400 = "1", 5120 = "2" }',
+        "generic",
+        "provider[0].tlv_defaults.5120",
+        "same tag as provider[0].tlv_defaults.0x1400",
+    ),
+    (
+        'tlv_defaults = { 0x1400 = { hex = "zz" } }',
+        "generic",
+        "provider[0].tlv_defaults.0x1400.hex",
+        "hex digits",
+    ),
+    (
+        "tlv_defaults = { 0x1400 = 5 }",
+        "generic",
+        "provider[0].tlv_defaults.0x1400",
+        'expected a string or { hex = "..." }, got an integer',
+    ),
+    ('tlv_defaults = { 0x1400 = "é" }', "generic", "provider[0].tlv_defaults.0x1400", "ASCII"),
+]
+
+
+@pytest.mark.parametrize(("extra", "profile", "path", "rule"), RULES, ids=[r[2] for r in RULES])
+def test_provider_rule(extra: str, profile: str, path: str, rule: str, tmp_path: Path) -> None:
+    problem = only_problem(provider(extra, profile=profile), tmp_path)
+    assert problem.path == path
+    assert rule in problem.rule
+
+
+def test_unknown_top_level_table_suggests(tmp_path: Path) -> None:
+    problem = only_problem("[gatway]\n" + GENERIC_PROVIDER, tmp_path)
+    assert problem == Problem("gatway", 'unknown key (did you mean "gateway"?)')
+
+
+def test_provider_as_plain_table_is_wrong_type(tmp_path: Path) -> None:
+    problem = only_problem('[provider]\nname = "x"\n', tmp_path)
+    assert problem.path == "provider"
+    assert "expected an array of tables ([[provider]]), got a table" in problem.rule
+
+
+def test_no_provider_at_all(tmp_path: Path) -> None:
+    problem = only_problem("[gateway]\n", tmp_path)
+    assert problem.path == "provider"
+    assert "at least one [[provider]]" in problem.rule
+
+
+def test_missing_required_keys(tmp_path: Path) -> None:
+    found = problems('[[provider]]\nhosts = ["h:1"]\nroutes = ["1"]\n', tmp_path)
+    assert [(p.path, p.rule.split(":")[0]) for p in found] == [
+        ("provider[0].name", "missing required key"),
+        ("provider[0].system_id", "missing required key"),
+        ("provider[0].password", "missing required key"),
+    ]
+
+
+def test_generic_profile_needs_hosts(tmp_path: Path) -> None:
+    text = provider().replace('hosts = ["smsc.example.com:2775"]\n', "")
+    problem = only_problem(text, tmp_path)
+    assert problem.path == "provider[0].hosts"
+    assert 'profile "generic" has no default hosts' in problem.rule
+
+
+def test_unknown_profile(tmp_path: Path) -> None:
+    problem = only_problem(provider(profile="wavvy"), tmp_path)
+    assert problem.path == "provider[0].profile"
+    assert '(did you mean "wavy"?)' in problem.rule
+
+
+def test_bad_provider_name(tmp_path: Path) -> None:
+    problem = only_problem(provider(name="Acme Corp"), tmp_path)
+    assert problem.path == "provider[0].name"
+    assert "[a-z0-9_-]+" in problem.rule
+
+
+def test_duplicate_provider_names(tmp_path: Path) -> None:
+    text = provider() + provider().replace('routes = ["1"]', 'routes = ["2"]')
+    problem = only_problem(text, tmp_path)
+    assert problem == Problem(
+        "provider[1].name", 'duplicate provider name "acme" (also provider[0])'
+    )
+
+
+def test_route_shared_by_two_providers_is_an_error(tmp_path: Path) -> None:
+    text = provider() + provider(name="other").replace('routes = ["5"]', 'routes = ["9", "1"]')
+    problem = only_problem(text, tmp_path)
+    assert problem.path == "provider[1].routes[1]"
+    assert problem.rule.startswith(
+        'route "1" is already served by provider "acme" (provider[0].routes[0])'
+    )
+
+
+def test_route_shared_with_the_failover_is_allowed(tmp_path: Path) -> None:
+    text = provider('failover = "other"') + provider(name="other").replace(
+        'routes = ["5"]', 'routes = ["1"]'
+    )
+    loaded = parse(text, tmp_path)
+    assert loaded.providers[0].failover == "other"
+    assert loaded.providers[1].routes == ("1",)
+
+
+def test_route_shared_with_a_primary_listed_later_is_an_error(tmp_path: Path) -> None:
+    text = provider() + provider('failover = "acme"', name="other").replace(
+        'routes = ["5"]', 'routes = ["1"]'
+    )
+    problem = only_problem(text, tmp_path)
+    assert problem.path == "provider[1].routes[0]"
+    assert "only the failover of the provider listed first may share its route" in problem.rule
+
+
+def test_route_must_be_digits(tmp_path: Path) -> None:
+    text = provider().replace('routes = ["1"]', 'routes = ["1", "2", "+55"]')
+    problem = only_problem(text, tmp_path)
+    assert problem.path == "provider[0].routes[2]"
+    assert "1-20 digits" in problem.rule and '"+55"' in problem.rule
+
+
+def test_route_listed_twice(tmp_path: Path) -> None:
+    text = provider().replace('routes = ["1"]', 'routes = ["1", "1"]')
+    assert only_problem(text, tmp_path) == Problem(
+        "provider[0].routes[1]", "listed twice (also provider[0].routes[0])"
+    )
+
+
+def test_provider_without_routes_warns(tmp_path: Path) -> None:
+    loaded = parse(provider().replace('routes = ["1"]', ""), tmp_path)
+    assert [w.path for w in loaded.warnings] == ["provider[0].routes"]
+
+
+def test_default_provider_must_exist(tmp_path: Path) -> None:
+    problem = only_problem('[gateway]\ndefault_provider = "acm"\n' + GENERIC_PROVIDER, tmp_path)
+    assert problem == Problem(
+        "gateway.default_provider", 'unknown provider "acm" (did you mean "acme"?)'
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        ("socket_mode = 660", 'must be an octal string such as "0660", not an integer'),
+        ('socket_mode = "rw-rw----"', 'must be an octal string such as "0660"'),
+        ('metrics_listen = "9465"', 'expected "host:port"'),
+        ('log_level = "verbose"', 'must be one of "debug"'),
+        ('sender_policy = "ignore"', 'must be one of "error", "warn"'),
+        ("max_body_bytes = 10", "must be at least 1024"),
+        ('submit_socket = "/' + "x" * 120 + '"', "unix socket path"),
+        ('api_listen = "127.0.0.1:8080"', "needs a bearer token"),
+    ],
+)
+def test_gateway_rule(line: str, rule: str, tmp_path: Path) -> None:
+    problem = only_problem(f"[gateway]\n{line}\n" + GENERIC_PROVIDER, tmp_path)
+    key = line.split(" ")[0]
+    assert problem.path == ("gateway.api_token_file" if key == "api_listen" else f"gateway.{key}")
+    assert rule in problem.rule
+
+
+def test_api_listen_with_token(tmp_path: Path) -> None:
+    text = '[gateway]\napi_listen = "[::1]:8080"\napi_token_env = "TOKEN"\n' + GENERIC_PROVIDER
+    gateway = parse(text, tmp_path, {"TOKEN": SECRET}).gateway
+    assert gateway.api_listen == HostPort("::1", 8080)
+    assert gateway.api_token is not None and gateway.api_token.reveal() == SECRET
+
+
+def test_api_token_without_api_listen_warns(tmp_path: Path) -> None:
+    loaded = parse('[gateway]\napi_token_env = "UNSET"\n' + GENERIC_PROVIDER, tmp_path)
+    assert loaded.warnings == (
+        Problem("gateway.api_token_env", "ignored because api_listen is not set"),
+    )
+
+
+def test_world_writable_socket_warns(tmp_path: Path) -> None:
+    loaded = parse('[gateway]\nsocket_mode = "0666"\n' + GENERIC_PROVIDER, tmp_path)
+    assert [w.path for w in loaded.warnings] == ["gateway.socket_mode"]
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("smsc.example.com:2775", HostPort("smsc.example.com", 2775)),
+        ("10.0.0.1:2775", HostPort("10.0.0.1", 2775)),
+        ("[::1]:2775", HostPort("::1", 2775)),
+        ("[2001:db8::1]:1", HostPort("2001:db8::1", 1)),
+    ],
+)
+def test_parse_host_port(text: str, expected: HostPort) -> None:
+    assert parse_host_port(text) == expected
+    assert str(expected) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("smsc.example.com", 'expected "host:port"'),
+        ("::1:2775", "IPv6 addresses go in brackets"),
+        ("[::1]2775", 'expected "[address]:port"'),
+        ("[not-v6]:2775", "is not an IPv6 address"),
+        (":2775", "missing host"),
+        ("smsc example:2775", "is not a host name"),
+        ("smsc:0", "port must be a number from 1 to 65535"),
+        ("smsc:70000", "port must be a number from 1 to 65535"),
+        ("smsc:http", "port must be a number"),
+    ],
+)
+def test_hosts_not_host_port(text: str, rule: str, tmp_path: Path) -> None:
+    config_text = provider().replace(
+        'hosts = ["smsc.example.com:2775"]', f'hosts = ["a.example:1", "{text}"]'
+    )
+    problem = only_problem(config_text, tmp_path)
+    assert problem.path == "provider[0].hosts[1]"
+    assert rule in problem.rule
+
+
+def test_duplicate_and_empty_hosts(tmp_path: Path) -> None:
+    dup = provider().replace('hosts = ["smsc.example.com:2775"]', 'hosts = ["a:1", "a:1"]')
+    assert only_problem(dup, tmp_path) == Problem(
+        "provider[0].hosts[1]", "duplicate host (also provider[0].hosts[0])"
+    )
+    empty = provider().replace('hosts = ["smsc.example.com:2775"]', "hosts = []")
+    assert only_problem(empty, tmp_path) == Problem(
+        "provider[0].hosts", "must list at least one host"
+    )
+
+
+def test_wavy_by_ip_warns_but_local_proxy_does_not(tmp_path: Path) -> None:
+    by_ip = parse(provider('hosts = ["203.0.113.5:2444"]', profile="wavy"), tmp_path)
+    assert [w.path for w in by_ip.warnings] == ["provider[0].hosts[0]"]
+    proxied = parse(provider('hosts = ["127.0.0.1:2444"]\ntls = false', profile="wavy"), tmp_path)
+    assert proxied.warnings == ()
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def test_tls_verify_false_is_a_warning(tmp_path: Path) -> None:
+    loaded = parse(provider("tls_verify = false"), tmp_path)
+    assert loaded.providers[0].tls_verify is False
+    (warning,) = loaded.warnings
+    assert warning.path == "provider[0].tls_verify"
+    assert "certificate verification is off" in warning.rule
+
+
+def test_plain_smpp_warns_and_ignores_tls_keys(tmp_path: Path) -> None:
+    loaded = parse(provider('tls = false\ntls_min_version = "1.3"'), tmp_path)
+    assert [w.path for w in loaded.warnings] == ["provider[0].tls", "provider[0].tls_min_version"]
+    assert "unencrypted" in loaded.warnings[0].rule
+    assert loaded.warnings[1].rule == "ignored because tls = false"
+
+
+def test_tls_files_and_pin(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("ca")
+    (tmp_path / "client.pem").write_text("cert")
+    pin = "AB:" * 31 + "AB"
+    extra = f'ca_file = "ca.pem"\nclient_cert = "client.pem"\ntls_pin_sha256 = "{pin}"'
+    (acme,) = parse(provider(extra), tmp_path).providers
+    assert acme.ca_file == tmp_path / "ca.pem"
+    assert acme.client_cert == tmp_path / "client.pem"
+    assert acme.tls_pin_sha256 == bytes([0xAB]) * 32
+
+
+def test_client_key_needs_client_cert(tmp_path: Path) -> None:
+    (tmp_path / "k.pem").write_text("key")
+    problem = only_problem(provider('client_key = "k.pem"'), tmp_path)
+    assert problem == Problem("provider[0].client_key", "needs client_cert")
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def write_secret(path: Path, value: str) -> Path:
+    path.write_text(value)
+    path.chmod(0o600)
+    return path
+
+
+def test_password_file_resolves_in_credentials_directory(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    write_secret(creds / "acme", SECRET + "\n")
+    text = provider().replace('password_env = "PW"', 'password_file = "acme"')
+    (acme,) = parse(text, tmp_path, {"CREDENTIALS_DIRECTORY": str(creds)}).providers
+    assert acme.password.reveal() == SECRET  # trailing newline stripped
+    assert acme.password.source == f"file {creds / 'acme'}"
+
+
+def test_password_file_relative_to_config_without_credentials_directory(tmp_path: Path) -> None:
+    write_secret(tmp_path / "acme.pass", "pw")
+    text = provider().replace('password_env = "PW"', 'password_file = "acme.pass"')
+    assert parse(text, tmp_path).providers[0].password.reveal() == "pw"
+
+
+def test_password_file_missing(tmp_path: Path) -> None:
+    text = provider().replace('password_env = "PW"', 'password_file = "nope"')
+    problem = only_problem(text, tmp_path)
+    assert problem.path == "provider[0].password_file"
+    assert problem.rule == f"cannot read {tmp_path / 'nope'}: No such file or directory"
+
+
+def test_password_file_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "acme.pass").mkdir()
+    text = provider().replace('password_env = "PW"', 'password_file = "acme.pass"')
+    problem = only_problem(text, tmp_path)
+    assert problem == Problem(
+        "provider[0].password_file", f"cannot read {tmp_path / 'acme.pass'}: Is a directory"
+    )
+
+
+def test_password_file_empty_or_world_readable(tmp_path: Path) -> None:
+    write_secret(tmp_path / "empty", "\n")
+    text = provider().replace('password_env = "PW"', 'password_file = "empty"')
+    assert only_problem(text, tmp_path).rule == f"{tmp_path / 'empty'} is empty"
+    (tmp_path / "open").write_text("pw")
+    (tmp_path / "open").chmod(0o644)
+    loaded = parse(provider().replace('password_env = "PW"', 'password_file = "open"'), tmp_path)
+    assert [w.path for w in loaded.warnings] == ["provider[0].password_file"]
+    assert "readable by every local user (mode 0644)" in loaded.warnings[0].rule
+
+
+def test_password_env_not_set(tmp_path: Path) -> None:
+    text = provider().replace('password_env = "PW"', 'password_env = "ACME_PASSWORD"')
+    problem = only_problem(text, tmp_path)
+    assert problem == Problem(
+        "provider[0].password_env", "environment variable ACME_PASSWORD is not set"
+    )
+
+
+def test_only_one_password_source(tmp_path: Path) -> None:
+    problem = only_problem(provider('password = "x"'), tmp_path)
+    assert problem == Problem("provider[0].password", "set only one of password_env, password")
+
+
+def test_explicit_password_warns(tmp_path: Path) -> None:
+    text = provider().replace('password_env = "PW"', 'password = "pw"')
+    loaded = parse(text, tmp_path)
+    assert loaded.providers[0].password.reveal() == "pw"
+    (warning,) = loaded.warnings
+    assert warning.path == "provider[0].password"
+    assert "written in the config file" in warning.rule
+
+
+def test_secret_is_masked() -> None:
+    secret = Secret(SECRET, "env X")
+    assert repr(secret) == "Secret('***')"
+    assert str(secret) == "***"
+    assert f"{secret}" == "***" and f"{secret!r}" == "Secret('***')"
+    assert secret.reveal() == SECRET
+    assert secret == Secret(SECRET) and secret != Secret("other")
+
+
+def test_secrets_never_leak(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_secret(tmp_path / "hmac", SECRET)
+    text = (
+        provider().replace('password_env = "PW"', f'password = "{SECRET}"')
+        + """
+[gateway]
+api_listen = "127.0.0.1:8080"
+api_token_env = "TOKEN"
+
+[[webhook]]
+url = "https://hooks.example.com/x"
+auth = "bearer"
+token_env = "TOKEN"
+hmac_secret_file = "hmac"
+"""
+    )
+    loaded = parse(text, tmp_path, {"TOKEN": SECRET})
+    assert loaded.providers[0].password.reveal() == SECRET
+    shown = [repr(loaded), str(loaded), render_config(loaded), *map(str, loaded.warnings)]
+    assert all(SECRET not in s for s in shown)
+    assert 'password = "***"' in render_config(loaded)
+
+    # The same file with one mistake: the error must not carry any secret either.
+    with pytest.raises(ConfigError) as info:
+        parse(text + "batch_size = 0\n", tmp_path, {"TOKEN": SECRET})
+    assert info.value.problems == [Problem("webhook[0].batch_size", "must be between 1 and 10000")]
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value)
+
+    config_file = tmp_path / "smppgw.toml"
+    config_file.write_text(text)
+    monkeypatch.setenv("TOKEN", SECRET)
+    monkeypatch.setenv("PW", "pw")
+    assert check_config_cmd.run(argparse.Namespace(config=config_file, quiet=False)) == 0
+    out, err = capsys.readouterr()
+    assert SECRET not in out and SECRET not in err
+
+
+def test_wrong_type_never_echoes_the_value(tmp_path: Path) -> None:
+    text = provider().replace('password_env = "PW"', "password = 98765432123")
+    problem = only_problem(text, tmp_path)
+    assert problem == Problem("provider[0].password", "expected a string, got an integer")
+
+
+def test_secret_file_not_utf8_is_not_echoed(tmp_path: Path) -> None:
+    (tmp_path / "bin").write_bytes(b"\xff\xfe" + SECRET.encode())
+    (tmp_path / "bin").chmod(0o600)
+    text = provider().replace('password_env = "PW"', 'password_file = "bin"')
+    problem = only_problem(text, tmp_path)
+    assert problem.rule == f"{tmp_path / 'bin'} is not UTF-8 text"
+
+
+def test_long_password_warns_with_the_spec_limit(tmp_path: Path) -> None:
+    loaded = parse(GENERIC_PROVIDER, tmp_path, {"PW": SECRET})
+    (warning,) = loaded.warnings
+    assert warning.path == "provider[0].password"
+    assert "§4.1.1" in warning.rule and SECRET not in warning.rule
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def webhook(lines: str) -> str:
+    return GENERIC_PROVIDER + "\n[[webhook]]\n" + lines + "\n"
+
+
+def test_webhook_defaults(tmp_path: Path) -> None:
+    (hook,) = parse(webhook('url = "https://hooks.example.com/x"'), tmp_path).webhooks
+    assert hook.events == ("receipt", "state", "mo")
+    assert hook.auth == "none"
+    assert (hook.timeout, hook.batch_size, hook.max_delay) == (3.0, 100, 100000.0)
+
+
+@pytest.mark.parametrize(
+    ("lines", "path", "rule"),
+    [
+        ("", "webhook[0].url", "missing required key"),
+        ('url = "ftp://x/"', "webhook[0].url", "http:// or https://"),
+        (
+            f'url = "https://user:{SECRET}@h/"',
+            "webhook[0].url",
+            "must not carry credentials",
+        ),
+        ('url = "https://h/"\nevents = ["dlr"]', "webhook[0].events[0]", 'got "dlr"'),
+        ('url = "https://h/"\nevents = []', "webhook[0].events", "at least one"),
+        (
+            'url = "https://h/"\nauth = "basic"\npassword_env = "PW"',
+            "webhook[0].username",
+            "missing",
+        ),
+        (
+            'url = "https://h/"\nauth = "basic"\nusername = "u"',
+            "webhook[0].password_file",
+            "missing",
+        ),
+        ('url = "https://h/"\nauth = "bearer"', "webhook[0].token_file", "missing required key"),
+        ('url = "https://h/"\ntoken_env = "PW"', "webhook[0].token_env", 'auth = "bearer"'),
+        (
+            'url = "https://h/"\nusername = "u"',
+            "webhook[0].username",
+            'only used with auth = "basic"',
+        ),
+        ('url = "https://h/"\ntimeout = 0', "webhook[0].timeout", "greater than 0"),
+        ('url = "https://h/"\nretries = 3', "webhook[0].retries", "unknown key"),
+    ],
+)
+def test_webhook_rule(lines: str, path: str, rule: str, tmp_path: Path) -> None:
+    problem = only_problem(webhook(lines), tmp_path)
+    assert problem.path == path
+    assert rule in problem.rule
+    assert SECRET not in problem.rule
+
+
+def test_webhook_basic_and_bearer(tmp_path: Path) -> None:
+    basic = 'url = "https://h/"\nauth = "basic"\nusername = "u"\npassword_env = "PW"'
+    (hook,) = parse(webhook(basic), tmp_path).webhooks
+    assert hook.username == "u" and hook.password is not None and hook.password.reveal() == "pw"
+    bearer = 'url = "https://h/"\nauth = "bearer"\ntoken_env = "PW"\nevents = ["mo"]'
+    (hook,) = parse(webhook(bearer), tmp_path).webhooks
+    assert hook.token is not None and hook.token.reveal() == "pw"
+    assert hook.events == ("mo",)
+
+
+def test_plain_http_webhook_warns(tmp_path: Path) -> None:
+    loaded = parse(webhook('url = "http://hooks.example.com/"'), tmp_path)
+    assert [w.path for w in loaded.warnings] == ["webhook[0].url"]
+    assert parse(webhook('url = "http://127.0.0.1:8000/"'), tmp_path).warnings == ()
+
+
+# --------------------------------------------------------------------------- many at once
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    text = """
+[gateway]
+socket_mode = 660
+lg_level = "info"
+
+[[provider]]
+name = "wavy"
+profile = "wavy"
+system_id = "acme"
+password_env = "MISSING"
+binds = 2
+window = 0
+enquire_link_interval = 120
+routes = ["55", "5x"]
+failover = "nobody"
+
+[[provider]]
+name = "wavy"
+profile = "generic"
+system_id = "acme"
+password_env = "PW"
+hosts = ["h:1"]
+routes = ["55"]
+"""
+    found = problems(text, tmp_path)
+    assert [p.path for p in found] == [
+        "gateway.lg_level",
+        "gateway.socket_mode",
+        "provider[0].password_env",
+        "provider[0].binds",
+        "provider[0].enquire_link_interval",
+        "provider[0].window",
+        "provider[0].routes[1]",
+        "provider[1].name",
+        "provider[0].failover",
+        "provider[1].routes[0]",
+    ]
+
+
+# --------------------------------------------------------------------------- load & render
+
+
+def test_load_config_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.toml")
+    assert info.value.problems == [Problem("", "cannot read: No such file or directory")]
+
+
+def test_render_is_toml_with_secrets_masked() -> None:
+    loaded = load_config(EXAMPLE, environ=EXAMPLE_ENV)
+    rendered = render_config(loaded)
+    data = tomllib.loads(rendered)
+    assert data["provider"][0]["password"] == "***"
+    assert data["provider"][1]["tlv_defaults"] == {
+        "0x1400": "1101234567890",
+        "0x1402": "1702345678901",
+    }
+    assert data["gateway"]["socket_mode"] == "0660"
+    assert "#   wavy#3 smpp-messaging.wavy.global:2444" in rendered
+
+
+def test_format_problem() -> None:
+    assert format_problem("a.toml", Problem("provider[0].window", "must be at least 1")) == (
+        "a.toml: provider[0].window: must be at least 1"
+    )
+    assert format_problem("a.toml", Problem("", "invalid TOML")) == "a.toml: invalid TOML"
+
+
+# --------------------------------------------------------------------------- check-config
+
+
+def run_check(path: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    check_config_cmd.add_arguments(parser)
+    return check_config_cmd.run(parser.parse_args(["-c", str(path), *argv]))
+
+
+def test_check_config_good_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PW", "pw")
+    path = tmp_path / "smppgw.toml"
+    path.write_text(provider("tls_verify = false"))
+    assert run_check(path) == 0
+    out, err = capsys.readouterr()
+    assert err == (
+        f"warning: {path}: provider[0].tls_verify: certificate verification is off: anyone on "
+        "the path can pose as the SMSC and read the password\n"
+    )
+    assert tomllib.loads(out)["provider"][0]["name"] == "acme"
+    assert run_check(path, "--quiet") == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_check_config_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PW", "pw")
+    path = tmp_path / "smppgw.toml"
+    path.write_text(provider("window = 0\nwindw = 3"))
+    assert run_check(path) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f'{path}: provider[0].windw: unknown key (did you mean "window"?)',
+        f"{path}: provider[0].window: must be at least 1",
+    ]
+
+
+def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "nope.toml"
+    assert run_check(path) == 2
+    assert capsys.readouterr().err == f"{path}: cannot read: No such file or directory\n"
+
+
+def test_check_config_invalid_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[gateway]\nlog_level = "info"\nstate_dir = \n')
+    assert run_check(path) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}: invalid TOML: ")
+    assert "line 3, column" in line
+
+
+def test_check_config_example(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in EXAMPLE_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert run_check(EXAMPLE) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "wavy-pw" not in out and "qik-pw" not in out
