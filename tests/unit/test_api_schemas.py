@@ -1,0 +1,117 @@
+"""Submit request validation: each rule names its field; one bad message spares the others."""
+
+from __future__ import annotations
+
+import pytest
+
+from smppgw.api.schemas import (
+    FieldError,
+    RequestError,
+    SubmitRequest,
+    parse_submit_body,
+)
+from smppgw.api.wiraya import parse_enqueue_body
+
+
+def one(message: dict[str, object], **kwargs: object) -> SubmitRequest | FieldError:
+    return parse_submit_body({"messages": [message]}, **kwargs)[0]  # type: ignore[arg-type]
+
+
+def test_a_good_message() -> None:
+    result = one({"id": "c1", "to": "+5511999999999", "from": "Acme", "text": "Olá",
+                  "flash": True, "validity_minutes": 60, "tlvs": {"0x1401": "123",
+                                                                  "5122": {"hex": "00ff"}}})
+    assert result == SubmitRequest(
+        index=0, client_id="c1", to="5511999999999", sender="Acme", text="Olá", flash=True,
+        validity_minutes=60, tlvs=((0x1401, b"123\0"), (5122, b"\x00\xff")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "field"),
+    [
+        ({"text": "x"}, "missing_field", "messages[0].to"),
+        ({"to": "55"}, "missing_field", "messages[0].text"),
+        ({"to": "55 11", "text": "x"}, "invalid_destination", "messages[0].to"),
+        ({"to": "5" * 21, "text": "x"}, "invalid_destination", "messages[0].to"),
+        ({"to": 5511, "text": "x"}, "invalid_destination", "messages[0].to"),
+        ({"to": "55", "text": ""}, "invalid_value", "messages[0].text"),
+        ({"to": "55", "text": "x", "from": "Ac"}, "invalid_sender", "messages[0].from"),
+        ({"to": "55", "text": "x", "from": "Acme Corp"}, "invalid_sender", "messages[0].from"),
+        ({"to": "55", "text": "x", "from": "TwelveLetter"}, "invalid_sender", "messages[0].from"),
+        ({"to": "55", "text": "x", "flash": "yes"}, "invalid_type", "messages[0].flash"),
+        ({"to": "55", "text": "x", "validity_minutes": 0}, "invalid_value",
+         "messages[0].validity_minutes"),
+        ({"to": "55", "text": "x", "tlvs": {"0x1ZZZ": "a"}}, "invalid_tlv",
+         "messages[0].tlvs.0x1ZZZ"),
+        ({"to": "55", "text": "x", "tlvs": {"0x1401": 5}}, "invalid_tlv",
+         "messages[0].tlvs.0x1401"),
+        ({"to": "55", "text": "x", "tlvs": {"0x1401": {"hex": "abc"}}}, "invalid_tlv",
+         "messages[0].tlvs.0x1401"),
+        ({"to": "55", "text": "x", "encoding": "utf8"}, "invalid_value", "messages[0].encoding"),
+        ({"to": "55", "txt": "x"}, "unknown_field", "messages[0].txt"),
+        ({"to": "55", "text": "x", "id": ""}, "invalid_value", "messages[0].id"),
+        ({"to": "55", "text": "x" * 40000}, "too_many_parts", "messages[0].text"),
+    ],
+)
+def test_each_rule_names_its_field(message: dict[str, object], code: str, field: str) -> None:
+    result = one(message)
+    assert isinstance(result, FieldError)
+    assert (result.code, result.field) == (code, field)
+    assert result.message
+
+
+def test_unknown_field_suggests_the_right_name() -> None:
+    result = one({"to": "55", "txt": "x"})
+    assert isinstance(result, FieldError) and "did you mean 'text'" in result.message
+
+
+def test_sender_policy_warn_accepts_with_a_warning() -> None:
+    result = one({"to": "55", "text": "x", "from": "Acme Corp"}, sender_policy="warn")
+    assert isinstance(result, SubmitRequest) and result.sender == "Acme Corp"
+    assert result.warnings and "messages[0].from" in result.warnings[0]
+
+
+def test_one_bad_message_does_not_reject_the_others() -> None:
+    results = parse_submit_body({"messages": [{"to": "55", "text": "a"}, {"to": "x", "text": "b"},
+                                              {"to": "56", "text": "c"}]})
+    assert [type(r).__name__ for r in results] == ["SubmitRequest", "FieldError", "SubmitRequest"]
+
+
+def test_duplicate_ids_in_one_request() -> None:
+    results = parse_submit_body({"messages": [{"id": "a", "to": "55", "text": "a"},
+                                              {"id": "a", "to": "55", "text": "b"}]})
+    assert isinstance(results[1], FieldError) and results[1].code == "duplicate_id"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [([], ""), ({"messages": {}}, "messages"), ({"messages": []}, "messages"),
+     ({"messages": [{}], "extra": 1}, "extra"), ({"messages": [{}] * 1001}, "messages")],
+)
+def test_envelope_errors_reject_the_request(body: object, field: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_submit_body(body)
+    assert caught.value.error.field == field and caught.value.status == 400
+
+
+def test_wiraya_translation() -> None:
+    results = parse_enqueue_body({"communications": [
+        {"clientMessageId": "w1", "recipient": "46701234567",
+         "content": {"$type": "SMSFromAlpha", "sender": "Wiraya", "text": "Hej"}},
+        {"clientMessageId": "w2", "recipient": "46701234567",
+         "content": {"$type": "SMSProject", "projectId": 1, "placeholders": []}},
+        {"clientMessageId": "w3", "recipient": "abc",
+         "content": {"$type": "SMSFromAlpha", "sender": "Wiraya", "text": "Hej"}},
+    ]})
+    (id1, first), (_, second), (_, third) = results
+    assert id1 == "w1" and isinstance(first, SubmitRequest)
+    assert (first.client_id, first.to, first.sender, first.text) == ("w1", "46701234567",
+                                                                     "Wiraya", "Hej")
+    assert isinstance(second, FieldError) and "templates are not supported" in second.message
+    assert isinstance(third, FieldError) and third.field == "communications[2].recipient"
+
+
+def test_wiraya_requires_client_message_id() -> None:
+    with pytest.raises(RequestError, match="clientMessageId"):
+        parse_enqueue_body({"communications": [{"recipient": "1", "content": {}}]})
