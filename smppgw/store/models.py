@@ -1,0 +1,521 @@
+"""Values that cross the store's boundary: commands in (new messages, submit outcomes, receipts,
+MO parts) and views out (segments to send, messages, events). Plain frozen dataclasses, no I/O.
+
+Wall-clock instants are float unix seconds and end in ``_wall``; event times are UTC ISO 8601.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from smppgw.errors import SmppgwError
+
+__all__ = [
+    "FINAL_MESSAGE_STATES",
+    "MESSAGE_STATES",
+    "RECEIPT_OUTCOMES",
+    "SEGMENT_STATES",
+    "AcceptResult",
+    "Event",
+    "EventType",
+    "HistoryEntry",
+    "MessageState",
+    "MessageView",
+    "MoMessage",
+    "MoPart",
+    "MoPartResult",
+    "MoRecord",
+    "NewMessage",
+    "NewSegment",
+    "PurgeReport",
+    "QueueStats",
+    "ReceiptOutcomeName",
+    "ReceiptRecord",
+    "ReceiptResult",
+    "RecoveryReport",
+    "SegmentState",
+    "SegmentToSend",
+    "SegmentView",
+    "StoreClosedError",
+    "StoreCounts",
+    "StoreError",
+    "StoreLockedError",
+    "StoreSchemaError",
+    "StoredMoPart",
+    "SubmitOutcome",
+    "SubmitOutcomeKind",
+    "Tlvs",
+    "UnknownSegmentError",
+]
+
+# --- vocabulary ----------------------------------------------------------------------------------
+
+MessageState = Literal[
+    "queued", "submitted", "accepted", "delivered", "undeliverable", "expired", "rejected",
+    "failed",
+]
+MESSAGE_STATES: Final[tuple[MessageState, ...]] = (
+    "queued", "submitted", "accepted", "delivered", "undeliverable", "expired", "rejected",
+    "failed",
+)
+#: A message in one of these states never changes state again (DESIGN.md "Message states").
+FINAL_MESSAGE_STATES: Final[frozenset[str]] = frozenset(
+    {"delivered", "undeliverable", "expired", "rejected", "failed"}
+)
+
+#: ``sending`` lives only between claim_segments and record_submit_results; ``failed`` is a
+#: permanent submit refusal or a part cancelled because a sibling failed; ``expired`` is a part
+#: whose message passed its validity before it was sent, or an expiry receipt.
+SegmentState = Literal[
+    "queued", "sending", "submitted", "accepted", "delivered", "undeliverable", "expired",
+    "rejected", "failed",
+]
+SEGMENT_STATES: Final[tuple[SegmentState, ...]] = (
+    "queued", "sending", "submitted", "accepted", "delivered", "undeliverable", "expired",
+    "rejected", "failed",
+)
+
+#: The normalised meaning of a receipt, as smppgw.smpp.receipt.ReceiptOutcome spells it.
+ReceiptOutcomeName = Literal[
+    "accepted", "delivered", "undeliverable", "expired", "rejected", "enroute", "unknown"
+]
+RECEIPT_OUTCOMES: Final[frozenset[str]] = frozenset(
+    {"accepted", "delivered", "undeliverable", "expired", "rejected", "enroute", "unknown"}
+)
+
+EventType = Literal["receipt", "state", "mo"]
+SubmitOutcomeKind = Literal["ok", "transient", "permanent", "released"]
+
+#: Optional parameters as (tag, value) pairs, in wire order; duplicates and order survive.
+Tlvs = tuple[tuple[int, bytes], ...]
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class StoreError(SmppgwError):
+    """The store could not do what was asked; nothing of that one command was committed."""
+
+
+class StoreLockedError(StoreError):
+    """Another store (another smppgw daemon, or this process) already holds the state dir."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"state directory is in use: another smppgw holds the lock {path} "
+            "(stop it, or give this instance its own gateway.state_dir)"
+        )
+
+
+class StoreClosedError(StoreError):
+    """The store was closed (or its writer died); no more commands are taken."""
+
+
+class StoreSchemaError(StoreError):
+    """The database file was written by a newer smppgw, or a migration step failed."""
+
+
+class UnknownSegmentError(StoreError, KeyError):
+    """A submit outcome names a segment id the store does not hold: a caller bug."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown segment"
+
+
+# --- accept --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewSegment:
+    """One pre-encoded part of a new message, exactly as it goes into submit_sm."""
+
+    short_message: bytes
+    esm_class: int = 0
+    data_coding: int = 0
+    tlvs: Tlvs = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated, routed and encoded message the API wants stored.
+
+    ``tracking_id`` is 32 lower-case hex characters chosen by the caller. ``client_id`` is the
+    application's id; when set, the same id always answers ``answer`` of the first message
+    (idempotency, also across restarts). ``answer`` is the API's JSON answer for this message;
+    when None the store builds ``{"tracking_id", "accepted", "segments", "data_coding"}``.
+    ``tlvs`` are message-level optional parameters sent with every part.
+    """
+
+    tracking_id: str
+    provider: str
+    source: str
+    destination: str
+    text: str
+    segments: tuple[NewSegment, ...]
+    client_id: str | None = None
+    data_coding: int = 0
+    encoding: str = "gsm7"
+    flash: bool = False
+    esm_class: int = 0
+    registered_delivery: int = 1
+    tlvs: Tlvs = ()
+    valid_until_wall: float | None = None
+    answer: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    """Per message of accept_messages, in input order.
+
+    ``duplicate``: the client id was known; ``answer`` and ``tracking_id`` are the first
+    message's and nothing new was stored. ``error``: this message could not be stored (for
+    instance a tracking id already in use); the others of the batch were.
+    """
+
+    tracking_id: str
+    client_id: str | None
+    answer: Mapping[str, object]
+    duplicate: bool = False
+    error: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.error is None
+
+
+# --- dispatch ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentToSend:
+    """Everything the dispatcher needs for one submit_sm.
+
+    ``tlvs`` are the message's optional parameters followed by the part's (SAR TLVs, if any).
+    ``attempts`` counts earlier submits that got an answer or timed out.
+    """
+
+    segment_id: int
+    tracking_id: str
+    client_id: str | None
+    provider: str
+    part_index: int
+    parts: int
+    source: str
+    destination: str
+    short_message: bytes
+    esm_class: int
+    data_coding: int
+    registered_delivery: int
+    tlvs: Tlvs
+    flash: bool
+    valid_until_wall: float | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """What became of one claimed segment; build it with the class methods.
+
+    ``ok``: submit_sm_resp ESME_ROK with the SMSC's ``smsc_message_id`` and its correlation key
+    (smppgw.smpp.receipt.message_id_key; the raw id when None). ``transient``: retry at
+    ``retry_at_wall``. ``permanent``: the message fails with ``status_name`` in its history.
+    ``released``: claimed but never sent (no bind, shutdown): queued again, no attempt counted.
+    """
+
+    segment_id: int
+    kind: SubmitOutcomeKind
+    smsc_message_id: str | None = None
+    smsc_message_key: str | None = None
+    command_status: int | None = None
+    status_name: str | None = None
+    retry_at_wall: float | None = None
+    error: str | None = None
+    bind: str | None = None
+    sent_at_wall: float | None = None
+
+    @classmethod
+    def ok(
+        cls, segment_id: int, smsc_message_id: str, smsc_message_key: str | None = None, *,
+        bind: str | None = None, sent_at_wall: float | None = None,
+    ) -> SubmitOutcome:
+        return cls(segment_id, "ok", smsc_message_id=smsc_message_id,
+                   smsc_message_key=smsc_message_key, command_status=0, status_name="ESME_ROK",
+                   bind=bind, sent_at_wall=sent_at_wall)
+
+    @classmethod
+    def transient(
+        cls, segment_id: int, retry_at_wall: float, *, status_name: str | None = None,
+        command_status: int | None = None, error: str | None = None, bind: str | None = None,
+        sent_at_wall: float | None = None,
+    ) -> SubmitOutcome:
+        return cls(segment_id, "transient", command_status=command_status,
+                   status_name=status_name, retry_at_wall=retry_at_wall, error=error, bind=bind,
+                   sent_at_wall=sent_at_wall)
+
+    @classmethod
+    def permanent(
+        cls, segment_id: int, status_name: str, *, command_status: int | None = None,
+        error: str | None = None, bind: str | None = None, sent_at_wall: float | None = None,
+    ) -> SubmitOutcome:
+        return cls(segment_id, "permanent", command_status=command_status,
+                   status_name=status_name, error=error, bind=bind, sent_at_wall=sent_at_wall)
+
+    @classmethod
+    def released(cls, segment_id: int, retry_at_wall: float | None = None) -> SubmitOutcome:
+        return cls(segment_id, "released", retry_at_wall=retry_at_wall)
+
+
+# --- receipts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """One delivery receipt to correlate, from a deliver_sm/data_sm on any bind of ``provider``.
+
+    ``message_keys``: keys to look the id up under, most likely first (the first hit wins; see
+    smppgw.smpp.receipt.message_id_variants); empty means ``(message_id,)``. ``outcome`` is one
+    of RECEIPT_OUTCOMES; ``final`` says no further receipt is expected. ``details`` is the
+    parsed receipt as JSON (Receipt.as_dict()), kept with the segment and in the event.
+    """
+
+    provider: str
+    message_id: str
+    stat: str
+    err: str
+    outcome: ReceiptOutcomeName
+    final: bool
+    message_keys: tuple[str, ...] = ()
+    details: Mapping[str, object] = field(default_factory=dict)
+    bind: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.message_keys or (self.message_id,)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptResult:
+    """Per receipt, in input order: matched to a segment, or parked until its submit result."""
+
+    matched: bool
+    tracking_id: str | None = None
+    part_index: int | None = None
+    message_state: MessageState | None = None
+    duplicate: bool = False
+
+    @property
+    def parked(self) -> bool:
+        return not self.matched
+
+
+# --- MO ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MoPart:
+    """One part of a concatenated inbound message, as received, before reassembly.
+
+    ``payload`` is the part's user data without its UDH, ``reference``/``total``/``seq`` come
+    from the UDH or SAR TLVs (3GPP TS 23.040 §9.2.3.24.1).
+    """
+
+    provider: str
+    source: str
+    destination: str
+    reference: int
+    total: int
+    seq: int
+    data_coding: int
+    payload: bytes
+    bind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMoPart:
+    """A stored MO part; ``part_id`` is what record_mo_message consumes."""
+
+    part_id: int
+    provider: str
+    source: str
+    destination: str
+    reference: int
+    total: int
+    seq: int
+    data_coding: int
+    payload: bytes
+    received_wall: float
+
+
+@dataclass(frozen=True, slots=True)
+class MoPartResult:
+    """``parts``: every stored part of this part's group, by seq. ``complete``: all ``total``
+    are there, so the caller can reassemble and call record_mo_message with their ids.
+    ``duplicate``: this seq was already stored (the SMSC resent it); nothing new was kept.
+    """
+
+    part_id: int
+    duplicate: bool
+    complete: bool
+    parts: tuple[StoredMoPart, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MoMessage:
+    """A complete inbound message (one part, or reassembled)."""
+
+    provider: str
+    source: str
+    destination: str
+    text: str
+    data_coding: int = 0
+    parts: int = 1
+    bind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MoRecord:
+    """The stored MO message and the cursor of its 'mo' event."""
+
+    mo_id: int
+    cursor: int
+
+
+# --- events and views ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the append-only event log, in commit order.
+
+    ``cursor`` increases strictly and is never reused. ``at`` is UTC ISO 8601. Message events
+    carry ``tracking_id``, ``client_id`` and the message ``state`` after the event; MO events
+    carry from/to/text/provider in ``payload``.
+    """
+
+    cursor: int
+    type: EventType
+    at: str
+    tracking_id: str | None
+    client_id: str | None
+    state: str | None
+    payload: Mapping[str, object]
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON object of GET /v1/events and webhooks (DESIGN.md): base fields win."""
+        out: dict[str, object] = dict(self.payload)
+        out.update(cursor=self.cursor, type=self.type, at=self.at)
+        if self.type != "mo":
+            out.update(tracking_id=self.tracking_id, id=self.client_id, state=self.state)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a message's history: an event (``cursor`` set) or an internal note such as
+    a retry after a transient SMSC error (``type`` 'retry', 'requeued', 'cancelled')."""
+
+    at: str
+    type: str
+    state: str | None
+    detail: Mapping[str, object]
+    cursor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentView:
+    part_index: int
+    state: SegmentState
+    short_message: bytes
+    esm_class: int
+    data_coding: int
+    tlvs: Tlvs
+    smsc_message_id: str | None
+    submit_status: str | None
+    submitted_wall: float | None
+    resp_wall: float | None
+    attempts: int
+    next_attempt_wall: float
+    last_error: str | None
+    bind: str | None
+    receipt_stat: str | None
+    receipt_err: str | None
+    receipt_wall: float | None
+    receipt: Mapping[str, object] | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """A message as GET /v1/messages/{tracking_id} shows it."""
+
+    tracking_id: str
+    client_id: str | None
+    provider: str
+    source: str
+    destination: str
+    text: str
+    flash: bool
+    data_coding: int
+    encoding: str
+    esm_class: int
+    registered_delivery: int
+    tlvs: Tlvs
+    state: MessageState
+    parts: int
+    attempts: int
+    last_error: str | None
+    created_wall: float
+    updated_wall: float
+    valid_until_wall: float | None
+    answer: Mapping[str, object]
+    segments: tuple[SegmentView, ...]
+    history: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Per provider: parts waiting (``queued``, including those waiting for a retry), parts
+    handed to the dispatcher (``sending``), and the age of the oldest waiting part."""
+
+    provider: str
+    queued: int
+    sending: int
+    oldest_queued_age: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    messages: Mapping[str, int]
+    segments: Mapping[str, int]
+    last_cursor: int
+    unmatched_receipts: int
+    mo_parts_pending: int
+    mo_messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """Rows deleted by one purge call, per kind."""
+
+    messages: int
+    events: int
+    matched_receipts: int
+    mo_messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What recover() did at start.
+
+    ``requeued_segments``: parts left 'sending' by the previous run, queued again (at-least-once:
+    a part whose submit_sm reached the SMSC but whose response was lost is sent twice).
+    ``complete_mo_groups``: MO groups whose parts were all stored but never reassembled; the
+    caller reassembles them and calls record_mo_message.
+    """
+
+    requeued_segments: int
+    unmatched_receipts: int
+    queued_segments: int
+    complete_mo_groups: tuple[tuple[StoredMoPart, ...], ...]

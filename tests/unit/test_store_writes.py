@@ -1,0 +1,445 @@
+"""Store writes: accepting (idempotency, per-message errors), group commit and its failure
+isolation, the state dir lock, claiming parts, submit outcomes, expiry and restart recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from smppgw.store import (
+    AcceptResult,
+    NewMessage,
+    NewSegment,
+    Store,
+    StoreClosedError,
+    StoreLockedError,
+    SubmitOutcome,
+)
+
+T0 = 1_700_000_000.0
+_ids = itertools.count(1)
+
+
+class Clock:
+    """Wall clock the test moves by hand."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def message(
+    parts: int = 1, *, client_id: str | None = None, provider: str = "wavy",
+    valid_until_wall: float | None = None, tracking_id: str | None = None,
+) -> NewMessage:
+    n = next(_ids)
+    return NewMessage(
+        tracking_id=tracking_id or f"{n:032x}", provider=provider, source="Acme",
+        destination=f"5511{n:09d}", text=f"message {n}",
+        segments=tuple(NewSegment(f"part {i}".encode(), 0x40 if parts > 1 else 0, 0,
+                                  ((0x020C, bytes([i + 1])),)) for i in range(parts)),
+        client_id=client_id, tlvs=((0x1401, b"tenant"),), valid_until_wall=valid_until_wall,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "state", clock=clock)
+    yield s
+    await s.close()
+
+
+async def _wait_pending(store: Store, n: int) -> None:
+    """Let queued tasks reach the writer queue (bounded; yields, never sleeps)."""
+    for _ in range(10_000):
+        if store.pending_writes >= n:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"only {store.pending_writes} of {n} writes queued")
+
+
+class Blocker:
+    """Holds the writer thread inside a transaction so the next writes queue up as one group."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def _block(self, tx: object) -> None:
+        self.started.set()
+        self.release.wait(10)
+
+    async def __aenter__(self) -> Blocker:
+        self.task = asyncio.create_task(self.store._write(self._block))
+        assert await asyncio.to_thread(self.started.wait, 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        assert self.task is not None
+        await self.task
+
+
+# --- accept --------------------------------------------------------------------------------------
+
+
+async def test_accept_stores_message_segments_and_a_queued_event(store: Store) -> None:
+    m = message(parts=2, client_id="app-1", valid_until_wall=T0 + 3600)
+    (result,) = await store.accept_messages([m])
+    assert result == AcceptResult(m.tracking_id, "app-1", {
+        "tracking_id": m.tracking_id, "accepted": True, "segments": 2, "data_coding": 0})
+    view = await store.get_message(m.tracking_id)
+    assert view is not None
+    assert (view.state, view.parts, view.client_id, view.valid_until_wall) == (
+        "queued", 2, "app-1", T0 + 3600)
+    assert view.tlvs == ((0x1401, b"tenant"),)
+    assert [(s.part_index, s.state, s.short_message, s.esm_class, s.tlvs)
+            for s in view.segments] == [
+        (0, "queued", b"part 0", 0x40, ((0x020C, b"\x01"),)),
+        (1, "queued", b"part 1", 0x40, ((0x020C, b"\x02"),)),
+    ]
+    (event,) = await store.events_after(0)
+    assert event.as_dict() == {
+        "cursor": 1, "type": "state", "at": "2023-11-14T22:13:20.000Z",
+        "tracking_id": m.tracking_id, "id": "app-1", "state": "queued", "segments": 2}
+    assert store.last_cursor == 1
+
+
+async def test_same_client_id_returns_the_first_answer(store: Store) -> None:
+    first = message(client_id="dup")
+    custom = {"tracking_id": first.tracking_id, "accepted": True, "segments": 1,
+              "data_coding": 0, "note": "first"}
+    first = NewMessage(**{**_fields(first), "answer": custom})
+    (a,) = await store.accept_messages([first])
+    second, third = await store.accept_messages([message(client_id="dup"),
+                                                 message(client_id="dup")])
+    for r in (second, third):
+        assert r.duplicate and r.tracking_id == first.tracking_id and r.answer == custom
+    assert not a.duplicate
+    counts = await store.counts()
+    assert counts.messages == {"queued": 1}
+
+
+async def test_duplicate_client_ids_inside_one_batch(store: Store) -> None:
+    a, b = message(client_id="same"), message(client_id="same")
+    ra, rb = await store.accept_messages([a, b])
+    assert not ra.duplicate and rb.duplicate and rb.tracking_id == a.tracking_id
+
+
+async def test_idempotency_survives_close_and_reopen(tmp_path: Path) -> None:
+    first = message(client_id="persist")
+    async with await Store.open(tmp_path) as s:
+        (r1,) = await s.accept_messages([first])
+    async with await Store.open(tmp_path) as s:
+        (r2,) = await s.accept_messages([message(client_id="persist")])
+        assert r2.duplicate and r2.tracking_id == first.tracking_id and r2.answer == r1.answer
+        assert (await s.counts()).messages == {"queued": 1}
+
+
+async def test_a_bad_message_does_not_reject_the_others(store: Store) -> None:
+    good1, good2 = message(), message()
+    taken = message()
+    await store.accept_messages([taken])
+    results = await store.accept_messages([
+        good1,
+        message(tracking_id="NOT-HEX"),
+        NewMessage(**{**_fields(message()), "segments": ()}),
+        message(tracking_id=taken.tracking_id),
+        good2,
+    ])
+    assert [r.stored for r in results] == [True, False, False, False, True]
+    assert "32 lower-case hex" in (results[1].error or "")
+    assert "at least one segment" in (results[2].error or "")
+    assert "already in use" in (results[3].error or "")
+    assert (await store.counts()).messages == {"queued": 3}
+
+
+def _fields(m: NewMessage) -> dict[str, object]:
+    return {name: getattr(m, name) for name in NewMessage.__dataclass_fields__}
+
+
+# --- group commit --------------------------------------------------------------------------------
+
+
+async def test_concurrent_accepts_share_commits(store: Store) -> None:
+    async with Blocker(store):
+        before = store.commit_count
+        tasks = [asyncio.create_task(store.accept_messages([message()])) for _ in range(200)]
+        await _wait_pending(store, 200)
+    results = await asyncio.gather(*tasks)
+    assert all(r[0].stored for r in results)
+    # One commit for the blocker's group, one for all 200 requests.
+    assert store.commit_count - before == 2
+    assert (await store.counts()).messages == {"queued": 200}
+
+
+async def test_one_failing_command_does_not_fail_its_group(store: Store) -> None:
+    def broken(tx: object) -> None:
+        # Writes something, then fails: its write must be rolled back alone.
+        tx.conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO webhook_positions (name, cursor, updated_unix_ms) VALUES ('x', 9, 0)")
+        raise ValueError("boom")
+
+    async with Blocker(store):
+        before = store.commit_count
+        first = asyncio.create_task(store.accept_messages([message(client_id="a")]))
+        failing = asyncio.create_task(store._write(broken))
+        last = asyncio.create_task(store.accept_messages([message(client_id="b")]))
+        await _wait_pending(store, 3)
+    with pytest.raises(ValueError, match="boom"):
+        await failing
+    assert (await first)[0].stored and (await last)[0].stored
+    assert store.commit_count - before == 2
+    assert await store.get_webhook_position("x") == 0
+    assert (await store.counts()).messages == {"queued": 2}
+    assert [e.client_id for e in await store.events_after(0)] == ["a", "b"]
+
+
+async def test_a_failing_command_alone_is_rolled_back(store: Store) -> None:
+    def broken(tx: object) -> None:
+        tx.conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO webhook_positions (name, cursor, updated_unix_ms) VALUES ('y', 9, 0)")
+        raise ValueError("alone")
+
+    with pytest.raises(ValueError, match="alone"):
+        await store._write(broken)
+    assert await store.get_webhook_position("y") == 0
+    (r,) = await store.accept_messages([message()])   # the writer carries on
+    assert r.stored
+
+
+async def test_a_cancelled_caller_loses_only_its_wait(store: Store) -> None:
+    m = message(client_id="cancelled")
+    async with Blocker(store):
+        task = asyncio.create_task(store.accept_messages([m]))
+        await _wait_pending(store, 1)
+        task.cancel()
+    await store.flush()
+    assert task.cancelled()
+    assert await store.get_tracking_id("cancelled") == m.tracking_id
+
+
+# --- life cycle ----------------------------------------------------------------------------------
+
+
+async def test_a_second_store_on_the_same_dir_is_refused(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path):
+        with pytest.raises(StoreLockedError) as info:
+            await Store.open(tmp_path)
+        assert str(tmp_path / "smppgw.lock") in str(info.value)
+        assert info.value.path == str(tmp_path / "smppgw.lock")
+    async with await Store.open(tmp_path):   # released by close
+        pass
+
+
+async def test_two_stores_in_one_process(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "a") as a, await Store.open(tmp_path / "b") as b:
+        await a.accept_messages([message(), message()])
+        await b.accept_messages([message()])
+        assert (a.last_cursor, b.last_cursor) == (2, 1)
+        assert len(await b.events_after(0)) == 1
+
+
+async def test_close_commits_queued_writes_then_refuses(tmp_path: Path) -> None:
+    s = await Store.open(tmp_path)
+    tasks = [asyncio.create_task(s.accept_messages([message()])) for _ in range(20)]
+    await _wait_pending(s, 1)
+    await s.close()
+    await s.close()   # idempotent
+    assert all(t.done() and t.result()[0].stored for t in tasks)
+    with pytest.raises(StoreClosedError):
+        await s.accept_messages([message()])
+    with pytest.raises(StoreClosedError):
+        await s.events_after(0)
+    async with await Store.open(tmp_path) as again:
+        assert (await again.counts()).messages == {"queued": 20}
+        assert again.last_cursor == 20
+
+
+# --- dispatch ------------------------------------------------------------------------------------
+
+
+async def test_claim_oldest_first_parts_in_order_per_provider(
+    store: Store, clock: Clock
+) -> None:
+    a = message(parts=3)
+    await store.accept_messages([a])
+    clock.now += 1
+    b = message()
+    other = message(provider="qikberry")
+    await store.accept_messages([b, other])
+    claimed = await store.claim_segments("wavy", 2, now_wall=clock.now)
+    assert [(s.tracking_id, s.part_index) for s in claimed] == [
+        (a.tracking_id, 0), (a.tracking_id, 1)]
+    first = claimed[0]
+    assert (first.parts, first.source, first.destination, first.esm_class, first.attempts) == (
+        3, "Acme", a.destination, 0x40, 0)
+    # message TLVs first, then the part's own
+    assert first.tlvs == ((0x1401, b"tenant"), (0x020C, b"\x01"))
+    rest = await store.claim_segments("wavy", 10, now_wall=clock.now)
+    assert [(s.tracking_id, s.part_index) for s in rest] == [
+        (a.tracking_id, 2), (b.tracking_id, 0)]
+    assert await store.claim_segments("wavy", 10, now_wall=clock.now) == []
+    (q,) = await store.claim_segments("qikberry", 10, now_wall=clock.now)
+    assert q.tracking_id == other.tracking_id and q.provider == "qikberry"
+    stats = await store.queue_stats()
+    assert stats["wavy"].queued == 0 and stats["wavy"].sending == 4
+
+
+async def test_submit_ok_on_every_part_makes_the_message_submitted(store: Store) -> None:
+    m = message(parts=2, client_id="two")
+    await store.accept_messages([m])
+    p0, p1 = await store.claim_segments("wavy", 10, now_wall=T0)
+    assert await store.record_submit_results(
+        [SubmitOutcome.ok(p0.segment_id, "ID-0", "id-0", bind="wavy#1")]) == ["queued"]
+    assert await store.record_submit_results(
+        [SubmitOutcome.ok(p1.segment_id, "ID-1", "id-1", bind="wavy#2")]) == ["submitted"]
+    view = await store.get_message(m.tracking_id)
+    assert view is not None and view.state == "submitted" and view.attempts == 2
+    assert [(s.state, s.smsc_message_id, s.submit_status, s.bind, s.attempts)
+            for s in view.segments] == [
+        ("submitted", "ID-0", "ESME_ROK", "wavy#1", 1),
+        ("submitted", "ID-1", "ESME_ROK", "wavy#2", 1)]
+    states = [(e.type, e.state, e.payload.get("previous")) for e in await store.events_after(0)]
+    assert states == [("state", "queued", None), ("state", "submitted", "queued")]
+
+
+async def test_transient_failure_requeues_at_the_retry_time(store: Store, clock: Clock) -> None:
+    m = message()
+    await store.accept_messages([m])
+    (s,) = await store.claim_segments("wavy", 10, now_wall=T0)
+    await store.record_submit_results([SubmitOutcome.transient(
+        s.segment_id, T0 + 30, status_name="ESME_RTHROTTLED", command_status=0x58,
+        bind="wavy#1")])
+    assert await store.claim_segments("wavy", 10, now_wall=T0 + 29) == []
+    assert (await store.queue_stats())["wavy"].queued == 1
+    (again,) = await store.claim_segments("wavy", 10, now_wall=T0 + 30)
+    assert again.segment_id == s.segment_id and again.attempts == 1
+    view = await store.get_message(m.tracking_id)
+    assert view is not None and view.state == "queued"
+    assert view.last_error == "ESME_RTHROTTLED"
+    (retry,) = [h for h in view.history if h.type == "retry"]
+    assert retry.detail["status"] == "ESME_RTHROTTLED"
+    assert retry.detail["retry_at"] == "2023-11-14T22:13:50.000Z"
+    assert len(await store.events_after(0)) == 1   # a retry is not an event
+
+
+async def test_permanent_failure_fails_the_message_and_cancels_waiting_parts(
+    store: Store,
+) -> None:
+    m = message(parts=3, client_id="perm")
+    await store.accept_messages([m])
+    p0, _p1 = await store.claim_segments("wavy", 2, now_wall=T0)
+    states = await store.record_submit_results([
+        SubmitOutcome.permanent(p0.segment_id, "ESME_RINVDSTADR", command_status=0x0B)])
+    assert states == ["failed"]
+    view = await store.get_message(m.tracking_id)
+    assert view is not None and view.state == "failed"
+    assert [s.state for s in view.segments] == ["failed", "sending", "failed"]
+    assert "ESME_RINVDSTADR" in (view.last_error or "")
+    event = (await store.events_after(0))[-1]
+    assert (event.type, event.state, event.payload["error"]) == (
+        "state", "failed", "ESME_RINVDSTADR")
+    assert await store.claim_segments("wavy", 10, now_wall=T0) == []
+    # The part that was in flight still gets its result recorded; the message stays failed.
+    assert await store.record_submit_results(
+        [SubmitOutcome.ok(_p1.segment_id, "late")]) == ["failed"]
+
+
+async def test_released_parts_are_queued_without_an_attempt(store: Store) -> None:
+    await store.accept_messages([message()])
+    (s,) = await store.claim_segments("wavy", 10, now_wall=T0)
+    assert await store.record_submit_results([SubmitOutcome.released(s.segment_id)]) == [
+        "queued"]
+    (again,) = await store.claim_segments("wavy", 10, now_wall=T0)
+    assert again.attempts == 0
+
+
+async def test_unknown_segment_is_reported_not_fatal(store: Store) -> None:
+    await store.accept_messages([message()])
+    (s,) = await store.claim_segments("wavy", 10, now_wall=T0)
+    assert await store.record_submit_results(
+        [SubmitOutcome.ok(999_999, "x"), SubmitOutcome.ok(s.segment_id, "y")]) == [
+        None, "submitted"]
+
+
+async def test_expire_messages_past_validity(store: Store) -> None:
+    soon, later, never = (message(valid_until_wall=T0 + 10), message(valid_until_wall=T0 + 99),
+                          message())
+    await store.accept_messages([soon, later, never])
+    # Parts past validity are not handed out, even before expire_messages runs.
+    claimed = await store.claim_segments("wavy", 10, now_wall=T0 + 10)
+    assert {s.tracking_id for s in claimed} == {later.tracking_id, never.tracking_id}
+    assert await store.expire_messages(T0 + 10) == 1
+    assert await store.expire_messages(T0 + 10) == 0
+    view = await store.get_message(soon.tracking_id)
+    assert view is not None and view.state == "expired"
+    assert [s.state for s in view.segments] == ["expired"]
+    event = (await store.events_after(0))[-1]
+    assert (event.tracking_id, event.state) == (soon.tracking_id, "expired")
+    # 'later' has its part in flight: its submit result decides first.
+    assert await store.expire_messages(T0 + 100) == 0
+    (in_flight,) = [s for s in claimed if s.tracking_id == later.tracking_id]
+    await store.record_submit_results(
+        [SubmitOutcome.transient(in_flight.segment_id, T0 + 100, status_name="ESME_RMSGQFUL")])
+    assert await store.expire_messages(T0 + 100) == 1
+
+
+async def test_recover_requeues_parts_left_sending(tmp_path: Path) -> None:
+    clock = Clock()
+    async with await Store.open(tmp_path, clock=clock) as s:
+        await s.accept_messages([message(parts=2), message()])
+        claimed = await s.claim_segments("wavy", 10, now_wall=T0)
+        await s.record_submit_results([SubmitOutcome.ok(claimed[0].segment_id, "done")])
+    # As after a crash: two parts were claimed and never answered.
+    async with await Store.open(tmp_path, clock=clock) as s:
+        report = await s.recover()
+        assert (report.requeued_segments, report.queued_segments) == (2, 2)
+        again = await s.claim_segments("wavy", 10, now_wall=T0)
+        assert sorted(x.segment_id for x in again) == sorted(
+            x.segment_id for x in claimed[1:])
+        view = await s.get_message(claimed[1].tracking_id)
+        assert view is not None
+        assert "requeued" in [h.type for h in view.history]
+        assert (await s.recover()).requeued_segments == 2   # those claimed just now
+
+
+async def test_queue_stats_depth_and_oldest_age(store: Store, clock: Clock) -> None:
+    assert await store.queue_stats() == {}
+    await store.accept_messages([message(parts=2)])
+    clock.now += 5
+    await store.accept_messages([message(), message(provider="qikberry")])
+    clock.now += 2
+    stats = await store.queue_stats()
+    assert (stats["wavy"].queued, stats["wavy"].sending, stats["wavy"].oldest_queued_age) == (
+        3, 0, 7.0)
+    assert stats["qikberry"].oldest_queued_age == 2.0
+
+
+async def test_claims_commit_without_fsync_but_results_with(store: Store) -> None:
+    """Only claim-only groups relax synchronous; everything else commits with FULL."""
+    seen: list[int] = []
+
+    def probe(tx: object) -> None:
+        seen.append(tx.conn.execute("PRAGMA synchronous").fetchone()[0])  # type: ignore
+
+    await store.accept_messages([message()])
+    await store._write(probe, durable=False)
+    await store._write(probe)
+    assert seen == [1, 2]   # NORMAL, FULL
+
