@@ -76,6 +76,44 @@ async def lifecycle_run(base: str, total: int, batch: int) -> float:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+async def pipeline_run(base: str, total: int, callers: int) -> float:
+    """Delivered messages per second with the gateway's shape: ``callers`` API requests of 10
+    messages at a time, while one dispatcher claims, records ok results and receipts."""
+    directory = tempfile.mkdtemp(dir=base, prefix="store-bench-")
+    try:
+        store = await Store.open(directory)
+        per_caller = max(1, total // (10 * callers))
+        goal = per_caller * 10 * callers
+        delivered = 0
+
+        async def api(offset: int) -> None:
+            for r in range(per_caller):
+                start = (offset * per_caller + r) * 10
+                await store.accept_messages([new_message(start + k) for k in range(10)])
+
+        async def dispatcher() -> None:
+            nonlocal delivered
+            while delivered < goal:
+                claimed = await store.claim_segments("wavy", 500)
+                if not claimed:
+                    await asyncio.sleep(0.001)
+                    continue
+                await store.record_submit_results(
+                    [SubmitOutcome.ok(s.segment_id, f"id{s.segment_id}") for s in claimed])
+                await store.record_receipts(
+                    [ReceiptRecord("wavy", f"id{s.segment_id}", "DELIVRD", "000", "delivered",
+                                   True) for s in claimed])
+                delivered += len(claimed)
+
+        started = time.perf_counter()
+        await asyncio.gather(dispatcher(), *(api(c) for c in range(callers)))
+        elapsed = time.perf_counter() - started
+        await store.close()
+        return goal / elapsed
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
@@ -91,6 +129,8 @@ async def main() -> None:
             print(f"{batch:>5} {callers:>7} {rate:>10,.0f} {per_commit:>10.1f}")
     rate = await lifecycle_run(args.dir, args.messages // 2, 100)
     print(f"full life (accept, claim, submit ok, receipt), batches of 100: {rate:,.0f} msg/s")
+    rate = await pipeline_run(args.dir, args.messages, 16)
+    print(f"pipeline (16 API callers x 10 msgs, 1 dispatcher, receipts): {rate:,.0f} msg/s")
 
 
 if __name__ == "__main__":

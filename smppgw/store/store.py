@@ -454,7 +454,8 @@ def _record_submit_results(
             out.append(_derive(tx, tracking_id)[0])
         elif o.kind == "ok":
             smsc_id = o.smsc_message_id or ""
-            key = o.smsc_message_key or smsc_id
+            # An empty id (seen from broken SMSCs) gets no key: it must not match receipts.
+            key = (o.smsc_message_key or smsc_id) or None
             conn.execute(
                 "UPDATE segments SET state = ?, smsc_message_id = ?, smsc_message_key = ?,"
                 " submit_status = ?, submitted_unix_ms = ?, resp_unix_ms = ?,"
@@ -464,7 +465,9 @@ def _record_submit_results(
             )
             state = _update_message(tx, tracking_id, _derive(tx, tracking_id),
                                     {"part": part_index}, attempt=True)
-            out.append(_match_parked(tx, o.segment_id, provider, key) or state)
+            if key is not None:
+                state = _match_parked(tx, o.segment_id, provider, key) or state
+            out.append(state)
         elif o.kind == "transient":
             retry_ms = _ms(o.retry_at_wall) if o.retry_at_wall is not None else tx.now_ms
             error = _error_text(o)

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from smppgw.store import (
     AcceptResult,
     NewMessage,
     NewSegment,
+    ReceiptRecord,
     Store,
     StoreClosedError,
     StoreLockedError,
@@ -124,7 +126,7 @@ async def test_same_client_id_returns_the_first_answer(store: Store) -> None:
     first = message(client_id="dup")
     custom = {"tracking_id": first.tracking_id, "accepted": True, "segments": 1,
               "data_coding": 0, "note": "first"}
-    first = NewMessage(**{**_fields(first), "answer": custom})
+    first = replace(first, answer=custom)
     (a,) = await store.accept_messages([first])
     second, third = await store.accept_messages([message(client_id="dup"),
                                                  message(client_id="dup")])
@@ -158,7 +160,7 @@ async def test_a_bad_message_does_not_reject_the_others(store: Store) -> None:
     results = await store.accept_messages([
         good1,
         message(tracking_id="NOT-HEX"),
-        NewMessage(**{**_fields(message()), "segments": ()}),
+        replace(message(), segments=()),
         message(tracking_id=taken.tracking_id),
         good2,
     ])
@@ -167,10 +169,6 @@ async def test_a_bad_message_does_not_reject_the_others(store: Store) -> None:
     assert "at least one segment" in (results[2].error or "")
     assert "already in use" in (results[3].error or "")
     assert (await store.counts()).messages == {"queued": 3}
-
-
-def _fields(m: NewMessage) -> dict[str, object]:
-    return {name: getattr(m, name) for name in NewMessage.__dataclass_fields__}
 
 
 # --- group commit --------------------------------------------------------------------------------
@@ -443,3 +441,14 @@ async def test_claims_commit_without_fsync_but_results_with(store: Store) -> Non
     await store._write(probe)
     assert seen == [1, 2]   # NORMAL, FULL
 
+
+
+async def test_an_empty_smsc_message_id_never_matches_receipts(store: Store) -> None:
+    await store.accept_messages([message(), message()])
+    a, b = await store.claim_segments("wavy", 2, now_wall=T0)
+    assert await store.claim_segments("wavy", 0, now_wall=T0) == []
+    await store.record_submit_results([SubmitOutcome.ok(a.segment_id, ""),
+                                       SubmitOutcome.ok(b.segment_id, "")])
+    (r,) = await store.record_receipts(
+        [ReceiptRecord("wavy", "", "DELIVRD", "000", "delivered", True)])
+    assert r.parked
