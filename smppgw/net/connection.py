@@ -1,0 +1,163 @@
+"""Drives one sans-IO Session over one asyncio transport (TCP or TLS).
+
+After every input it does the same three things: write ``data_to_send()``, hand each event to
+its one owner, re-arm the one timer (aioquic's shape). Writes of requests made in the same
+loop tick are coalesced into one ``transport.write``. Nothing else lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from smppgw.smpp.events import Event
+from smppgw.smpp.pdu import Pdu
+from smppgw.smpp.session import Session, SessionState
+
+
+class SmppConnection(asyncio.Protocol):
+    """An asyncio.Protocol around a Session (no task per read, as asyncpg and aioquic do).
+
+    ``on_event`` is the single consumer of the session's events (the BindSlot). ``closed``
+    resolves when the transport is gone, whatever the cause.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        on_event: Callable[[Event], None],
+        *,
+        on_writable: Callable[[], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.session = session
+        self._on_event = on_event
+        self._on_writable = on_writable
+        self._loop = loop or asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self.writable = True
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_scheduled = False
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def __repr__(self) -> str:
+        return f"<SmppConnection {self.session!r}>"
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.session.bind(self._loop.time())
+        self._after_input()
+
+    def data_received(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        self.session.receive_data(data, self._loop.time())
+        self._after_input()
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close; connection_lost reports it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.session.state is not SessionState.CLOSED:
+            self.session.receive_data(b"", self._loop.time())
+            self._drain_events()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.transport = None
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        # The kernel buffer is full: the pool stops choosing this bind until it drains.
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        if self._on_writable is not None:
+            self._on_writable()
+
+    # --- commands from the owner ----------------------------------------------------------------
+
+    def send_request(self, body: Pdu, tag: object) -> int:
+        """Queue a request; its bytes go out at the end of this loop tick with any others."""
+        sequence_number = self.session.send_request(body, self._loop.time(), tag=tag)
+        self._schedule_flush()
+        return sequence_number
+
+    def acknowledge(self, sequence_number: int, status: int) -> None:
+        """Answer a deliver_sm/data_sm once the store has it (or with a transient error)."""
+        if self.transport is None:
+            return  # the link is gone: the SMSC will deliver it again on another bind
+        self.session.acknowledge(sequence_number, status, self._loop.time())
+        self._schedule_flush()
+
+    def unbind(self) -> None:
+        """Graceful close: drain outstanding requests (bounded), unbind, then close."""
+        if self.session.state in (SessionState.CLOSED, SessionState.UNBINDING):
+            return
+        self.session.unbind(self._loop.time())
+        self._after_input()
+
+    def abort(self) -> None:
+        """Cut the link now; every unanswered request leaves in the Closed event."""
+        if self.session.state is not SessionState.CLOSED:
+            self.session.close(self._loop.time())
+            self._after_input()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # --- the three steps after every input ------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._after_input()
+
+    def _after_input(self) -> None:
+        session = self.session
+        data = session.data_to_send()
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing():
+            self.bytes_out += len(data)
+            transport.write(data)
+        self._drain_events()
+        if session.state is SessionState.CLOSED:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if transport is not None and not transport.is_closing():
+                transport.close()
+            return
+        self._arm_timer(session.next_deadline())
+
+    def _drain_events(self) -> None:
+        next_event = self.session.next_event
+        on_event = self._on_event
+        while (event := next_event()) is not None:
+            on_event(event)
+
+    def _arm_timer(self, deadline: float | None) -> None:
+        if deadline == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.session.handle_timer(self._loop.time())
+        self._after_input()
