@@ -500,27 +500,9 @@ class BindPool:
             self.provider_metrics = metrics.provider(
                 provider.name, binds_configured=len(provider.bind_targets)
             )
-        profile = provider.profile
-        host_buckets: dict[tuple[str, int], TokenBucket] = {}
-        self.slots: list[BindSlot] = []
-        for target in provider.bind_targets:
-            buckets: list[TokenBucket] = []
-            if profile.rate_per_bind:
-                buckets.append(TokenBucket(profile.rate_per_bind))
-            if profile.rate_per_host:
-                key = (target.host, target.port)
-                if key not in host_buckets:
-                    host_buckets[key] = TokenBucket(profile.rate_per_host)
-                buckets.append(host_buckets[key])
-            bind_metrics = (
-                metrics.bind(provider.name, f"{provider.name}#{target.index}",
-                             f"{target.host}:{target.port}")
-                if metrics is not None else None
-            )
-            self.slots.append(
-                BindSlot(self, target, CombinedBucket(*buckets) if buckets else None,
-                         bind_metrics)
-            )
+        self.metrics = metrics
+        self._host_buckets: dict[tuple[str, int], TokenBucket] = {}
+        self.slots: list[BindSlot] = [self._make_slot(t) for t in provider.bind_targets]
         self._tasks: list[asyncio.Task[None]] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._wake_handle: asyncio.TimerHandle | None = None
@@ -532,6 +514,47 @@ class BindPool:
 
     def __repr__(self) -> str:
         return f"<BindPool {self.name} bound={self.bound_count}/{len(self.slots)}>"
+
+    def _make_slot(self, target: BindTarget) -> BindSlot:
+        """A slot with its own rate bucket plus the bucket shared by its host (Qikberry)."""
+        profile = self.provider.profile
+        buckets: list[TokenBucket] = []
+        if profile.rate_per_bind:
+            buckets.append(TokenBucket(profile.rate_per_bind))
+        if profile.rate_per_host:
+            key = (target.host, target.port)
+            if key not in self._host_buckets:
+                self._host_buckets[key] = TokenBucket(profile.rate_per_host)
+            buckets.append(self._host_buckets[key])
+        bind_metrics = None
+        if self.metrics is not None:
+            bind_metrics = self.metrics.bind(
+                self.name, f"{self.name}#{target.index}", f"{target.host}:{target.port}"
+            )
+        return BindSlot(self, target, CombinedBucket(*buckets) if buckets else None, bind_metrics)
+
+    async def update_targets(self, provider: ProviderConfig, timeout: float = 10.0) -> None:
+        """Reload with only the bind list changed: keep the binds that remain, as they are."""
+        wanted = {(t.host, t.port, t.index): t for t in provider.bind_targets}
+        keep: list[BindSlot] = []
+        for slot in self.slots:
+            key = (slot.target.host, slot.target.port, slot.target.index)
+            if wanted.pop(key, None) is not None:
+                keep.append(slot)
+            else:
+                await slot.stop(timeout)
+                slot.terminate()
+                if slot.metrics is not None:
+                    slot.metrics.remove()
+        self.provider = provider
+        added = [self._make_slot(target) for target in wanted.values()]
+        self.slots = keep + added
+        for slot in added:
+            task = self.loop.create_task(slot.run(), name=f"bind {slot.name}")
+            self._tasks.append(task)
+        if self.provider_metrics is not None:
+            self.provider_metrics.set_binds_configured(len(self.slots))
+        self._bound_changed()
 
     @property
     def bound_count(self) -> int:

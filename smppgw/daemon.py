@@ -1,0 +1,363 @@
+"""The composition root: builds everything from a Config, owns the tasks, signals and shutdown.
+
+Start order: store (recovered) → metrics → pools, dispatchers, inbound → API listening →
+READY=1. Stop order (SIGTERM): stop accepting (API) → stop dispatching → inbound drained →
+pools unbind gracefully → store flushed and closed. SIGHUP reloads the config, adding and
+removing binds and providers while binds whose settings did not change stay connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from smppgw.config import Config, ProviderConfig, load_config
+from smppgw.dispatcher import Dispatcher
+from smppgw.errors import ConfigError
+from smppgw.inbound import InboundProcessor
+from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
+from smppgw.pool import BindPool
+from smppgw.store import Store
+from smppgw.submission import SubmitService
+from smppgw.systemd import Notifier, listen_fds, watchdog_interval
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL = 5.0  # seconds: expiry, queue gauges, STATUS=
+SHUTDOWN_TIMEOUT = 10.0  # seconds for the binds to drain and unbind
+
+
+class _ProviderRuntime:
+    """One provider's pool and dispatcher, and the tasks that run them."""
+
+    def __init__(self, config: ProviderConfig, pool: BindPool, dispatcher: Dispatcher) -> None:
+        self.config = config
+        self.pool = pool
+        self.dispatcher = dispatcher
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def stop(self, timeout: float) -> None:
+        await self.dispatcher.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pool.close(timeout)
+
+
+class Daemon:
+    """The running gateway. ``await daemon.run()`` until ``daemon.request_stop()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: Path | None = None,
+        registry: CollectorRegistry | None = None,
+        notifier: Notifier | None = None,
+        install_signal_handlers: bool = False,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.notifier = notifier or Notifier()
+        self.install_signal_handlers = install_signal_handlers
+        self.wall_clock = wall_clock
+        self.store: Store | None = None
+        self.submit_service: SubmitService | None = None
+        self.inbound: InboundProcessor | None = None
+        self.providers: dict[str, _ProviderRuntime] = {}
+        self.api_server: object | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.ready = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.last_reload_error: str | None = None
+        self.failure: BaseException | None = None
+        self.started_at = wall_clock()
+
+    def __repr__(self) -> str:
+        binds = sum(r.pool.bound_count for r in self.providers.values())
+        return f"<Daemon providers={len(self.providers)} bound={binds}>"
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start everything, serve until asked to stop, then stop in order."""
+        try:
+            await self._start()
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _start(self) -> None:
+        gateway = self.config.gateway
+        self.store = store = await Store.open(gateway.state_dir, clock=self.wall_clock)
+        report = await store.recover()
+        self.inbound = InboundProcessor(
+            store, lambda: {name: r.config for name, r in self.providers.items()},
+            metrics=self.metrics,
+        )
+        self.submit_service = SubmitService(
+            self.config, store, down_since=self._down_since, on_accepted=self._wake_dispatchers,
+            wall_clock=self.wall_clock,
+        )
+        self._spawn(self.inbound.run(), "inbound")
+        if report.complete_mo_groups:
+            await self.inbound.deliver_recovered(report.complete_mo_groups)
+        for provider in self.config.providers:
+            self._start_provider(provider)
+        if gateway.metrics_listen is not None:
+            self.metrics_server = await start_metrics_server(
+                self.metrics, gateway.metrics_listen.host, gateway.metrics_listen.port
+            )
+        self.api_server = await self._start_api()
+        self._spawn(self._housekeeping(), "housekeeping")
+        for webhook_index, webhook in enumerate(self.config.webhooks):
+            self._spawn(self._run_webhook(webhook, f"webhook{webhook_index}"),
+                        f"webhook {webhook_index}")
+        interval = watchdog_interval()
+        if interval:
+            self._spawn(self._watchdog(interval), "watchdog")
+        if self.install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+            loop.add_signal_handler(signal.SIGINT, self.request_stop)
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        self.notifier.ready()
+        self.notifier.status(self.status_line())
+        self.ready.set()
+        log.info("smppgw ready", extra={"kv": {
+            "providers": len(self.providers), "socket": str(gateway.submit_socket),
+            "requeued": report.requeued_segments, "queued": report.queued_segments}})
+
+    async def _start_api(self) -> object:
+        from smppgw.api.app import create_app, start_api
+
+        assert self.submit_service is not None and self.store is not None
+        app = create_app(submit=self.submit_service, store=self.store, status=self.status,
+                         gateway=self.config.gateway, metrics=self.metrics)
+        inherited = listen_fds()
+        return await start_api(app, gateway=self.config.gateway,
+                               inherited_socket=inherited[0] if inherited else None)
+
+    async def _run_webhook(self, webhook: object, name: str) -> None:
+        from smppgw.webhooks import WebhookPusher
+
+        assert self.store is not None
+        pusher = WebhookPusher(webhook, self.store, name=name, metrics=self.metrics)  # type: ignore[arg-type]
+        await pusher.run()
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping("stopping: draining binds")
+        if self.install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+        api = self.api_server
+        if api is not None:
+            with contextlib.suppress(Exception):
+                await api.close()  # type: ignore[attr-defined]
+        # Stop dispatching and unbind every provider, in parallel, bounded.
+        await asyncio.gather(
+            *(runtime.stop(SHUTDOWN_TIMEOUT) for runtime in self.providers.values()),
+            return_exceptions=True,
+        )
+        if self.inbound is not None:
+            with contextlib.suppress(Exception):
+                await self.inbound.drain()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+        if self.store is not None:
+            await self.store.close()
+        self.stopped.set()
+        log.info("smppgw stopped")
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            # A task that dies takes the daemon down: systemd restarts us (Restart=on-failure),
+            # which is better than a gateway that silently stopped dispatching.
+            log.critical("task %s failed; stopping", task.get_name(), exc_info=exc)
+            self.failure = exc
+            self.request_stop()
+
+    # --- providers ----------------------------------------------------------------------------
+
+    def _start_provider(self, provider: ProviderConfig) -> None:
+        assert self.store is not None and self.inbound is not None
+        pool = BindPool(provider, self.inbound.submit, metrics=self.metrics)
+        dispatcher = Dispatcher(provider, self.store, pool, wall_clock=self.wall_clock)
+        runtime = _ProviderRuntime(provider, pool, dispatcher)
+        pool.start()
+        runtime.tasks.append(asyncio.ensure_future(dispatcher.run()))
+        runtime.tasks[-1].add_done_callback(self._task_done)
+        self.providers[provider.name] = runtime
+
+    def _down_since(self) -> dict[str, float]:
+        return {name: r.pool.down_since for name, r in self.providers.items()
+                if r.pool.down_since is not None}
+
+    def _wake_dispatchers(self, providers: set[str]) -> None:
+        for name in providers:
+            runtime = self.providers.get(name)
+            if runtime is not None:
+                runtime.dispatcher.wake()
+
+    # --- reload -------------------------------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        async def reload() -> None:
+            await self.reload()
+
+        self._spawn(reload(), "reload")
+
+    async def reload(self, config: Config | None = None) -> bool:
+        """Apply a new config (read from ``config_path`` when None). False if it was refused.
+
+        A provider whose settings did not change keeps its pool, so its binds stay connected;
+        one that changed only in its bind list keeps the binds it still has.
+        """
+        async with self._reload_lock:
+            self.notifier.reloading()
+            try:
+                if config is None:
+                    if self.config_path is None:
+                        raise ConfigError([])
+                    config = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                self.last_reload_error = str(exc)
+                log.error("reload refused: the new config has problems; keeping the old one",
+                          extra={"kv": {"problems": str(exc)}})
+                self.notifier.ready()
+                return False
+            old = {p.name: p for p in self.config.providers}
+            new = {p.name: p for p in config.providers}
+            for name in old.keys() - new.keys():
+                await self.providers.pop(name).stop(SHUTDOWN_TIMEOUT)
+                log.info("provider removed", extra={"kv": {"provider": name}})
+            for name, provider in new.items():
+                runtime = self.providers.get(name)
+                if runtime is None:
+                    self._start_provider(provider)
+                    log.info("provider added", extra={"kv": {"provider": name}})
+                elif runtime.config == provider:
+                    continue
+                elif dataclasses.replace(runtime.config, bind_targets=provider.bind_targets) \
+                        == provider:
+                    await runtime.pool.update_targets(provider)
+                    runtime.config = provider
+                    runtime.dispatcher.provider = provider
+                    log.info("provider binds changed", extra={"kv": {"provider": name}})
+                else:
+                    await self.providers.pop(name).stop(SHUTDOWN_TIMEOUT)
+                    self._start_provider(provider)
+                    log.info("provider settings changed; rebound", extra={"kv": {
+                        "provider": name}})
+            self.config = config
+            assert self.submit_service is not None
+            self.submit_service.reload(config)
+            self.last_reload_error = None
+            self.notifier.ready()
+            self.notifier.status(self.status_line())
+            log.info("config reloaded")
+            return True
+
+    # --- observation --------------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        parts = []
+        for name, runtime in self.providers.items():
+            parts.append(f"{name} {runtime.pool.bound_count}/{len(runtime.pool.slots)} bound")
+        return "; ".join(parts) or "no providers"
+
+    async def status(self) -> dict[str, object]:
+        """What `smppgw status` and GET /v1/status show."""
+        assert self.store is not None
+        queues = await self.store.queue_stats()
+        counts = await self.store.counts()
+        providers = []
+        for name, runtime in self.providers.items():
+            queue = queues.get(name)
+            profile = runtime.config.profile
+            providers.append({
+                "name": name,
+                "profile": profile.name,
+                "binds_configured": len(runtime.pool.slots),
+                "binds_bound": runtime.pool.bound_count,
+                "queued": queue.queued if queue else 0,
+                "sending": queue.sending if queue else 0,
+                "oldest_queued_age_seconds": queue.oldest_queued_age if queue else None,
+                "rate_per_bind": profile.rate_per_bind,
+                "rate_per_host": profile.rate_per_host,
+                "binds": [dataclasses.asdict(b) for b in runtime.pool.status()],
+            })
+        return {
+            "started_at": self.started_at,
+            "uptime_seconds": round(self.wall_clock() - self.started_at, 1),
+            "providers": providers,
+            "counts": dataclasses.asdict(counts),
+            "inbound": {"receipts": self.inbound.receipts if self.inbound else 0,
+                        "unmatched_receipts": self.inbound.unmatched if self.inbound else 0,
+                        "mo": self.inbound.mo if self.inbound else 0},
+            "last_reload_error": self.last_reload_error,
+        }
+
+    async def _housekeeping(self) -> None:
+        assert self.store is not None
+        store = self.store
+        while True:
+            try:
+                while await store.expire_messages() >= 10_000:
+                    pass
+                queues = await store.queue_stats()
+                now = self.wall_clock()
+                for name in self.providers:
+                    queue = queues.get(name)
+                    oldest = (now - queue.oldest_queued_age
+                              if queue and queue.oldest_queued_age is not None else None)
+                    self.metrics.provider(name).set_queue(queue.queued if queue else 0, oldest)
+                self.notifier.status(self.status_line())
+            except Exception:
+                log.exception("housekeeping failed; will try again")
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+    async def _watchdog(self, interval: float) -> None:
+        # WATCHDOG=1 only while the loop turns: a stuck loop stops the pings and systemd
+        # restarts us.
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+
+async def run_daemon(config: Config, config_path: Path | None = None) -> int:
+    """Entry for ``smppgw run``: the daemon with signal handlers; exit status for the CLI."""
+    daemon = Daemon(config, config_path=config_path, install_signal_handlers=True)
+    await daemon.run()
+    return 1 if daemon.failure is not None else 0

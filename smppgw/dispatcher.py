@@ -1,0 +1,225 @@
+"""Store → pool for one provider, and submit outcomes back to the store, in batches.
+
+A feeder claims due segments from the store while the workers have room; workers (as many as
+the provider's binds × window, so the pool's windows can be full) turn each into a submit_sm,
+wait for the SMSC's answer through the pool and queue the outcome; a recorder writes outcomes
+in groups. Nothing here blocks on one message: waiting for bind capacity happens in the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from smppgw.config import ProviderConfig
+from smppgw.pool import BindPool, SubmitFailure
+from smppgw.smpp import status as status_table
+from smppgw.smpp.constants import CommandStatus, Tag, Ton
+from smppgw.smpp.pdu import SubmitSm, Tlv
+from smppgw.smpp.receipt import message_id_key
+from smppgw.store import SegmentToSend, Store, SubmitOutcome
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 1.0  # seconds between store polls when nothing woke the feeder
+MAX_WORKERS = 512
+
+
+def validity_period(valid_until_wall: float | None) -> str:
+    """Absolute validity_period in UTC, SMPP 3.4 §7.1.1: YYMMDDhhmmsstnnp, here t=0 nn=00 +."""
+    if valid_until_wall is None:
+        return ""
+    moment = datetime.fromtimestamp(valid_until_wall, UTC)
+    return moment.strftime("%y%m%d%H%M%S") + "000+"
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before a transient failure is retried: 1 s doubling, at most 5 minutes."""
+    return float(min(300, 2 ** min(attempts, 9)))
+
+
+class Dispatcher:
+    """Moves one provider's queued segments through its BindPool."""
+
+    def __init__(
+        self,
+        provider: ProviderConfig,
+        store: Store,
+        pool: BindPool,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.provider = provider
+        self.store = store
+        self.pool = pool
+        self.wall_clock = wall_clock
+        profile = provider.profile
+        self.workers = max(1, min(MAX_WORKERS, len(provider.bind_targets) * profile.window))
+        self._queue: asyncio.Queue[SegmentToSend] = asyncio.Queue()
+        self._outcomes: list[SubmitOutcome] = []
+        self._outcomes_ready = asyncio.Event()
+        self._work = asyncio.Event()
+        self._busy = 0
+        self._stopping = False
+        self.submitted = 0
+        self.message_id_format = profile.message_id_format
+
+    def __repr__(self) -> str:
+        return (
+            f"<Dispatcher {self.provider.name} queued={self._queue.qsize()} busy={self._busy}"
+            f"/{self.workers}>"
+        )
+
+    def wake(self) -> None:
+        """New work was accepted for this provider: claim it now rather than at the next poll."""
+        self._work.set()
+
+    async def run(self) -> None:
+        """Run until cancelled. Claimed-but-unsent segments are released on the way out."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._record_loop(), name=f"record {self.provider.name}")
+            for index in range(self.workers):
+                group.create_task(self._worker(), name=f"send {self.provider.name}/{index}")
+            group.create_task(self._feed_loop(), name=f"feed {self.provider.name}")
+
+    async def stop(self) -> None:
+        """Stop claiming; give back what was claimed but not sent; write pending outcomes."""
+        self._stopping = True
+        released = []
+        while not self._queue.empty():
+            segment = self._queue.get_nowait()
+            released.append(SubmitOutcome.released(segment.segment_id))
+        self._outcomes.extend(released)
+        await self._flush_outcomes()
+
+    # --- feeding -------------------------------------------------------------------------------
+
+    async def _feed_loop(self) -> None:
+        store = self.store
+        name = self.provider.name
+        while not self._stopping:
+            room = self.workers * 2 - self._queue.qsize() - self._busy
+            claimed: list[SegmentToSend] = []
+            if room > 0:
+                claimed = await store.claim_segments(name, min(room, 1000))
+                for segment in claimed:
+                    self._queue.put_nowait(segment)
+            if claimed and len(claimed) >= room:
+                # The workers are full: wait until some finish before claiming more.
+                self._work.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_INTERVAL):
+                        await self._work.wait()
+                continue
+            if claimed:
+                continue  # there may be more due right now
+            self._work.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_INTERVAL):
+                    await self._work.wait()
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def build_pdu(self, segment: SegmentToSend) -> SubmitSm:
+        profile = self.provider.profile
+        source = segment.source
+        if source and not source.lstrip("+").isdigit():
+            source_ton, source_npi = int(Ton.ALPHANUMERIC), 0
+        else:
+            source_ton, source_npi = profile.default_ton, profile.default_npi
+        return SubmitSm(
+            service_type="",
+            source_addr_ton=source_ton,
+            source_addr_npi=source_npi,
+            source_addr=source.lstrip("+"),
+            dest_addr_ton=profile.default_ton,
+            dest_addr_npi=profile.default_npi,
+            destination_addr=segment.destination,
+            esm_class=segment.esm_class,
+            registered_delivery=segment.registered_delivery,
+            validity_period=validity_period(segment.valid_until_wall),
+            data_coding=segment.data_coding,
+            short_message=segment.short_message,
+            tlvs=tuple(Tlv(tag, raw) for tag, raw in segment.tlvs),
+        )
+
+    async def _worker(self) -> None:
+        queue = self._queue
+        while True:
+            segment = await queue.get()
+            self._busy += 1
+            try:
+                outcome = await self._send(segment)
+            finally:
+                self._busy -= 1
+            self._outcomes.append(outcome)
+            self._outcomes_ready.set()
+            if queue.qsize() < self.workers:
+                self._work.set()
+
+    async def _send(self, segment: SegmentToSend) -> SubmitOutcome:
+        sent_at = self.wall_clock()
+        try:
+            pdu = self.build_pdu(segment)
+        except Exception as exc:  # a stored segment the codec refuses: fail it, loudly
+            log.error("segment cannot be encoded", extra={"kv": {
+                "tracking_id": segment.tracking_id, "detail": str(exc)}})
+            return SubmitOutcome.permanent(segment.segment_id, "ENCODING", error=str(exc))
+        try:
+            result = await self.pool.submit(pdu)
+        except SubmitFailure as failure:
+            if failure.kind == "closing":
+                return SubmitOutcome.released(segment.segment_id)
+            # Lost with the connection or timed out: sent again soon (at-least-once).
+            return SubmitOutcome.transient(
+                segment.segment_id, self.wall_clock() + min(5.0, retry_delay(segment.attempts)),
+                error=f"{failure.kind} on {failure.bind}", bind=failure.bind,
+                sent_at_wall=sent_at,
+            )
+        status = result.status
+        if status == CommandStatus.ESME_ROK:
+            message_id = result.message_id or ""
+            self.submitted += 1
+            return SubmitOutcome.ok(
+                segment.segment_id, message_id,
+                message_id_key(message_id, self.message_id_format) if message_id else None,
+                bind=result.bind, sent_at_wall=sent_at,
+            )
+        klass = status_table.classify(status)
+        retry_limit = klass.retry_limit
+        exhausted = retry_limit is not None and segment.attempts + 1 >= retry_limit
+        if klass.is_permanent or exhausted:
+            return SubmitOutcome.permanent(
+                segment.segment_id, klass.name, command_status=status,
+                error=klass.description, bind=result.bind, sent_at_wall=sent_at,
+            )
+        # Transient (throttled after the pool's own retries, system error, bind state...).
+        return SubmitOutcome.transient(
+            segment.segment_id, self.wall_clock() + retry_delay(segment.attempts),
+            status_name=klass.name, command_status=status, error=klass.description,
+            bind=result.bind, sent_at_wall=sent_at,
+        )
+
+    # --- recording -----------------------------------------------------------------------------
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._outcomes_ready.wait()
+            self._outcomes_ready.clear()
+            await self._flush_outcomes()
+
+    async def _flush_outcomes(self) -> None:
+        if not self._outcomes:
+            return
+        batch, self._outcomes = self._outcomes, []
+        await self.store.record_submit_results(batch)
+        if any(outcome.kind in ("transient", "released") for outcome in batch):
+            self._work.set()
+
+
+def has_payload(segment: SegmentToSend) -> bool:
+    return any(tag == Tag.MESSAGE_PAYLOAD for tag, _ in segment.tlvs)

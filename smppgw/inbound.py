@@ -1,0 +1,244 @@
+"""deliver_sm/data_sm from any bind → parse → store (committed) → deliver_sm_resp.
+
+Receipts and MO from every provider queue here; one task drains the queue in batches so many
+receipts share one commit (group commit), and each PDU is acknowledged only after its commit.
+If the store cannot take it, the answer is a transient error so the SMSC delivers it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from smppgw.config import ProviderConfig
+from smppgw.metrics import Metrics
+from smppgw.pool import Inbound
+from smppgw.smpp.constants import CommandStatus, EsmClass, Tag
+from smppgw.smpp.pdu import DataSm, DeliverSm
+from smppgw.smpp.receipt import ReceiptError, is_receipt, message_id_variants, parse_receipt
+from smppgw.smpp.segment import concat_info, split_udh
+from smppgw.smpp.text import TextPolicy, decode_text
+from smppgw.store import MoMessage, MoPart, ReceiptRecord, Store, StoredMoPart
+
+log = logging.getLogger(__name__)
+
+MO_REASSEMBLY_TIMEOUT = 300.0  # seconds before incomplete MO parts are delivered as they are
+MAX_BATCH = 500
+
+
+@dataclass(slots=True)
+class _PendingGroup:
+    first_seen: float
+    parts: tuple[StoredMoPart, ...]
+
+
+class InboundProcessor:
+    """Owns the path from a received deliver_sm to its deliver_sm_resp."""
+
+    def __init__(
+        self,
+        store: Store,
+        providers: Callable[[], Mapping[str, ProviderConfig]],
+        *,
+        metrics: Metrics | None = None,
+        mo_timeout: float = MO_REASSEMBLY_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.metrics = metrics
+        self.mo_timeout = mo_timeout
+        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._pending_mo: dict[tuple[str, str, str, int, int], _PendingGroup] = {}
+        self.receipts = 0
+        self.unmatched = 0
+        self.mo = 0
+
+    def __repr__(self) -> str:
+        return f"<InboundProcessor queued={self._queue.qsize()} mo_pending={len(self._pending_mo)}>"
+
+    def submit(self, inbound: Inbound) -> None:
+        """Called by the pools for every deliver_sm/data_sm, on whatever bind it came."""
+        self._queue.put_nowait(inbound)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                async with asyncio.timeout(min(self.mo_timeout, 5.0)):
+                    first = await self._queue.get()
+            except TimeoutError:
+                await self._expire_mo(loop.time())
+                continue
+            batch = [first]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            # Shielded: a shutdown cancel must not leave a stored PDU unacknowledged (the
+            # SMSC would redeliver it; harmless, but avoidable) nor an ack before a commit.
+            await asyncio.shield(self._process(batch, loop.time()))
+            await self._expire_mo(loop.time())
+
+    async def drain(self) -> None:
+        """Process whatever is queued (at shutdown, before the binds unbind)."""
+        loop = asyncio.get_running_loop()
+        batch = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if batch:
+            await self._process(batch, loop.time())
+
+    # --- one batch -------------------------------------------------------------------------
+
+    async def _process(self, batch: list[Inbound], now: float) -> None:
+        receipts: list[tuple[Inbound, ReceiptRecord]] = []
+        others: list[Inbound] = []
+        providers = self.providers()
+        for inbound in batch:
+            pdu = inbound.pdu
+            if not isinstance(pdu, DeliverSm | DataSm):
+                inbound.acknowledge(CommandStatus.ESME_ROK)  # alert_notification: nothing to keep
+                continue
+            provider = providers.get(inbound.provider)
+            if is_receipt(pdu.esm_class):
+                record = self._receipt_record(inbound, pdu, provider)
+                if record is None:
+                    # No message id anywhere: nothing can be correlated; refuse permanently.
+                    inbound.acknowledge(CommandStatus.ESME_RX_P_APPN)
+                    continue
+                receipts.append((inbound, record))
+            else:
+                others.append(inbound)
+        if receipts:
+            try:
+                results = await self.store.record_receipts([record for _, record in receipts])
+            except Exception:
+                log.exception("receipts could not be stored; asking the SMSC to redeliver")
+                for inbound, _ in receipts:
+                    inbound.acknowledge(CommandStatus.ESME_RX_T_APPN)
+            else:
+                for (inbound, record), result in zip(receipts, results, strict=True):
+                    inbound.acknowledge(CommandStatus.ESME_ROK)
+                    self.receipts += 1
+                    if not result.matched:
+                        self.unmatched += 1
+                    if self.metrics is not None:
+                        self.metrics.provider(inbound.provider).receipt(
+                            record.stat, matched=result.matched
+                        )
+        for inbound in others:
+            try:
+                await self._store_mo(inbound, providers.get(inbound.provider), now)
+            except Exception:
+                log.exception("MO could not be stored; asking the SMSC to redeliver")
+                inbound.acknowledge(CommandStatus.ESME_RX_T_APPN)
+            else:
+                inbound.acknowledge(CommandStatus.ESME_ROK)
+
+    @staticmethod
+    def _receipt_record(
+        inbound: Inbound, pdu: DeliverSm | DataSm, provider: ProviderConfig | None
+    ) -> ReceiptRecord | None:
+        style = provider.profile.receipt_style if provider else "standard"
+        try:
+            receipt = parse_receipt(pdu, style)
+        except ReceiptError:
+            log.warning("receipt without a message id", extra={"kv": {"bind": inbound.bind}})
+            return None
+        id_format = "hex"
+        if provider is not None:
+            base = provider.receipt_id_base
+            id_format = provider.profile.message_id_format if base == "same" else base
+        return ReceiptRecord(
+            provider=inbound.provider,
+            message_id=receipt.message_id,
+            stat=receipt.stat,
+            err=receipt.err,
+            outcome=receipt.outcome.value,
+            final=receipt.final,
+            message_keys=message_id_variants(receipt.message_id, id_format),  # type: ignore[arg-type]
+            details=receipt.as_dict(),
+            bind=inbound.bind,
+        )
+
+    async def _store_mo(
+        self, inbound: Inbound, provider: ProviderConfig | None, now: float
+    ) -> None:
+        pdu = inbound.pdu
+        assert isinstance(pdu, DeliverSm | DataSm)
+        ia5 = TextPolicy.from_profile(provider.profile).ia5_as if provider else "gsm7"
+        payload_tlv = pdu.tlv(Tag.MESSAGE_PAYLOAD)
+        body = payload_tlv.raw if payload_tlv is not None else getattr(pdu, "short_message", b"")
+        reference = total = seq = None
+        if pdu.esm_class & EsmClass.UDHI:
+            elements, body = split_udh(body)
+            info = concat_info(elements)
+            if info is not None:
+                reference, total, seq = info.reference, info.total, info.seq
+        else:
+            sar_ref, sar_total, sar_seq = (
+                pdu.tlv(Tag.SAR_MSG_REF_NUM), pdu.tlv(Tag.SAR_TOTAL_SEGMENTS),
+                pdu.tlv(Tag.SAR_SEGMENT_SEQNUM),
+            )
+            if sar_ref is not None and sar_total is not None and sar_seq is not None:
+                reference, total, seq = (int(sar_ref.value), int(sar_total.value),  # type: ignore[arg-type]
+                                         int(sar_seq.value))  # type: ignore[arg-type]
+        if self.metrics is not None:
+            self.metrics.provider(inbound.provider).mo_received()
+        if reference is None or total is None or seq is None or total <= 1:
+            text = decode_text(body, pdu.data_coding, ia5_as=ia5)
+            await self.store.record_mo_message(
+                MoMessage(inbound.provider, pdu.source_addr, pdu.destination_addr, text,
+                          pdu.data_coding, 1, inbound.bind)
+            )
+            self.mo += 1
+            return
+        result = await self.store.record_mo_part(
+            MoPart(inbound.provider, pdu.source_addr, pdu.destination_addr, reference, total,
+                   seq, pdu.data_coding, body, inbound.bind)
+        )
+        key = (inbound.provider, pdu.source_addr, pdu.destination_addr, reference, total)
+        if result.complete:
+            self._pending_mo.pop(key, None)
+            await self._deliver_parts(result.parts, ia5)
+        elif not result.duplicate:
+            group = self._pending_mo.get(key)
+            first_seen = group.first_seen if group else now
+            self._pending_mo[key] = _PendingGroup(first_seen, result.parts)
+
+    async def deliver_recovered(self, groups: tuple[tuple[StoredMoPart, ...], ...]) -> None:
+        """Complete MO groups found at start (their last part came just before a crash)."""
+        providers = self.providers()
+        for parts in groups:
+            provider = providers.get(parts[0].provider)
+            ia5 = TextPolicy.from_profile(provider.profile).ia5_as if provider else "gsm7"
+            await self._deliver_parts(parts, ia5)
+
+    async def _deliver_parts(self, parts: tuple[StoredMoPart, ...], ia5: str) -> None:
+        ordered = sorted(parts, key=lambda p: p.seq)
+        first = ordered[0]
+        # Decode per part: a UCS-2 part boundary never splits a character (segment.py's rule),
+        # and a missing part then costs only its own text.
+        text = "".join(
+            decode_text(p.payload, p.data_coding, ia5_as=ia5) for p in ordered  # type: ignore[arg-type]
+        )
+        await self.store.record_mo_message(
+            MoMessage(first.provider, first.source, first.destination, text, first.data_coding,
+                      len(ordered), None),
+            [p.part_id for p in ordered],
+        )
+        self.mo += 1
+
+    async def _expire_mo(self, now: float) -> None:
+        """Deliver groups incomplete for longer than the timeout as they are."""
+        expired = [key for key, group in self._pending_mo.items()
+                   if now - group.first_seen >= self.mo_timeout]
+        providers = self.providers()
+        for key in expired:
+            group = self._pending_mo.pop(key)
+            provider = providers.get(key[0])
+            ia5 = TextPolicy.from_profile(provider.profile).ia5_as if provider else "gsm7"
+            log.warning("MO parts incomplete after timeout; delivering what arrived",
+                        extra={"kv": {"provider": key[0], "parts": len(group.parts),
+                                      "total": key[4]}})
+            await self._deliver_parts(group.parts, ia5)
