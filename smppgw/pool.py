@@ -467,6 +467,7 @@ def _close_reason(reason: CloseReason) -> str:
         CloseReason.UNBOUND: "unbound",
         CloseReason.PEER_UNBOUND: "unbound",
         CloseReason.UNBIND_TIMEOUT: "timeout",
+        CloseReason.DRAIN_TIMEOUT: "timeout",
     }.get(reason, "other")
 
 
