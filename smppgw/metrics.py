@@ -1,0 +1,931 @@
+"""Every Prometheus metric smppgw exports, on a registry the daemon creates and passes in.
+
+Owns metric names, types, label sets and the bounding of label values (spec names, fixed reason
+sets): never the default registry, never a phone number, message id, text or secret as a label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from importlib import metadata
+from typing import Final, Literal
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from smppgw.smpp.constants import CommandId, CommandStatus, MessageState
+from smppgw.smpp.receipt import state_of_stat
+from smppgw.smpp.status import STATUS_TABLE, classify
+
+__all__ = [
+    "API_ENDPOINT_LIMIT",
+    "BIND_STATES",
+    "LATENCY_BUCKETS",
+    "RECEIPT_STATS",
+    "RECONNECT_REASONS",
+    "WEBHOOK_FAILURE_REASONS",
+    "BindMetrics",
+    "BindState",
+    "Metrics",
+    "MetricsServer",
+    "ProviderMetrics",
+    "ReconnectReason",
+    "WebhookMetrics",
+    "certificate_not_after",
+    "command_label",
+    "receipt_stat_label",
+    "start_metrics_server",
+    "status_label",
+]
+
+log = logging.getLogger(__name__)
+
+# --- bounded label vocabularies ----------------------------------------------------------------
+
+ReconnectReason = Literal[
+    "connect_refused",
+    "dns",
+    "tls",
+    "timeout",
+    "bind_rejected",
+    "peer_closed",
+    "enquire_link_timeout",
+    "frame_error",
+    "unbound",
+    "other",
+]
+# Why a bind went down; pool.py's ConnectFailure.kind uses these words. Anything else is "other",
+# so an exception message can never become a label value.
+RECONNECT_REASONS: Final[tuple[ReconnectReason, ...]] = (
+    "connect_refused",
+    "dns",
+    "tls",
+    "timeout",
+    "bind_rejected",
+    "peer_closed",
+    "enquire_link_timeout",
+    "frame_error",
+    "unbound",
+    "other",
+)
+
+BindState = Literal["connecting", "binding", "bound", "unbinding", "backoff", "closed"]
+# The life of one bind slot: the session's states (OPEN counts as connecting) plus the pool's
+# waiting between attempts. Every state gets a series at 0 so alerts see "0 bound", not nothing.
+BIND_STATES: Final[tuple[BindState, ...]] = (
+    "connecting",
+    "binding",
+    "bound",
+    "unbinding",
+    "backoff",
+    "closed",
+)
+_BIND_STATE_ALIASES: Final[dict[str, BindState]] = {
+    **{s: s for s in BIND_STATES},
+    "open": "connecting",  # Session OPEN: TCP/TLS up, bind PDU not sent yet
+}
+
+# SMPP 3.4 Appendix B stat words; other words (Qikberry's per-route ones) are mapped through
+# message_state, and what no table knows becomes OTHER.
+RECEIPT_STATS: Final[tuple[str, ...]] = (
+    "DELIVRD",
+    "ACCEPTD",
+    "ENROUTE",
+    "EXPIRED",
+    "DELETED",
+    "UNDELIV",
+    "REJECTD",
+    "UNKNOWN",
+    "OTHER",
+)
+_STAT_OF_STATE: Final[dict[MessageState, str]] = {
+    MessageState.ENROUTE: "ENROUTE",
+    MessageState.DELIVERED: "DELIVRD",
+    MessageState.EXPIRED: "EXPIRED",
+    MessageState.DELETED: "DELETED",
+    MessageState.UNDELIVERABLE: "UNDELIV",
+    MessageState.ACCEPTED: "ACCEPTD",
+    MessageState.UNKNOWN: "UNKNOWN",
+    MessageState.REJECTED: "REJECTD",
+}
+
+WEBHOOK_FAILURE_REASONS: Final[tuple[str, ...]] = (
+    "timeout",
+    "connect",
+    "tls",
+    "http_status",
+    "other",
+)
+
+# The API has a handful of routes; a cap keeps a bug that passes raw paths from exploding.
+API_ENDPOINT_LIMIT: Final = 32
+
+# submit→resp: a loopback simulator answers in ~1 ms, a provider in 20-500 ms, a struggling one
+# up to its response timeout (30 s by default).
+LATENCY_BUCKETS: Final[tuple[float, ...]] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+)
+# Rows per grouped SQLite commit: 1 when idle, hundreds under a burst.
+BATCH_SIZE_BUCKETS: Final[tuple[float, ...]] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+# fsync on a healthy disk takes 0.1-10 ms; a saturated one, seconds.
+COMMIT_BUCKETS: Final[tuple[float, ...]] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)
+API_BUCKETS: Final[tuple[float, ...]] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+
+_DIRECTIONS: Final = ("in", "out")
+
+
+def status_label(status: int) -> str:
+    """The ``status`` label of a command_status: its spec name (``ESME_RTHROTTLED``).
+
+    Names come from smppgw.smpp.status's table (SMPP 3.4, later versions, provider codes).
+    Other codes in the SMSC vendor range 0x400-0x4FF (SMPP 3.4 §5.1.3) keep their hex, at most
+    256 values; any other code is ``other``, so a hostile peer cannot grow the series.
+    """
+    row = STATUS_TABLE.get(status)
+    if row is not None:
+        return row.name
+    try:
+        return CommandStatus(status).name
+    except ValueError:
+        if 0x400 <= status <= 0x4FF:
+            return f"0x{status:08X}"
+        return "other"
+
+
+def command_label(command_id: int) -> str:
+    """The ``command`` label: the spec's lower-case name (``submit_sm_resp``), else ``unknown``."""
+    try:
+        return CommandId(command_id).name.lower()
+    except ValueError:
+        return "unknown"
+
+
+def receipt_stat_label(stat: str | MessageState | None) -> str:
+    """The ``stat`` label: Appendix B's 7-letter word for any spelling a provider uses.
+
+    ``Delivered``, ``DELIVRD`` and message_state DELIVERED all give ``DELIVRD``; a word no table
+    knows (or None) gives ``OTHER``, never the raw text.
+    """
+    if isinstance(stat, MessageState):
+        return _STAT_OF_STATE[stat]
+    if stat is None:
+        return "OTHER"
+    state = state_of_stat(stat)
+    return "OTHER" if state is None else _STAT_OF_STATE[state]
+
+
+def _bind_state(state: str | Enum) -> BindState:
+    text = (state.name if isinstance(state, Enum) else state).lower()
+    try:
+        return _BIND_STATE_ALIASES[text]
+    except KeyError:
+        raise ValueError(f"unknown bind state {text!r}; expected one of {BIND_STATES}") from None
+
+
+def _reconnect_reason(reason: str | Enum) -> ReconnectReason:
+    text = (reason.value if isinstance(reason, Enum) else reason).lower()
+    for known in RECONNECT_REASONS:
+        if known == text:
+            return known
+    return "other"
+
+
+def certificate_not_after(der: bytes) -> float:
+    """notAfter of a DER certificate as unix seconds, for the TLS expiry gauge.
+
+    Call with ``ssl_object.getpeercert(binary_form=True)``, which works even when verification
+    is off (the dict form is then empty). cryptography is imported here, not at module import,
+    so processes that never read a certificate do not pay for it.
+    """
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+
+
+# --- per-provider and per-bind handles ---------------------------------------------------------
+
+
+class BindMetrics:
+    """Pre-labelled children for one bind slot (``wavy#2``): the per-PDU path does dict lookups
+    and ``inc()`` only. Created by :meth:`Metrics.bind`; owned by the pool's ``BindSlot``.
+    """
+
+    __slots__ = ("_host", "_metrics", "_removed", "_state", "_states", "in_flight", "name",
+                 "provider", "window")
+
+    def __init__(self, metrics: Metrics, provider: ProviderMetrics, name: str, host: str) -> None:
+        self._metrics = metrics
+        self.provider = provider
+        self.name = name
+        self.in_flight = metrics.bind_in_flight.labels(provider.name, name)
+        self.window = metrics.bind_window.labels(provider.name, name)
+        self._states = {s: metrics.bind_state.labels(provider.name, name, s) for s in BIND_STATES}
+        self._state: BindState = "closed"
+        self._states["closed"].set(1)
+        provider._move_bind(None, "closed")
+        self._host = ""
+        self._removed = False
+        self.set_host(host)
+
+    def __repr__(self) -> str:
+        return f"<BindMetrics {self.name} {self._state} host={self._host or '-'}>"
+
+    @property
+    def state(self) -> BindState:
+        return self._state
+
+    def set_state(self, state: str | Enum) -> None:
+        """Move this bind to ``state`` (a ``BindState`` word or an Enum member of that name).
+
+        Keeps ``smppgw_bind_state`` (1 on the current state) and the provider's
+        ``smppgw_binds{state}`` counts in step. ValueError for a word outside ``BIND_STATES``:
+        that is a programming error a test should catch.
+        """
+        new = _bind_state(state)
+        old = self._state
+        if new == old or self._removed:
+            return
+        self._states[old].set(0)
+        self._states[new].set(1)
+        self.provider._move_bind(old, new)
+        self._state = new
+
+    def set_host(self, host: str) -> None:
+        """The endpoint this bind uses now (configured name or ``host:port``, never a secret).
+
+        ``smppgw_bind_info`` carries it so dashboards can join it onto the per-bind gauges.
+        """
+        if host == self._host or self._removed:
+            return
+        info = self._metrics.bind_info
+        if self._host:
+            _remove(info, self.provider.name, self.name, self._host)
+        info.labels(self.provider.name, self.name, host).set(1)
+        self._host = host
+
+    def set_flow(self, in_flight: int, window: int) -> None:
+        """Requests awaiting a response and the window limit; call after each send/response."""
+        self.in_flight.set(in_flight)
+        self.window.set(window)
+
+    def pdu_in(self, command_id: int) -> None:
+        """One PDU read from the SMSC on this bind (any command, responses included)."""
+        self.provider.pdu_in(command_id)
+
+    def pdu_out(self, command_id: int) -> None:
+        """One PDU written to the SMSC on this bind."""
+        self.provider.pdu_out(command_id)
+
+    def reconnect(self, reason: str | Enum) -> None:
+        """This bind went down and will be tried again; ``reason`` from ``RECONNECT_REASONS``."""
+        self.provider.reconnect(reason)
+
+    def remove(self) -> None:
+        """Drop this bind's series (the slot was removed by a reload); later calls do nothing."""
+        if self._removed:
+            return
+        m, p, n = self._metrics, self.provider.name, self.name
+        self.provider._move_bind(self._state, None)
+        for state in BIND_STATES:
+            _remove(m.bind_state, p, n, state)
+        _remove(m.bind_in_flight, p, n)
+        _remove(m.bind_window, p, n)
+        if self._host:
+            _remove(m.bind_info, p, n, self._host)
+        self._removed = True
+        self.provider._binds.pop(n, None)
+
+
+class ProviderMetrics:
+    """Pre-labelled children for one provider; children keyed by status/command are created on
+    first use and cached, since their sets are bounded but not all worth exporting at zero.
+    """
+
+    __slots__ = (
+        "_bind_counts",
+        "_binds",
+        "_binds_by_state",
+        "_messages",
+        "_metrics",
+        "_pdus_in",
+        "_pdus_out",
+        "_receipts",
+        "_reconnects",
+        "_segments",
+        "_timeouts",
+        "binds_configured",
+        "mo",
+        "name",
+        "rate_limit_wait_seconds",
+        "rate_limit_waits",
+        "receipts_unmatched",
+        "receipts_unmatched_pending",
+        "submit_latency",
+    )
+
+    def __init__(self, metrics: Metrics, name: str) -> None:
+        self._metrics = metrics
+        self.name = name
+        m = metrics
+        self.mo = m.mo_messages.labels(name)
+        self.receipts_unmatched = m.receipts_unmatched.labels(name)
+        self.receipts_unmatched_pending = m.receipts_unmatched_pending.labels(name)
+        self.rate_limit_waits = m.rate_limit_waits.labels(name)
+        self.rate_limit_wait_seconds = m.rate_limit_wait_seconds.labels(name)
+        self.submit_latency = m.submit_latency.labels(name)
+        self.binds_configured = m.binds_configured.labels(name)
+        self._binds_by_state = {s: m.binds.labels(name, s) for s in BIND_STATES}
+        self._bind_counts = dict.fromkeys(BIND_STATES, 0)
+        self._reconnects = {r: m.reconnects.labels(name, r) for r in RECONNECT_REASONS}
+        self._receipts = {s: m.receipts.labels(name, s) for s in RECEIPT_STATS}
+        self._segments: dict[int, Counter] = {}
+        self._messages: dict[int, Counter] = {}
+        self._pdus_in: dict[int, Counter] = {}
+        self._pdus_out: dict[int, Counter] = {}
+        self._timeouts: dict[int, Counter] = {}
+        self._binds: dict[str, BindMetrics] = {}
+        # Series an alert divides by or compares against exist from the start, at zero.
+        self._segment_child(CommandStatus.ESME_ROK)
+        self._message_child(CommandStatus.ESME_ROK)
+        for command in (CommandId.SUBMIT_SM, CommandId.DELIVER_SM_RESP, CommandId.ENQUIRE_LINK):
+            self._pdu_child(self._pdus_out, command, "out")
+        for command in (CommandId.SUBMIT_SM_RESP, CommandId.DELIVER_SM):
+            self._pdu_child(self._pdus_in, command, "in")
+        metrics._queue.set(name, 0, None)
+
+    def __repr__(self) -> str:
+        bound = self._bind_counts["bound"]
+        return f"<ProviderMetrics {self.name} binds={len(self._binds)} bound={bound}>"
+
+    def _move_bind(self, old: BindState | None, new: BindState | None) -> None:
+        # Counts live here and the gauges are set from them, so a scrape never sees a bind
+        # counted in two states or in none.
+        for state, step in ((old, -1), (new, 1)):
+            if state is not None:
+                self._bind_counts[state] += step
+                self._binds_by_state[state].set(self._bind_counts[state])
+
+    # children ---------------------------------------------------------------------------------
+
+    # Caches are keyed by what the label keeps: every code that becomes "other" (or command
+    # "unknown") shares key -1, so a peer inventing codes grows neither series nor memory.
+
+    def _segment_child(self, status: int) -> Counter:
+        label = status_label(status)
+        key = status if label != "other" else -1
+        child = self._segments.get(key)
+        if child is None:
+            kind = classify(status).kind.value
+            child = self._metrics.submitted_segments.labels(self.name, label, kind)
+            self._segments[key] = child
+        return child
+
+    def _message_child(self, status: int) -> Counter:
+        label = status_label(status)
+        key = status if label != "other" else -1
+        child = self._messages.get(key)
+        if child is None:
+            kind = classify(status).kind.value
+            child = self._metrics.submitted_messages.labels(self.name, label, kind)
+            self._messages[key] = child
+        return child
+
+    def _pdu_child(self, cache: dict[int, Counter], command_id: int, direction: str) -> Counter:
+        label = command_label(command_id)
+        key = command_id if label != "unknown" else -1
+        child = cache.get(key)
+        if child is None:
+            child = self._metrics.pdus.labels(self.name, label, direction)
+            cache[key] = child
+        return child
+
+    # hot path ---------------------------------------------------------------------------------
+
+    def pdu_in(self, command_id: int) -> None:
+        """One PDU read from this provider."""
+        child = self._pdus_in.get(command_id)
+        if child is None:
+            child = self._pdu_child(self._pdus_in, command_id, "in")
+        child.inc()
+
+    def pdu_out(self, command_id: int) -> None:
+        """One PDU written to this provider."""
+        child = self._pdus_out.get(command_id)
+        if child is None:
+            child = self._pdu_child(self._pdus_out, command_id, "out")
+        child.inc()
+
+    def segment_answered(self, status: int, latency_seconds: float | None = None) -> None:
+        """One submit_sm (or data_sm) answered: its command_status and submit→resp seconds.
+
+        A generic_nack naming the submit counts here too, with its status. Timeouts are not
+        answers: report them with :meth:`response_timeout`.
+        """
+        child = self._segments.get(status)
+        if child is None:
+            child = self._segment_child(status)
+        child.inc()
+        if latency_seconds is not None:
+            self.submit_latency.observe(latency_seconds)
+
+    def message_answered(self, status: int) -> None:
+        """A whole message got its final submit answer: ESME_ROK once every segment has one,
+        else the status that ended it (a permanent failure, or the last try of a transient).
+        """
+        child = self._messages.get(status)
+        if child is None:
+            child = self._message_child(status)
+        child.inc()
+
+    def response_timeout(self, command_id: int) -> None:
+        """A request of ``command_id`` got no response within the response timeout."""
+        label = command_label(command_id)
+        key = command_id if label != "unknown" else -1
+        child = self._timeouts.get(key)
+        if child is None:
+            child = self._metrics.response_timeouts.labels(self.name, label)
+            self._timeouts[key] = child
+        child.inc()
+
+    def receipt(self, stat: str | MessageState | None, *, matched: bool = True) -> None:
+        """One delivery receipt received (``stat`` word or message_state).
+
+        Every receipt counts in ``smppgw_receipts_total``; those that matched no submitted
+        segment also count in ``smppgw_receipts_unmatched_total``.
+        """
+        self._receipts[receipt_stat_label(stat)].inc()
+        if not matched:
+            self.receipts_unmatched.inc()
+
+    def mo_received(self) -> None:
+        """One inbound (MO) message committed."""
+        self.mo.inc()
+
+    def rate_limit_wait(self, seconds: float) -> None:
+        """A segment had to wait ``seconds`` for a rate token before it could be sent."""
+        self.rate_limit_waits.inc()
+        # A counter refuses negative steps; a clock quirk must not break the send path.
+        self.rate_limit_wait_seconds.inc(max(0.0, seconds))
+
+    def reconnect(self, reason: str | Enum) -> None:
+        """A bind of this provider went down; ``reason`` outside RECONNECT_REASONS → other."""
+        self._reconnects[_reconnect_reason(reason)].inc()
+
+    # state set by the owner -------------------------------------------------------------------
+
+    def set_binds_configured(self, count: int) -> None:
+        """Binds the configuration asks for (the target for the "fewer binds" alert)."""
+        self.binds_configured.set(count)
+
+    def set_queue(self, depth: int, oldest_enqueued_unix: float | None) -> None:
+        """Queued messages for this provider and when the oldest was accepted (unix seconds).
+
+        Set by the daemon's periodic refresh from the store; the age is computed at scrape
+        time, so it keeps growing even if the refresh stalls.
+        """
+        self._metrics._queue.set(self.name, depth, oldest_enqueued_unix)
+
+    def set_receipts_unmatched_pending(self, count: int) -> None:
+        """Receipts held because no segment matched them yet (receipt before submit_sm_resp)."""
+        self.receipts_unmatched_pending.set(count)
+
+    def set_tls_expiry(self, host: str, not_after_unix: float) -> None:
+        """notAfter of the certificate ``host`` presented (see :func:`certificate_not_after`)."""
+        self._metrics.tls_peer_certificate_expiry.labels(self.name, host).set(not_after_unix)
+
+
+class WebhookMetrics:
+    """Pre-labelled children for one configured webhook. The label is its index or a name from
+    the configuration, never the URL (it may carry credentials).
+    """
+
+    __slots__ = ("_failures", "deliveries", "events", "name")
+
+    def __init__(self, metrics: Metrics, name: str) -> None:
+        self.name = name
+        self.deliveries = metrics.webhook_deliveries.labels(name)
+        self.events = metrics.webhook_events.labels(name)
+        self._failures = {r: metrics.webhook_failures.labels(name, r)
+                          for r in WEBHOOK_FAILURE_REASONS}
+
+    def delivered(self, events: int) -> None:
+        """One POST answered 2xx, carrying ``events`` events."""
+        self.deliveries.inc()
+        self.events.inc(max(0, events))
+
+    def failed(self, reason: str) -> None:
+        """One POST failed (non-2xx, timeout, connect or TLS error); it will be retried."""
+        self._failures.get(reason, self._failures["other"]).inc()
+
+
+# --- the queue gauges, computed at scrape time --------------------------------------------------
+
+
+@dataclass(slots=True)
+class _QueueSnapshot:
+    depth: int
+    oldest_enqueued_unix: float | None
+
+
+class _QueueCollector:
+    """``smppgw_queue_depth`` and ``smppgw_queue_oldest_age_seconds`` per provider.
+
+    A custom collector rather than two gauges so the age is ``now - oldest`` at scrape time.
+    ``collect`` only reads a dict: it runs in the scrape handler on the event loop.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._snapshots: dict[str, _QueueSnapshot] = {}
+
+    def set(self, provider: str, depth: int, oldest_enqueued_unix: float | None) -> None:
+        self._snapshots[provider] = _QueueSnapshot(depth, oldest_enqueued_unix)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        depth, age = self._families()
+        now = self._clock()
+        for provider, snap in sorted(self._snapshots.items()):
+            depth.add_metric([provider], snap.depth)
+            oldest = snap.oldest_enqueued_unix
+            age.add_metric([provider], 0.0 if oldest is None else max(0.0, now - oldest))
+        return [depth, age]
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "smppgw_queue_depth",
+                "Messages stored and not yet fully submitted, by routed provider.",
+                labels=["provider"],
+            ),
+            GaugeMetricFamily(
+                "smppgw_queue_oldest_age_seconds",
+                "Age of the oldest queued message by provider (0 when the queue is empty).",
+                labels=["provider"],
+            ),
+        )
+
+
+class _WithoutCreated:
+    """A view of a registry without the ``*_created`` samples prometheus-client adds to every
+    counter and histogram child: they double the series count and no rule here uses them. The
+    library's own switch (``disable_created_metrics``) is process-wide, which would reach into
+    other registries in the same process.
+    """
+
+    _TYPES: Final = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self._registry.collect():
+            if metric.type in self._TYPES:
+                created = metric.name + "_created"
+                # collect() builds fresh Metric objects on every call: editing them is safe.
+                metric.samples = [s for s in metric.samples if s.name != created]
+            yield metric
+
+
+# --- the whole set -----------------------------------------------------------------------------
+
+
+def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
+    # prometheus-client before 0.21 raises KeyError for a series never created: nothing to drop.
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("smppgw")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Metrics:
+    """Every smppgw metric, registered on ``registry`` (never prometheus_client's global one,
+    so two daemons can live in one process, as the tests do).
+
+    The metric objects are public attributes for rare callers and tests; the hot path uses the
+    handles from :meth:`provider`, :meth:`bind` and :meth:`webhook`, whose children are labelled
+    once. ``clock`` (unix seconds) feeds the queue age; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        version: str | None = None,
+        clock: Callable[[], float] = time.time,
+        process_metrics: bool = True,
+    ) -> None:
+        self.registry = registry
+        self._scraped = _WithoutCreated(registry)
+        r = registry
+        self._providers: dict[str, ProviderMetrics] = {}
+        self._webhooks: dict[str, WebhookMetrics] = {}
+        self._api: dict[tuple[str, str], Counter] = {}
+        self._api_endpoints: set[str] = set()
+        self._api_latency: dict[str, Histogram] = {}
+
+        self.build_info = Info(
+            "smppgw_build", "Version of smppgw and of the Python running it.", registry=r
+        )
+        self.build_info.info({"version": version or _version(),
+                              "python": platform.python_version()})
+
+        # submits
+        self.submitted_messages = Counter(
+            "smppgw_submitted_messages_total",
+            "Messages whose submission ended, by provider and the submit_sm_resp status that "
+            "ended it (kind: ok, transient, permanent, bind_fatal per smppgw.smpp.status).",
+            ["provider", "status", "kind"], registry=r,
+        )
+        self.submitted_segments = Counter(
+            "smppgw_submitted_segments_total",
+            "submit_sm answers (segments) by provider and command_status.",
+            ["provider", "status", "kind"], registry=r,
+        )
+        self.submit_latency = Histogram(
+            "smppgw_submit_response_duration_seconds",
+            "Time from writing a submit_sm to reading its submit_sm_resp.",
+            ["provider"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.response_timeouts = Counter(
+            "smppgw_response_timeouts_total",
+            "Requests that got no response within the response timeout, by command.",
+            ["provider", "command"], registry=r,
+        )
+        self.pdus = Counter(
+            "smppgw_pdus_total",
+            "SMPP PDUs by provider, command (spec name) and direction (in = from the SMSC).",
+            ["provider", "command", "direction"], registry=r,
+        )
+        # inbound
+        self.receipts = Counter(
+            "smppgw_receipts_total",
+            "Delivery receipts received, by provider and stat (SMPP 3.4 Appendix B word).",
+            ["provider", "stat"], registry=r,
+        )
+        self.receipts_unmatched = Counter(
+            "smppgw_receipts_unmatched_total",
+            "Receipts whose message id matched no submitted segment when they arrived.",
+            ["provider"], registry=r,
+        )
+        self.receipts_unmatched_pending = Gauge(
+            "smppgw_receipts_unmatched_pending",
+            "Receipts held in the store waiting for a segment to match.",
+            ["provider"], registry=r,
+        )
+        self.mo_messages = Counter(
+            "smppgw_mo_messages_total", "Inbound (MO) messages committed, by provider.",
+            ["provider"], registry=r,
+        )
+        # binds
+        self.binds = Gauge(
+            "smppgw_binds", "Bind slots by provider and state.",
+            ["provider", "state"], registry=r,
+        )
+        self.binds_configured = Gauge(
+            "smppgw_binds_configured", "Bind slots the configuration asks for, by provider.",
+            ["provider"], registry=r,
+        )
+        self.bind_info = Gauge(
+            "smppgw_bind_info", "Always 1: the host each bind slot uses now.",
+            ["provider", "bind", "host"], registry=r,
+        )
+        self.bind_state = Gauge(
+            "smppgw_bind_state", "1 for the state each bind slot is in, 0 for the others.",
+            ["provider", "bind", "state"], registry=r,
+        )
+        self.bind_in_flight = Gauge(
+            "smppgw_bind_in_flight", "Requests awaiting a response on a bind.",
+            ["provider", "bind"], registry=r,
+        )
+        self.bind_window = Gauge(
+            "smppgw_bind_window", "Window: the most requests a bind may have in flight.",
+            ["provider", "bind"], registry=r,
+        )
+        self.reconnects = Counter(
+            "smppgw_reconnects_total", "Binds lost and retried, by provider and reason.",
+            ["provider", "reason"], registry=r,
+        )
+        self.rate_limit_waits = Counter(
+            "smppgw_rate_limit_waits_total",
+            "Segments that waited for a send-rate token, by provider.",
+            ["provider"], registry=r,
+        )
+        self.rate_limit_wait_seconds = Counter(
+            "smppgw_rate_limit_wait_seconds_total",
+            "Seconds segments spent waiting for send-rate tokens, by provider.",
+            ["provider"], registry=r,
+        )
+        self.tls_peer_certificate_expiry = Gauge(
+            "smppgw_tls_peer_certificate_expiry_timestamp_seconds",
+            "notAfter of the TLS certificate each provider host presented, unix seconds.",
+            ["provider", "host"], registry=r,
+        )
+        # local API, webhooks, store
+        self.api_requests = Counter(
+            "smppgw_api_requests_total", "Local API requests by endpoint (route) and HTTP code.",
+            ["endpoint", "code"], registry=r,
+        )
+        self.api_request_duration = Histogram(
+            "smppgw_api_request_duration_seconds", "Local API request handling time.",
+            ["endpoint"], buckets=API_BUCKETS, registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "smppgw_webhook_deliveries_total", "Webhook POSTs answered 2xx.",
+            ["webhook"], registry=r,
+        )
+        self.webhook_events = Counter(
+            "smppgw_webhook_events_total", "Events delivered by webhook POSTs answered 2xx.",
+            ["webhook"], registry=r,
+        )
+        self.webhook_failures = Counter(
+            "smppgw_webhook_failures_total", "Webhook POSTs that failed, by reason.",
+            ["webhook", "reason"], registry=r,
+        )
+        self.store_commit_batch_size = Histogram(
+            "smppgw_store_commit_batch_size", "Records written by one grouped store commit.",
+            buckets=BATCH_SIZE_BUCKETS, registry=r,
+        )
+        self.store_commit_duration = Histogram(
+            "smppgw_store_commit_duration_seconds",
+            "Time of one grouped store commit, fsync included.",
+            buckets=COMMIT_BUCKETS, registry=r,
+        )
+        self._queue = _QueueCollector(clock)
+        r.register(self._queue)
+        if process_metrics:
+            # smppgw_process_*: memory, fds, CPU, start time; nothing on non-Linux systems.
+            ProcessCollector(namespace="smppgw", registry=r)
+
+    def __repr__(self) -> str:
+        return f"<Metrics providers={sorted(self._providers)}>"
+
+    # handles ------------------------------------------------------------------------------------
+
+    def provider(self, name: str, *, binds_configured: int | None = None) -> ProviderMetrics:
+        """The handle for provider ``name`` (a configured name), created on first call.
+
+        Creating it exports the series alerts rely on at zero: binds per state, reconnect
+        reasons, receipt stats, ESME_ROK submits and the queue gauges.
+        """
+        handle = self._providers.get(name)
+        if handle is None:
+            handle = ProviderMetrics(self, name)
+            self._providers[name] = handle
+        if binds_configured is not None:
+            handle.set_binds_configured(binds_configured)
+        return handle
+
+    def bind(self, provider: str, bind_name: str, host: str = "") -> BindMetrics:
+        """The handle for bind ``bind_name`` (``wavy#2``) of ``provider``; the same object on
+        every call until :meth:`BindMetrics.remove`. It starts in state ``closed``.
+        """
+        p = self.provider(provider)
+        handle = p._binds.get(bind_name)
+        if handle is None:
+            handle = BindMetrics(self, p, bind_name, host)
+            p._binds[bind_name] = handle
+        elif host:
+            handle.set_host(host)
+        return handle
+
+    def webhook(self, name: str) -> WebhookMetrics:
+        """The handle for one webhook, by index (``"0"``) or configured name; never its URL."""
+        handle = self._webhooks.get(name)
+        if handle is None:
+            handle = WebhookMetrics(self, name)
+            self._webhooks[name] = handle
+        return handle
+
+    # rarer events ---------------------------------------------------------------------------
+
+    def api_request(self, endpoint: str, code: int, seconds: float | None = None) -> None:
+        """One local API request answered. ``endpoint`` is the route pattern
+        (``/v1/messages/{tracking_id}``), never the raw path; past API_ENDPOINT_LIMIT distinct
+        values, new ones count as ``other``. ``code`` outside 100-599 counts as ``other``.
+        """
+        if endpoint not in self._api_endpoints:
+            if len(self._api_endpoints) >= API_ENDPOINT_LIMIT:
+                endpoint = "other"
+            else:
+                self._api_endpoints.add(endpoint)
+        code_text = str(code) if 100 <= code <= 599 else "other"
+        # Keyed by the bounded labels, so the cache is as bounded as the series.
+        key = (endpoint, code_text)
+        child = self._api.get(key)
+        if child is None:
+            child = self.api_requests.labels(endpoint, code_text)
+            self._api[key] = child
+        child.inc()
+        if seconds is not None:
+            latency = self._api_latency.get(endpoint)
+            if latency is None:
+                latency = self.api_request_duration.labels(endpoint)
+                self._api_latency[endpoint] = latency
+            latency.observe(seconds)
+
+    def store_commit(self, records: int, seconds: float | None = None) -> None:
+        """One grouped commit of ``records`` rows; safe to call from the store's writer thread."""
+        self.store_commit_batch_size.observe(records)
+        if seconds is not None:
+            self.store_commit_duration.observe(seconds)
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format, as the scrape endpoint serves it."""
+        return generate_latest(self._scraped)
+
+    def providers(self) -> Iterator[ProviderMetrics]:
+        """The provider handles created so far (a snapshot: safe while handles are added)."""
+        return iter(list(self._providers.values()))
+
+
+# --- the scrape endpoint -----------------------------------------------------------------------
+
+
+class MetricsServer:
+    """What :func:`start_metrics_server` returns: the bound port and an async ``close()``."""
+
+    def __init__(self, runner: web.AppRunner | None, port: int | None) -> None:
+        self._runner = runner
+        self.port = port
+
+    def __repr__(self) -> str:
+        return f"<MetricsServer port={self.port}>" if self._runner else "<MetricsServer off>"
+
+    @property
+    def enabled(self) -> bool:
+        return self._runner is not None
+
+    async def close(self) -> None:
+        """Stop listening and finish open scrapes; safe to call twice."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def start_metrics_server(metrics: Metrics, host: str | None, port: int) -> MetricsServer:
+    """Serve ``GET /metrics`` on ``host:port`` from the running event loop.
+
+    ``host`` None or "" (``metrics_listen = ""``) returns a closed server and binds nothing.
+    Port 0 picks a free port, readable as ``.port``. The exposition is built in the loop: it
+    only reads counters, and keeping it there avoids a thread per scrape. OSError (address in
+    use, permission) propagates so the daemon can fail its start with a clear message.
+    """
+    if not host:
+        return MetricsServer(None, None)
+
+    async def handle_metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def handle_root(request: web.Request) -> web.Response:
+        return web.Response(text='smppgw metrics: <a href="/metrics">/metrics</a>\n',
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get("/", handle_root)
+    # Scrapes come every few seconds: an access log line each would drown the useful ones.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = port
+    for address in runner.addresses:
+        bound = int(address[1])
+        break
+    log.info("metrics listening", extra={"kv": {"listen": f"{host}:{bound}"}})
+    return MetricsServer(runner, bound)
