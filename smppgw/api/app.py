@@ -1,0 +1,672 @@
+"""The local submit API: an aiohttp application served on the unix socket, and optionally on a
+TCP listener that requires a bearer token. Owns HTTP framing, auth, error bodies and listeners;
+validation lives in schemas.py / wiraya.py and acceptance in SubmitService, never here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import stat
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Final
+
+from aiohttp import hdrs, web
+
+from smppgw.api.events_json import event_json
+from smppgw.api.schemas import RequestError, parse_submit_body
+from smppgw.api.wiraya import parse_enqueue_body, wiraya_result
+from smppgw.config import GatewayConfig
+from smppgw.errors import SmppgwError
+from smppgw.metrics import Metrics
+from smppgw.store import MessageView, SegmentView, Store, StoreError
+from smppgw.submission import SubmitAnswer, SubmitService
+
+__all__ = [
+    "EVENTS_MAX_LIMIT",
+    "EVENTS_MAX_WAIT",
+    "ApiServer",
+    "ApiStartError",
+    "StatusProvider",
+    "create_app",
+    "message_json",
+    "start_api",
+]
+
+log = logging.getLogger(__name__)
+
+StatusProvider = Callable[[], Awaitable[dict[str, object]]]
+
+EVENTS_MAX_WAIT: Final = 60.0
+EVENTS_MAX_LIMIT: Final = 1000
+EVENTS_DEFAULT_LIMIT: Final = 1000
+# Requests still running when the API closes get this long to finish; long-polls are woken at
+# once by the shutdown, so only submits waiting for their commit can take it.
+SHUTDOWN_TIMEOUT: Final = 10.0
+# Probing an existing socket file: a live daemon accepts at once, a stale file refuses at once.
+_PROBE_TIMEOUT: Final = 2.0
+# 0750: the service group must be able to traverse the directory to reach the socket.
+_SOCKET_DIR_MODE: Final = 0o750
+# sqlite INTEGER is signed 64-bit; a larger cursor cannot exist and would overflow the query.
+_MAX_CURSOR: Final = 2**63 - 1
+
+_TRACKING_ID: Final = re.compile(r"[0-9a-f]{32}")
+_UNSIGNED: Final = re.compile(r"[0-9]{1,19}")
+_SECONDS: Final = re.compile(r"[0-9]{1,5}(?:\.[0-9]{1,6})?")
+_JSON_TYPES: Final = frozenset({"application/json", "text/json"})
+_FORM_TYPE: Final = "application/x-www-form-urlencoded"
+_UTF8_NAMES: Final = frozenset({"utf-8", "utf8"})
+_EVENTS_PARAMS: Final = ("after", "wait", "limit")
+_WIRAYA_ROUTE: Final = "enqueue_communications"
+_UNAUTHENTICATED_ROUTES: Final = frozenset({"healthz"})
+_dumps: Final = partial(json.dumps, ensure_ascii=False)
+
+
+class ApiStartError(SmppgwError):
+    """The API cannot listen: the socket path is taken, not a socket, or not creatable."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Deps:
+    submit: SubmitService
+    store: Store
+    status: StatusProvider
+    gateway: GatewayConfig
+    metrics: Metrics | None
+    # Set when the runner shuts down, so long-polls answer at once instead of holding the
+    # shutdown for up to EVENTS_MAX_WAIT seconds.
+    closing: asyncio.Event
+
+
+_DEPS: Final = web.AppKey("smppgw_api_deps", _Deps)
+
+
+class _ApiError(Exception):
+    """An answer other than 200 with our JSON error body; raised by helpers, turned into a
+    response by the middleware so handlers stay straight-line."""
+
+    def __init__(
+        self, status: int, code: str, message: str, field: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"code": code, "field": field, "message": message}
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        return _json({"error": self.body}, status=self.status, headers=self.headers)
+
+
+def _json(
+    data: object, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+
+# --- the application -----------------------------------------------------------------------------
+
+
+def create_app(
+    *,
+    submit: SubmitService,
+    store: Store,
+    status: StatusProvider,
+    gateway: GatewayConfig,
+    metrics: Metrics | None = None,
+) -> web.Application:
+    """The API application; every dependency is passed in, so two daemons can share a process.
+
+    ``status`` is awaited for ``GET /v1/status`` and must return a JSON-ready dict without
+    secrets. ``gateway`` gives the body limit, the sender policy and the TCP bearer token.
+    Serve it with :func:`start_api`.
+    """
+    app = web.Application(
+        client_max_size=gateway.max_body_bytes, middlewares=[_middleware],
+    )
+    deps = _Deps(submit, store, status, gateway, metrics, asyncio.Event())
+    app[_DEPS] = deps
+
+    async def wake_long_polls(app: web.Application) -> None:
+        app[_DEPS].closing.set()
+
+    app.on_shutdown.append(wake_long_polls)
+    app.router.add_post("/v1/messages", _post_messages, name="submit")
+    app.router.add_get("/v1/messages/{tracking_id}", _get_message, name="get_message")
+    app.router.add_get("/v1/events", _get_events, name="events")
+    app.router.add_get("/v1/status", _get_status, name="status")
+    app.router.add_get("/healthz", _healthz, name="healthz")
+    app.router.add_post("/api/EnqueueCommunications", _post_enqueue, name=_WIRAYA_ROUTE)
+    return app
+
+
+def _route_name(request: web.Request) -> str | None:
+    return request.match_info.route.name
+
+
+@web.middleware
+async def _middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Auth, JSON errors for everything (404, 405, 413, 500) and the request metric.
+
+    The metric's endpoint is the route name ("get_message"), never the path, so a tracking id
+    can never become a label value; unknown paths count as "unmatched".
+    """
+    deps = request.app[_DEPS]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    endpoint = _route_name(request) or "unmatched"
+    response: web.StreamResponse
+    try:
+        _authorize(request, deps.gateway)
+        response = await handler(request)
+    except _ApiError as exc:
+        response = exc.response()
+    except web.HTTPException as exc:
+        response = _http_exception_response(request, exc)
+    except StoreError as exc:
+        # Closed during shutdown or a failing disk: the client should retry, not give up.
+        log.warning("api: store unavailable endpoint=%s error=%s", endpoint, exc)
+        response = _ApiError(
+            503, "unavailable", "the store is unavailable; retry later",
+        ).response()
+    except Exception:
+        reference = secrets.token_hex(4)
+        log.exception("api: unexpected error endpoint=%s ref=%s", endpoint, reference)
+        response = _ApiError(
+            500, "internal", f"internal error; the smppgw log has the details (ref {reference})",
+        ).response()
+    if deps.metrics is not None:
+        deps.metrics.api_request(endpoint, response.status, loop.time() - started)
+    return response
+
+
+def _http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    if isinstance(exc, web.HTTPNotFound):
+        return _ApiError(
+            404, "not_found", f"no such endpoint: {request.method} {request.path[:200]}",
+        ).response()
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return _ApiError(
+            405, "method_not_allowed", f"{request.method} is not allowed here; use {allowed}",
+            headers={hdrs.ALLOW: allowed},
+        ).response()
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return _too_large(request.app[_DEPS].gateway.max_body_bytes).response()
+    code = "http_error" if exc.status >= 400 else "unexpected_status"
+    return _ApiError(exc.status, code, exc.reason).response()
+
+
+def _over_tcp(request: web.Request) -> bool:
+    """True unless the request came through a unix socket (ours or systemd's). Unknown counts
+    as TCP, so a transport we cannot inspect is authenticated rather than trusted."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock is None or sock.family != socket.AF_UNIX
+
+
+def _authorize(request: web.Request, gateway: GatewayConfig) -> None:
+    """The unix socket is guarded by its file mode; TCP needs ``Authorization: Bearer`` (or
+    Wiraya's ``X-ApiKey`` on their endpoint), compared in constant time."""
+    if _route_name(request) in _UNAUTHENTICATED_ROUTES or not _over_tcp(request):
+        return
+    presented: str | None = None
+    authorization = request.headers.get(hdrs.AUTHORIZATION, "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        presented = credentials.strip()
+    elif _route_name(request) == _WIRAYA_ROUTE:
+        presented = request.headers.get("X-ApiKey")
+    token = gateway.api_token
+    if (
+        token is None
+        or presented is None
+        or not hmac.compare_digest(presented.encode(), token.reveal().encode())
+    ):
+        raise _ApiError(
+            401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer <token>'",
+            headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="smppgw"'},
+        )
+
+
+def _too_large(limit: int) -> _ApiError:
+    return _ApiError(
+        413, "body_too_large",
+        f"the body is larger than the limit of {limit} bytes (gateway.max_body_bytes)",
+    )
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def _read_json(request: web.Request, limit: int) -> object:
+    """The request body as parsed JSON, or an _ApiError (415, 413, 400 invalid_json).
+
+    The body is always parsed as JSON. Accepted Content-Types: application/json, text/json,
+    ``*/*+json``, none at all, and application/x-www-form-urlencoded, because that is what
+    ``curl -d`` and Python's urllib send unless told otherwise (curl before 7.82 has no
+    --json). Anything else (XML, multipart, text/plain) is a 415: such a body was never
+    meant to be JSON, and saying so is clearer than a parse error.
+    """
+    form = False
+    if hdrs.CONTENT_TYPE in request.headers:
+        content_type = request.content_type
+        charset = request.charset
+        form = content_type == _FORM_TYPE
+        if not (form or content_type in _JSON_TYPES or content_type.endswith("+json")) or (
+            charset is not None and charset.lower() not in _UTF8_NAMES
+        ):
+            raise _ApiError(
+                415, "unsupported_media_type",
+                "send the body as UTF-8 JSON with 'Content-Type: application/json' "
+                "(curl: -H 'Content-Type: application/json')",
+            )
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(limit) from None
+    hint = " (the body was sent as a form; send JSON)" if form else ""
+    if not raw.strip():
+        raise _ApiError(400, "invalid_json", "invalid JSON: the body is empty")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _ApiError(
+            400, "invalid_json", f"invalid JSON: the body is not UTF-8 (byte {exc.start})",
+        ) from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise _ApiError(
+            400, "invalid_json",
+            f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{hint}",
+        ) from None
+    except ValueError as exc:
+        raise _ApiError(400, "invalid_json", f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise _ApiError(400, "invalid_json", "invalid JSON: nested too deeply") from None
+
+
+# --- handlers ------------------------------------------------------------------------------------
+
+
+async def _post_messages(request: web.Request) -> web.Response:
+    """POST /v1/messages: one answer per message, in request order (DESIGN.md)."""
+    deps = request.app[_DEPS]
+    body = await _read_json(request, deps.gateway.max_body_bytes)
+    try:
+        parsed = parse_submit_body(body, sender_policy=deps.gateway.sender_policy)
+    except RequestError as exc:
+        return _json({"error": exc.error.as_json()}, status=exc.status)
+    answers = await deps.submit.submit(parsed)
+    return _json({"messages": [answer.as_json() for answer in answers]})
+
+
+async def _post_enqueue(request: web.Request) -> web.Response:
+    """POST /api/EnqueueCommunications: Wiraya's request and answer shapes, our submit path."""
+    deps = request.app[_DEPS]
+    body = await _read_json(request, deps.gateway.max_body_bytes)
+    try:
+        pairs = parse_enqueue_body(body, sender_policy=deps.gateway.sender_policy)
+    except RequestError as exc:
+        return _json({"error": exc.error.as_json()}, status=exc.status)
+    answers: list[SubmitAnswer] = await deps.submit.submit([request for _, request in pairs])
+    results = {
+        client_message_id: wiraya_result(
+            answer.tracking_id, answer.accepted, answer.transient, answer.error
+        )
+        for (client_message_id, _), answer in zip(pairs, answers, strict=True)
+    }
+    return _json({"results": results})
+
+
+async def _get_message(request: web.Request) -> web.Response:
+    """GET /v1/messages/{tracking_id}: state, parts, receipts and history."""
+    deps = request.app[_DEPS]
+    tracking_id = request.match_info["tracking_id"]
+    if not _TRACKING_ID.fullmatch(tracking_id):
+        raise _ApiError(
+            400, "invalid_value", "a tracking id is 32 lower-case hex characters",
+            field="tracking_id",
+        )
+    view = await deps.store.get_message(tracking_id)
+    if view is None:
+        raise _ApiError(404, "not_found", "no message with this tracking id",
+                        field="tracking_id")
+    return _json(message_json(view))
+
+
+async def _get_events(request: web.Request) -> web.Response:
+    """GET /v1/events?after=&wait=&limit=: the event log in commit order, long-polled.
+
+    ``cursor`` in the answer is the last event's cursor, or ``after`` when none came, so a
+    client that always passes back the cursor it got misses nothing and sees nothing twice.
+    """
+    deps = request.app[_DEPS]
+    after, wait, limit = _events_params(request)
+    events = await deps.store.events_after(after, limit)
+    if (
+        not events and wait > 0 and not deps.closing.is_set()
+        and await _wait_for_events(deps, after, wait)
+    ):
+        events = await deps.store.events_after(after, limit)
+    cursor = events[-1].cursor if events else after
+    return _json({"events": [event_json(e) for e in events], "cursor": cursor})
+
+
+def _events_params(request: web.Request) -> tuple[int, float, int]:
+    query = request.query
+    for key in query:
+        if key not in _EVENTS_PARAMS:
+            raise _ApiError(400, "unknown_field", f"unknown parameter {key!r}; use after, "
+                            "wait and limit", field=key)
+        if len(query.getall(key)) > 1:
+            raise _ApiError(400, "invalid_value", f"{key!r} is given more than once", field=key)
+
+    after = query.get("after", "0")
+    if not _UNSIGNED.fullmatch(after) or int(after) > _MAX_CURSOR:
+        raise _ApiError(400, "invalid_value", "'after' must be an event cursor: an integer ≥ 0",
+                        field="after")
+    wait = query.get("wait", "0")
+    if not _SECONDS.fullmatch(wait) or float(wait) > EVENTS_MAX_WAIT:
+        raise _ApiError(400, "invalid_value",
+                        f"'wait' must be a number of seconds from 0 to {EVENTS_MAX_WAIT:g}",
+                        field="wait")
+    limit = query.get("limit", str(EVENTS_DEFAULT_LIMIT))
+    if not _UNSIGNED.fullmatch(limit) or not 1 <= int(limit) <= EVENTS_MAX_LIMIT:
+        raise _ApiError(400, "invalid_value",
+                        f"'limit' must be an integer from 1 to {EVENTS_MAX_LIMIT}",
+                        field="limit")
+    return int(after), float(wait), int(limit)
+
+
+async def _wait_for_events(deps: _Deps, after: int, wait: float) -> bool:
+    """Wait for a commit past ``after``, at most ``wait`` seconds, or until the API closes.
+
+    Both waits are children of one task group; whichever ends first cancels the other.
+    """
+    async with asyncio.TaskGroup() as group:
+        commit = group.create_task(deps.store.wait_for_events(after, wait))
+        closing = group.create_task(deps.closing.wait())
+        commit.add_done_callback(lambda _: closing.cancel())
+        closing.add_done_callback(lambda _: commit.cancel())
+    return not commit.cancelled() and commit.result()
+
+
+async def _get_status(request: web.Request) -> web.Response:
+    """GET /v1/status: whatever the daemon's status provider reports (binds, queues, counts)."""
+    return _json(await request.app[_DEPS].status())
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    """GET /healthz: 200 while the store takes work, else 503. No auth, no detail beyond that."""
+    if request.app[_DEPS].store.closed:
+        return _json({"ok": False, "error": {"code": "unavailable", "field": "",
+                                             "message": "the store is closed"}}, status=503)
+    return _json({"ok": True})
+
+
+# --- the message view ----------------------------------------------------------------------------
+
+
+def _iso(wall: float | None) -> str | None:
+    """UTC ISO 8601 with milliseconds and a Z, as event ``at`` values are written."""
+    if wall is None:
+        return None
+    stamp = datetime.fromtimestamp(wall, tz=UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def _segment_json(segment: SegmentView) -> dict[str, object]:
+    receipt: dict[str, object] | None = None
+    if segment.receipt is not None or segment.receipt_stat is not None:
+        # The stored document: message_id, outcome, final, bind and the parsed receipt under
+        # "details" (vendor TLVs decoded per profile, e.g. Wavy 0x1403-0x1406).
+        receipt = dict(segment.receipt or {})
+        receipt.update(stat=segment.receipt_stat, err=segment.receipt_err,
+                       at=_iso(segment.receipt_wall))
+    return {
+        "part_index": segment.part_index,
+        "state": segment.state,
+        "smsc_message_id": segment.smsc_message_id,
+        "submit_status": segment.submit_status,
+        "attempts": segment.attempts,
+        "last_error": segment.last_error,
+        "bind": segment.bind,
+        "data_coding": segment.data_coding,
+        "submitted": _iso(segment.submitted_wall),
+        "responded": _iso(segment.resp_wall),
+        "receipt": receipt,
+    }
+
+
+def message_json(view: MessageView) -> dict[str, object]:
+    """The answer of ``GET /v1/messages/{tracking_id}``.
+
+    The text is left out on purpose: tracking ids travel in the event stream every local
+    client can read, and a one-time code must not be readable through them. The client that
+    sent the text has it already.
+    """
+    history: list[dict[str, object]] = []
+    for entry in view.history:
+        item: dict[str, object] = {
+            "at": entry.at, "type": entry.type, "state": entry.state,
+            "detail": dict(entry.detail),
+        }
+        if entry.cursor is not None:
+            item["cursor"] = entry.cursor
+        history.append(item)
+    return {
+        "tracking_id": view.tracking_id,
+        "id": view.client_id,
+        "provider": view.provider,
+        "to": view.destination,
+        "from": view.source,
+        "state": view.state,
+        "data_coding": view.data_coding,
+        "encoding": view.encoding,
+        "flash": view.flash,
+        "parts": view.parts,
+        "attempts": view.attempts,
+        "last_error": view.last_error,
+        "tlvs": [{"tag": f"0x{tag:04x}", "hex": value.hex()} for tag, value in view.tlvs],
+        "created": _iso(view.created_wall),
+        "updated": _iso(view.updated_wall),
+        "valid_until": _iso(view.valid_until_wall),
+        "segments": [_segment_json(s) for s in view.segments],
+        "history": history,
+    }
+
+
+# --- listeners -----------------------------------------------------------------------------------
+
+
+class ApiServer:
+    """The running API: the unix socket (own or inherited) and the optional TCP listener.
+
+    ``close()`` stops accepting, wakes long-polls, lets running requests finish (bounded by
+    SHUTDOWN_TIMEOUT) and removes the socket file if it is still the one this server made.
+    """
+
+    def __init__(
+        self, runner: web.AppRunner, *, socket_path: Path | None,
+        socket_identity: tuple[int, int] | None, tcp_address: tuple[str, int] | None,
+    ) -> None:
+        self._runner = runner
+        self.socket_path = socket_path
+        self._socket_identity = socket_identity
+        self.tcp_address = tcp_address
+        self._closed = False
+
+    @property
+    def tcp_port(self) -> int | None:
+        """The TCP listener's port (the real one when configured as 0), None without one."""
+        return None if self.tcp_address is None else self.tcp_address[1]
+
+    def __repr__(self) -> str:
+        where = str(self.socket_path) if self.socket_path is not None else "inherited socket"
+        tcp = f" tcp={self.tcp_address[0]}:{self.tcp_address[1]}" if self.tcp_address else ""
+        state = "closed" if self._closed else "listening"
+        return f"<ApiServer {state} unix={where}{tcp}>"
+
+    async def close(self) -> None:
+        """Idempotent; safe to call from the daemon's shutdown path whatever happened before."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._runner.cleanup()
+        finally:
+            _unlink_if_ours(self.socket_path, self._socket_identity)
+
+
+async def start_api(
+    app: web.Application, *, gateway: GatewayConfig,
+    inherited_socket: socket.socket | None = None,
+) -> ApiServer:
+    """Serve ``app`` on ``gateway.submit_socket`` (or ``inherited_socket`` from systemd socket
+    activation, which is used as is and never unlinked) and on ``gateway.api_listen`` if set.
+
+    The socket file is chmod-ed to ``gateway.socket_mode`` before it listens, so no client can
+    connect while it has the umask's mode. A stale socket file left by a crash is replaced; a
+    live one (another smppgw) or a path that is not a socket raises ApiStartError and nothing
+    is touched.
+    """
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    socket_path: Path | None = None
+    identity: tuple[int, int] | None = None
+    try:
+        if inherited_socket is not None:
+            inherited_socket.setblocking(False)
+            await web.SockSite(runner, inherited_socket).start()
+        else:
+            socket_path = gateway.submit_socket
+            sock, identity = await _bind_unix_socket(socket_path, gateway.socket_mode)
+            try:
+                await web.SockSite(runner, sock).start()
+            except BaseException:
+                sock.close()
+                raise
+        tcp_address: tuple[str, int] | None = None
+        if gateway.api_listen is not None:
+            if gateway.api_token is None:
+                raise ApiStartError("gateway.api_listen needs an api_token; refusing to listen")
+            before = len(runner.addresses)
+            try:
+                await web.TCPSite(
+                    runner, gateway.api_listen.host, gateway.api_listen.port
+                ).start()
+            except OSError as exc:
+                raise ApiStartError(
+                    f"cannot listen on {gateway.api_listen}: {exc.strerror or exc}"
+                ) from None
+            address = runner.addresses[before]
+            tcp_address = (str(address[0]), int(address[1]))
+    except BaseException:
+        await runner.cleanup()
+        _unlink_if_ours(socket_path, identity)
+        raise
+    server = ApiServer(runner, socket_path=socket_path, socket_identity=identity,
+                       tcp_address=tcp_address)
+    log.info("api: listening %r", server)
+    return server
+
+
+async def _bind_unix_socket(path: Path, mode: int) -> tuple[socket.socket, tuple[int, int]]:
+    """A bound, not yet listening unix socket at ``path`` with ``mode``, and the (dev, inode)
+    of its file, by which close() later recognises it as ours."""
+    if not path.parent.exists():
+        try:
+            path.parent.mkdir(mode=_SOCKET_DIR_MODE, parents=True)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ApiStartError(
+                f"cannot create the socket directory {path.parent}: {exc.strerror or exc}"
+            ) from None
+    await _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(os.fspath(path))
+        # Before listen(): until then a connect is refused, so nobody gets in under the umask.
+        os.chmod(path, mode)
+        st = os.stat(path)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ApiStartError(f"another smppgw is listening on {path}") from None
+        raise ApiStartError(f"cannot listen on {path}: {exc.strerror or exc}") from None
+    return sock, (st.st_dev, st.st_ino)
+
+
+async def _remove_stale_socket(path: Path) -> None:
+    """Unlink ``path`` only if it is a socket nobody listens on (connect: ECONNREFUSED).
+
+    A regular file, directory or symlink is never deleted: the path is probably a mistake in
+    the config, and removing someone's file would be worse than refusing to start.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ApiStartError(f"cannot inspect {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ApiStartError(
+            f"{path} exists and is not a socket; refusing to replace it "
+            "(remove it or set another gateway.submit_socket)"
+        )
+    loop = asyncio.get_running_loop()
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT):
+            await loop.sock_connect(probe, os.fspath(path))
+    except ConnectionRefusedError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        log.info("api: removed the stale socket %s left by an earlier run", path)
+        return
+    except FileNotFoundError:
+        return
+    except TimeoutError:
+        # Accepting too slowly to answer is still alive (a full backlog), not stale.
+        raise ApiStartError(f"another smppgw is listening on {path}") from None
+    except OSError as exc:
+        raise ApiStartError(f"cannot check {path}: {exc.strerror or exc}") from None
+    finally:
+        probe.close()
+    raise ApiStartError(f"another smppgw is listening on {path}")
+
+
+def _unlink_if_ours(path: Path | None, identity: tuple[int, int] | None) -> None:
+    """Remove the socket file unless something else replaced it since we bound it."""
+    if path is None or identity is None:
+        return
+    try:
+        st = os.lstat(path)
+        if (st.st_dev, st.st_ino) == identity:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("api: cannot remove the socket %s: %s", path, exc.strerror or exc)

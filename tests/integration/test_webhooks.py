@@ -1,0 +1,342 @@
+"""Webhook push against a real aiohttp receiver on 127.0.0.1:0 and a real Store: batches in
+commit order, basic/bearer auth, the HMAC header, retry of the same batch after a failure with
+the position moved only by a 2xx, type filtering, and resuming from the stored position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import random
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from smppgw.api.events_json import event_json
+from smppgw.config import Secret, WebhookConfig
+from smppgw.metrics import Metrics
+from smppgw.store import MoMessage, NewMessage, NewSegment, Store
+from smppgw.webhooks import WebhookPusher, retry_delay, safe_url
+
+pytestmark = pytest.mark.timeout(30)
+
+_ids = itertools.count(1)
+
+
+class IdleStore(Store):
+    """A Store that reports each cursor a pusher goes idle at (wait_for_events), so tests wait
+    for "caught up to cursor N" instead of sleeping."""
+
+    idle_at: asyncio.Queue[int]
+
+    async def wait_for_events(self, after: int, timeout: float) -> bool:
+        self.idle_at.put_nowait(after)
+        return await super().wait_for_events(after, timeout)
+
+    async def until_idle_at(self, cursor: int) -> None:
+        while await self.idle_at.get() != cursor:
+            pass
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[IdleStore]:
+    s = cast(IdleStore, await IdleStore.open(tmp_path / "state"))
+    s.idle_at = asyncio.Queue()
+    yield s
+    await s.close()
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.body)["events"])
+
+
+@dataclass
+class Receiver:
+    """The webhook endpoint: records every POST and answers the next scripted status (200 once
+    the script is used up)."""
+
+    url: str = ""
+    statuses: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    hang: asyncio.Event | None = None   # the first POST waits on it (set at teardown)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append(Received(dict(request.headers), await request.read()))
+        if self.hang is not None and len(self.received) == 1:
+            await self.hang.wait()
+        status = self.statuses.pop(0) if self.statuses else 200
+        return web.Response(status=status, text="ok")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", r.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    r.url = f"http://{host}:{port}/hook"
+    yield r
+    if r.hang is not None:
+        r.hang.set()
+    await runner.cleanup()
+
+
+def new_message() -> NewMessage:
+    n = next(_ids)
+    return NewMessage(tracking_id=f"{n:032x}", provider="acme", source="Acme",
+                      destination=f"5511{n:09d}", text=f"message {n}",
+                      segments=(NewSegment(b"hi"),), client_id=f"c-{n}")
+
+
+async def add_state_events(store: Store, count: int) -> None:
+    await store.accept_messages([new_message() for _ in range(count)])
+
+
+async def add_mo(store: Store, text: str = "STOP") -> int:
+    record = await store.record_mo_message(MoMessage("acme", "5511988887777", "12345", text))
+    return record.cursor
+
+
+@dataclass
+class Sleeps:
+    """An injected sleep: records each delay and lets a test look at the world mid-retry."""
+
+    delays: list[float] = field(default_factory=list)
+    during: Callable[[], Awaitable[None]] | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        if self.during is not None:
+            await self.during()
+        await asyncio.sleep(0)
+
+
+async def push_until_idle(pusher: WebhookPusher, store: IdleStore, cursor: int) -> None:
+    """Run the pusher until it has caught up to ``cursor``, then stop it (as the daemon does)."""
+    async with asyncio.timeout(10):
+        task = asyncio.ensure_future(pusher.run())
+        try:
+            await store.until_idle_at(cursor)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+# --- batching, order and shape ---------------------------------------------------------------
+
+
+async def test_events_go_out_in_batches_in_commit_order(
+    store: IdleStore, receiver: Receiver,
+) -> None:
+    await add_state_events(store, 5)
+    mo_cursor = await add_mo(store)
+    pusher = WebhookPusher(WebhookConfig(url=receiver.url, batch_size=2), store, name="w0")
+    await push_until_idle(pusher, store, mo_cursor)
+
+    assert [len(r.events) for r in receiver.received] == [2, 2, 2]
+    cursors = [e["cursor"] for r in receiver.received for e in r.events]
+    assert cursors == sorted(cursors) and cursors[-1] == mo_cursor and len(set(cursors)) == 6
+    expected = [event_json(e) for e in await store.events_after(0)]
+    assert [e for r in receiver.received for e in r.events] == expected
+    mo = receiver.received[-1].events[-1]
+    assert (mo["type"], mo["from"], mo["to"], mo["text"], mo["provider"]) == (
+        "mo", "5511988887777", "12345", "STOP", "acme")
+    headers = receiver.received[0].headers
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Smppgw-Timestamp"].isdigit()
+    assert "Authorization" not in headers and "X-Smppgw-Signature" not in headers
+    assert await store.get_webhook_position("w0") == mo_cursor
+    assert pusher.position == mo_cursor
+
+
+async def test_a_new_pusher_resumes_from_the_stored_position(
+    store: IdleStore, receiver: Receiver,
+) -> None:
+    await add_state_events(store, 2)
+    config = WebhookConfig(url=receiver.url)
+    await push_until_idle(WebhookPusher(config, store, name="w0"), store, 2)
+    await add_state_events(store, 1)
+    await push_until_idle(WebhookPusher(config, store, name="w0"), store, 3)
+    assert [[e["cursor"] for e in r.events] for r in receiver.received] == [[1, 2], [3]]
+
+
+# --- auth and signature ----------------------------------------------------------------------
+
+
+async def test_basic_auth(store: IdleStore, receiver: Receiver) -> None:
+    await add_state_events(store, 1)
+    config = WebhookConfig(url=receiver.url, auth="basic", username="acme",
+                           password=Secret("s3cr:et"))
+    await push_until_idle(WebhookPusher(config, store, name="w"), store, 1)
+    scheme, _, encoded = receiver.received[0].headers["Authorization"].partition(" ")
+    assert (scheme, base64.b64decode(encoded).decode()) == ("Basic", "acme:s3cr:et")
+
+
+async def test_bearer_auth(store: IdleStore, receiver: Receiver) -> None:
+    await add_state_events(store, 1)
+    config = WebhookConfig(url=receiver.url, auth="bearer", token=Secret("tok-123"))
+    await push_until_idle(WebhookPusher(config, store, name="w"), store, 1)
+    assert receiver.received[0].headers["Authorization"] == "Bearer tok-123"
+
+
+async def test_hmac_signature_verifies_over_the_exact_body(
+    store: IdleStore, receiver: Receiver,
+) -> None:
+    await add_state_events(store, 3)
+    config = WebhookConfig(url=receiver.url, hmac_secret=Secret("shared-key"))
+    await push_until_idle(WebhookPusher(config, store, name="w"), store, 3)
+    (got,) = receiver.received
+    expected = hmac.new(b"shared-key", got.body, hashlib.sha256).hexdigest()
+    assert got.headers["X-Smppgw-Signature"] == f"sha256={expected}"
+    tampered = got.body.replace(b"queued", b"delivered")
+    assert hmac.new(b"shared-key", tampered, hashlib.sha256).hexdigest() != expected
+
+
+# --- failures and retries --------------------------------------------------------------------
+
+
+async def test_a_failed_post_is_retried_and_only_a_2xx_moves_the_position(
+    store: IdleStore, receiver: Receiver,
+) -> None:
+    await add_state_events(store, 2)
+    receiver.statuses = [500, 503]
+    positions: list[int] = []
+
+    async def look() -> None:
+        positions.append(await store.get_webhook_position("w"))
+
+    sleeps = Sleeps(during=look)
+    metrics = Metrics(CollectorRegistry(), process_metrics=False)
+    pusher = WebhookPusher(WebhookConfig(url=receiver.url, max_delay=0.05), store, name="w",
+                           metrics=metrics, min_delay=0.001, sleep=sleeps,
+                           rng=random.Random(7))
+    await push_until_idle(pusher, store, 2)
+
+    assert len(receiver.received) == 3
+    assert receiver.received[0].body == receiver.received[1].body == receiver.received[2].body
+    assert positions == [0, 0]   # still 0 while retrying
+    assert await store.get_webhook_position("w") == 2
+    # Growing delays: ×10 per try (±10 % jitter), never above max_delay.
+    assert 0.0009 <= sleeps.delays[0] <= 0.0011
+    assert 0.009 <= sleeps.delays[1] <= 0.011
+    assert pusher.failures == 0 and pusher.last_error is None
+    text = metrics.exposition().decode()
+    assert 'smppgw_webhook_failures_total{reason="http_status",webhook="w"} 2.0' in text
+    assert 'smppgw_webhook_deliveries_total{webhook="w"} 1.0' in text
+    assert 'smppgw_webhook_events_total{webhook="w"} 2.0' in text
+
+
+async def test_a_timeout_is_a_failure_and_the_batch_is_sent_again(
+    store: IdleStore, receiver: Receiver,
+) -> None:
+    await add_state_events(store, 1)
+    receiver.hang = asyncio.Event()   # the first POST never gets an answer
+    sleeps = Sleeps()
+    pusher = WebhookPusher(WebhookConfig(url=receiver.url, timeout=0.2), store, name="w",
+                           min_delay=0.001, sleep=sleeps)
+    await push_until_idle(pusher, store, 1)
+    assert len(receiver.received) == 2 and len(sleeps.delays) == 1
+    assert await store.get_webhook_position("w") == 1
+
+
+async def test_an_unreachable_receiver_is_retried_and_the_log_hides_credentials(
+    store: IdleStore, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:   # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    await add_state_events(store, 1)
+    url = f"http://127.0.0.1:{port}/hook?key=QUERY-SECRET"
+    config = WebhookConfig(url=url, auth="bearer", token=Secret("TOKEN-SECRET"))
+    stop = asyncio.Event()
+    sleeps = Sleeps()
+
+    async def after_two_failures() -> None:
+        if len(sleeps.delays) == 2:
+            stop.set()
+            await asyncio.Event().wait()   # parked until cancelled
+
+    sleeps.during = after_two_failures
+    pusher = WebhookPusher(config, store, name="w", min_delay=0.001, sleep=sleeps)
+    caplog.set_level(logging.DEBUG)
+    async with asyncio.timeout(10):
+        task = asyncio.ensure_future(pusher.run())
+        await stop.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert pusher.failures == 2 and pusher.last_error is not None
+    assert pusher.last_error.startswith("connect")
+    assert await store.get_webhook_position("w") == 0
+    assert f"http://127.0.0.1:{port}/hook" in caplog.text
+    for secret in ("QUERY-SECRET", "TOKEN-SECRET"):
+        assert secret not in caplog.text and secret not in repr(pusher)
+
+
+# --- filtering -------------------------------------------------------------------------------
+
+
+async def test_only_configured_event_types_are_sent_and_skipped_ones_advance_the_position(
+    store: IdleStore, receiver: Receiver,
+) -> None:
+    await add_state_events(store, 2)
+    mo_cursor = await add_mo(store, "first")
+    await add_state_events(store, 3)   # trailing events nobody wants
+    pusher = WebhookPusher(WebhookConfig(url=receiver.url, events=("mo",)), store, name="mo")
+    await push_until_idle(pusher, store, mo_cursor + 3)
+    (got,) = receiver.received
+    assert [(e["type"], e["cursor"], e["text"]) for e in got.events] == [
+        ("mo", mo_cursor, "first")]
+    assert await store.get_webhook_position("mo") == mo_cursor + 3
+
+
+async def test_nothing_wanted_means_no_post_but_the_position_moves(
+    store: IdleStore, receiver: Receiver,
+) -> None:
+    await add_state_events(store, 4)
+    pusher = WebhookPusher(WebhookConfig(url=receiver.url, events=("receipt",)), store,
+                           name="r")
+    await push_until_idle(pusher, store, 4)
+    assert receiver.received == []
+    assert await store.get_webhook_position("r") == 4
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+
+def test_retry_delay_grows_tenfold_and_is_capped() -> None:
+    plain = [retry_delay(n, min_delay=10, max_delay=100_000) for n in range(1, 8)]
+    assert plain == [10, 100, 1000, 10_000, 100_000, 100_000, 100_000]
+    rng = random.Random(1)
+    for attempt in range(1, 50):
+        delay = retry_delay(attempt, min_delay=10, max_delay=3600, rng=rng)
+        base = min(3600, 10 * 10 ** (attempt - 1))
+        assert 0.9 * base <= delay <= min(3600, 1.1 * base)
+
+
+def test_safe_url_drops_userinfo_and_query() -> None:
+    assert safe_url("https://user:pw@hooks.example.com:8443/p/x?token=abc#f") == (
+        "https://hooks.example.com:8443/p/x")
+    assert safe_url("http://[::1]/h") == "http://[::1]/h"
