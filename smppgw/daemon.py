@@ -19,6 +19,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from smppgw import __version__
 from smppgw.config import Config, ProviderConfig, load_config
 from smppgw.dispatcher import Dispatcher
 from smppgw.errors import ConfigError
@@ -303,25 +304,29 @@ class Daemon:
         queues = await self.store.queue_stats()
         counts = await self.store.counts()
         providers = []
+        binds: list[dict[str, object]] = []
         for name, runtime in self.providers.items():
-            queue = queues.get(name)
             profile = runtime.config.profile
             providers.append({
                 "name": name,
                 "profile": profile.name,
                 "binds_configured": len(runtime.pool.slots),
                 "binds_bound": runtime.pool.bound_count,
-                "queued": queue.queued if queue else 0,
-                "sending": queue.sending if queue else 0,
-                "oldest_queued_age_seconds": queue.oldest_queued_age if queue else None,
-                "rate_per_bind": profile.rate_per_bind,
-                "rate_per_host": profile.rate_per_host,
-                "binds": [dataclasses.asdict(b) for b in runtime.pool.status()],
             })
+            rate = profile.rate_per_bind or profile.rate_per_host
+            for bind in runtime.pool.status():
+                binds.append({**dataclasses.asdict(bind), "rate": rate})
         return {
+            "version": __version__,
             "started_at": self.started_at,
             "uptime_seconds": round(self.wall_clock() - self.started_at, 1),
             "providers": providers,
+            "binds": binds,
+            "queues": {
+                name: {"queued": q.queued, "sending": q.sending,
+                       "oldest_queued_age": q.oldest_queued_age}
+                for name, q in queues.items()
+            },
             "counts": dataclasses.asdict(counts),
             "inbound": {"receipts": self.inbound.receipts if self.inbound else 0,
                         "unmatched_receipts": self.inbound.unmatched if self.inbound else 0,

@@ -177,10 +177,18 @@ async def _wait_bound(daemon: Any, deadline: float) -> None:
         await asyncio.sleep(0.05)  # demo pacing only; tests wait on events
 
 
+def _stages(stats: list[str]) -> str:
+    """``ACCEPTD ×2 → DELIVRD ×2`` for a two-part message's four receipts."""
+    counts: dict[str, int] = {}
+    for stat in stats:
+        counts[stat] = counts.get(stat, 0) + 1
+    return " → ".join(f"{s} ×{n}" if n > 1 else s for s, n in counts.items()) or "-"
+
+
 def _summary(accepted: dict[str, Any], states: dict[str, str], receipts: dict[str, list[str]],
              mo_texts: list[str], sim: Any, metrics_port: int | None) -> bool:
     print("smppgw demo — daemon ↔ built-in SMSC simulator (TLS, Wavy profile, 4 binds)\n")
-    print(f"{'sample':<22}{'data_coding':>12}{'parts':>7}  {'receipts':<22}{'state':<14}")
+    print(f"{'sample':<22}{'data_coding':>12}{'parts':>7}  {'receipts':<26}{'state':<14}")
     ok = True
     for (label, _), answer in zip(SAMPLES, accepted.values(), strict=True):
         if not answer.get("accepted"):
@@ -191,7 +199,7 @@ def _summary(accepted: dict[str, Any], states: dict[str, str], receipts: dict[st
         state = states.get(tracking, "queued")
         ok = ok and state in FINAL_STATES
         print(f"{label:<22}{answer['data_coding']:>12}{answer['segments']:>7}  "
-              f"{' → '.join(receipts.get(tracking, [])) or '-':<22}{state:<14}")
+              f"{_stages(receipts.get(tracking, [])):<26}{state:<14}")
     print()
     if mo_texts:
         print(f"inbound MO received: {mo_texts[0]!r}")
