@@ -1,8 +1,5 @@
-"""smppgw: an SMPP 3.4 gateway daemon (TLS binds, durable queue, local submit API, metrics)."""
+"""smppgw: an SMPP 3.4 gateway daemon (TLS binds, durable queue, local submit API, metrics).
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("smppgw")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+Kept import-free on purpose: ``smppgw.smpp`` (the protocol core) must load without pulling
+in I/O modules, and everything below this package imports it.
+"""

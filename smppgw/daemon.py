@@ -15,11 +15,11 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from smppgw import __version__
 from smppgw.config import Config, ProviderConfig, load_config
 from smppgw.dispatcher import Dispatcher
 from smppgw.errors import ConfigError
@@ -317,7 +317,7 @@ class Daemon:
             for bind in runtime.pool.status():
                 binds.append({**dataclasses.asdict(bind), "rate": rate})
         return {
-            "version": __version__,
+            "version": _version(),
             "started_at": self.started_at,
             "uptime_seconds": round(self.wall_clock() - self.started_at, 1),
             "providers": providers,
@@ -359,6 +359,13 @@ class Daemon:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+
+def _version() -> str:
+    try:
+        return version("smppgw")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
 
 
 async def run_daemon(config: Config, config_path: Path | None = None) -> int:
