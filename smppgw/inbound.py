@@ -69,7 +69,7 @@ class InboundProcessor:
                 async with asyncio.timeout(min(self.mo_timeout, 5.0)):
                     first = await self._queue.get()
             except TimeoutError:
-                await self._expire_mo(loop.time())
+                await self.expire_mo(loop.time())
                 continue
             batch = [first]
             while len(batch) < MAX_BATCH and not self._queue.empty():
@@ -77,7 +77,7 @@ class InboundProcessor:
             # Shielded: a shutdown cancel must not leave a stored PDU unacknowledged (the
             # SMSC would redeliver it; harmless, but avoidable) nor an ack before a commit.
             await asyncio.shield(self._process(batch, loop.time()))
-            await self._expire_mo(loop.time())
+            await self.expire_mo(loop.time())
 
     async def drain(self) -> None:
         """Process whatever is queued (at shutdown, before the binds unbind)."""
@@ -229,7 +229,7 @@ class InboundProcessor:
         )
         self.mo += 1
 
-    async def _expire_mo(self, now: float) -> None:
+    async def expire_mo(self, now: float) -> None:
         """Deliver groups incomplete for longer than the timeout as they are."""
         expired = [key for key, group in self._pending_mo.items()
                    if now - group.first_seen >= self.mo_timeout]

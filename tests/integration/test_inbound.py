@@ -1,0 +1,172 @@
+"""Inbound deliver_sm handling with a real store: commit first, acknowledge after.
+
+Receipts are committed in one batch before any deliver_sm_resp; concatenated MO parts are
+stored as they come and reassembled in any order; incomplete groups are delivered as they
+are after the timeout; a store failure answers a transient error so the SMSC redelivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from smppgw.config import ProviderConfig, parse_config
+from smppgw.inbound import InboundProcessor
+from smppgw.pool import Inbound
+from smppgw.smpp.constants import CommandStatus, Tag
+from smppgw.smpp.pdu import DeliverSm, Tlv
+from smppgw.store import NewMessage, NewSegment, Store, SubmitOutcome
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeConnection:
+    """Stands for the SmppConnection an Inbound answers on; records acks and what was
+    committed at that moment, so a test can check the order commit → ack."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks: list[tuple[int, int, int]] = []  # (sequence_number, status, last cursor)
+
+    def acknowledge(self, sequence_number: int, status: int) -> None:
+        self.acks.append((sequence_number, status, self.store.last_cursor))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "state")
+    yield opened
+    await opened.close()
+
+
+def provider(tmp_path: Path) -> ProviderConfig:
+    config = parse_config(
+        {"gateway": {"state_dir": str(tmp_path)},
+         "provider": [{"name": "wavy", "profile": "wavy", "system_id": "acme",
+                       "password_env": "PW", "routes": ["55"]}]},
+        base_dir=tmp_path, environ={"PW": "x"},
+    )
+    return config.providers[0]
+
+
+def inbound(connection: FakeConnection, sequence_number: int, pdu: DeliverSm) -> Inbound:
+    return Inbound("wavy", "wavy#1", sequence_number, pdu, connection)  # type: ignore[arg-type]
+
+
+async def submitted_message(store: Store, smsc_id: str) -> str:
+    [accepted] = await store.accept_messages([NewMessage(
+        tracking_id="a" * 32, provider="wavy", source="Acme", destination="5511",
+        text="hi", segments=(NewSegment(b"hi"),), client_id="c1",
+    )])
+    [segment] = await store.claim_segments("wavy", 10)
+    await store.record_submit_results([SubmitOutcome.ok(segment.segment_id, smsc_id, smsc_id)])
+    return accepted.tracking_id
+
+
+async def test_receipts_are_committed_before_they_are_acknowledged(
+    tmp_path: Path, store: Store
+) -> None:
+    smsc_id = "7f3c2a10-5b1e-4c1a-9d7e-0b9a6e1c2d3f"
+    tracking_id = await submitted_message(store, smsc_id)
+    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)})
+    connection = FakeConnection(store)
+    receipt = DeliverSm(
+        esm_class=0x04,
+        short_message=f"id:{smsc_id} sub:001 dlvrd:001 submit date:2411231200 done date:"
+                      "2411231201 stat:DELIVRD err:000 text:".encode(),
+        tlvs=(Tlv.of(Tag.RECEIPTED_MESSAGE_ID, smsc_id), Tlv.of(Tag.MESSAGE_STATE, 2),
+              Tlv(0x1403, b"\x00\x00\x00\x02"), Tlv(0x1405, b"\x00\x00\x00\x04")),
+    )
+    unknown = DeliverSm(esm_class=0x04, short_message=b"id:nope stat:DELIVRD err:000")
+    before = store.last_cursor
+    processor.submit(inbound(connection, 10, receipt))
+    processor.submit(inbound(connection, 11, unknown))
+    task = asyncio.create_task(processor.run())
+    try:
+        await store.wait_for_events(before, 5)
+        async with asyncio.timeout(5):
+            while len(connection.acks) < 2:
+                await asyncio.sleep(0)
+    finally:
+        task.cancel()
+    assert [(seq, status) for seq, status, _ in connection.acks] == [(10, 0), (11, 0)]
+    assert all(cursor > before for _, _, cursor in connection.acks), "acked after commit"
+    message = await store.get_message(tracking_id)
+    assert message is not None and message.state == "delivered"
+    assert processor.unmatched == 1  # kept and parked, never dropped
+    assert await store.unmatched_receipt_count() == 1
+
+
+async def test_concatenated_mo_out_of_order_becomes_one_message(
+    tmp_path: Path, store: Store
+) -> None:
+    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)})
+    connection = FakeConnection(store)
+    texts = ["Primeira parte, ", "segunda parte, ", "terceira."]
+
+    def part(seq: int) -> DeliverSm:
+        udh = bytes([5, 0, 3, 0x2A, 3, seq])  # 3GPP TS 23.040 §9.2.3.24.1: 8-bit reference
+        return DeliverSm(source_addr="5511999990000", destination_addr="acme", esm_class=0x40,
+                         short_message=udh + texts[seq - 1].encode("ascii"))
+
+    for seq, order in enumerate((3, 1, 2), 1):
+        processor.submit(inbound(connection, seq, part(order)))
+    task = asyncio.create_task(processor.run())
+    try:
+        async with asyncio.timeout(5):
+            while len(connection.acks) < 3:
+                await asyncio.sleep(0)
+    finally:
+        task.cancel()
+    assert all(status == CommandStatus.ESME_ROK for _, status, _ in connection.acks)
+    events = [e for e in await store.events_after(0) if e.type == "mo"]
+    assert len(events) == 1
+    assert events[0].payload["text"] == "".join(texts)
+
+
+async def test_incomplete_mo_is_delivered_as_it_is_after_the_timeout(
+    tmp_path: Path, store: Store
+) -> None:
+    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)}, mo_timeout=60)
+    connection = FakeConnection(store)
+    udh = bytes([5, 0, 3, 7, 3, 1])
+    processor.submit(inbound(connection, 1, DeliverSm(
+        source_addr="5511", destination_addr="acme", esm_class=0x40,
+        short_message=udh + b"only the first part")))
+    task = asyncio.create_task(processor.run())
+    try:
+        async with asyncio.timeout(5):
+            while not connection.acks:
+                await asyncio.sleep(0)
+    finally:
+        task.cancel()
+    assert not [e for e in await store.events_after(0) if e.type == "mo"]
+    loop = asyncio.get_running_loop()
+    await processor.expire_mo(loop.time() + 61)  # the timeout has passed
+    events = [e for e in await store.events_after(0) if e.type == "mo"]
+    assert [e.payload["text"] for e in events] == ["only the first part"]
+
+
+async def test_store_failure_answers_a_transient_error(tmp_path: Path, store: Store) -> None:
+    class BrokenStore:
+        async def record_receipts(self, receipts: object) -> list[object]:
+            raise OSError("disk full")
+
+    processor = InboundProcessor(BrokenStore(), lambda: {"wavy": provider(tmp_path)})  # type: ignore[arg-type]
+    connection = FakeConnection(store)
+    processor.submit(inbound(connection, 5, DeliverSm(
+        esm_class=0x04, short_message=b"id:abc stat:DELIVRD err:000")))
+    task = asyncio.create_task(processor.run())
+    try:
+        async with asyncio.timeout(5):
+            while not connection.acks:
+                await asyncio.sleep(0)
+    finally:
+        task.cancel()
+    assert [(seq, status) for seq, status, _ in connection.acks] == [
+        (5, CommandStatus.ESME_RX_T_APPN)
+    ]
