@@ -106,7 +106,8 @@ class Daemon:
 
     async def _start(self) -> None:
         gateway = self.config.gateway
-        self.store = store = await Store.open(gateway.state_dir, clock=self.wall_clock)
+        self.store = store = await Store.open(
+            gateway.state_dir, clock=self.wall_clock, on_commit=self.metrics.store_commit)
         report = await store.recover()
         self.inbound = InboundProcessor(
             store, lambda: {name: r.config for name, r in self.providers.items()},
@@ -345,9 +346,12 @@ class Daemon:
                 now = self.wall_clock()
                 for name in self.providers:
                     queue = queues.get(name)
-                    oldest = (now - queue.oldest_queued_age
-                              if queue and queue.oldest_queued_age is not None else None)
-                    self.metrics.provider(name).set_queue(queue.queued if queue else 0, oldest)
+                    # Claimed parts count: with no bind up they wait in the dispatcher.
+                    if queue is None or not queue.unsent:
+                        self.metrics.provider(name).set_queue(0, None)
+                    else:
+                        self.metrics.provider(name).set_queue(
+                            queue.unsent, now - queue.oldest_unsent_age)
                 self.notifier.status(self.status_line())
             except Exception:
                 log.exception("housekeeping failed; will try again")

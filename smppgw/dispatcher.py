@@ -216,7 +216,12 @@ class Dispatcher:
         if not self._outcomes:
             return
         batch, self._outcomes = self._outcomes, []
-        await self.store.record_submit_results(batch)
+        recorded = await self.store.apply_submit_results(batch)
+        metrics = self.pool.provider_metrics
+        if metrics is not None:
+            for result in recorded:
+                if result is not None and result.answered is not None:
+                    metrics.message_answered(result.answered)
         if any(outcome.kind in ("transient", "released") for outcome in batch):
             self._work.set()
 

@@ -498,7 +498,7 @@ class ProviderMetrics:
         self.binds_configured.set(count)
 
     def set_queue(self, depth: int, oldest_enqueued_unix: float | None) -> None:
-        """Queued messages for this provider and when the oldest was accepted (unix seconds).
+        """Unsent parts for this provider and when the oldest was accepted (unix seconds).
 
         Set by the daemon's periodic refresh from the store; the age is computed at scrape
         time, so it keeps growing even if the refresh stalls.
@@ -578,12 +578,13 @@ class _QueueCollector:
         return (
             GaugeMetricFamily(
                 "smppgw_queue_depth",
-                "Messages stored and not yet fully submitted, by routed provider.",
+                "Message parts stored and not yet answered by the SMSC (queued, waiting for a bind"
+                " or for their submit_sm_resp), by routed provider.",
                 labels=["provider"],
             ),
             GaugeMetricFamily(
                 "smppgw_queue_oldest_age_seconds",
-                "Age of the oldest queued message by provider (0 when the queue is empty).",
+                "Age of the oldest part counted in smppgw_queue_depth, by provider (0 when none).",
                 labels=["provider"],
             ),
         )

@@ -221,7 +221,6 @@ class BindSlot:
         future: asyncio.Future[ResponseReceived] = self.pool.loop.create_future()
         self.connection.send_request(pdu, tag=future)
         if self.metrics is not None:
-            self.metrics.pdu_out(pdu.command_id)
             session = self.connection.session
             self.metrics.set_flow(session.in_flight, session.window_size)
         return future
@@ -237,7 +236,6 @@ class BindSlot:
         pool = self.pool
         if isinstance(event, ResponseReceived):
             if self.metrics is not None:
-                self.metrics.pdu_in(event.pdu.command_id)
                 session = self.connection.session if self.connection else None
                 if session is not None:
                     self.metrics.set_flow(session.in_flight, session.window_size)
@@ -246,8 +244,6 @@ class BindSlot:
                 tag.set_result(event)
             pool._wake(1)
         elif isinstance(event, RequestReceived):
-            if self.metrics is not None:
-                self.metrics.pdu_in(event.pdu.command_id)
             assert self.connection is not None
             pool.on_inbound(
                 Inbound(pool.name, self.name, event.sequence_number, event.pdu, self.connection)
@@ -260,6 +256,9 @@ class BindSlot:
                 self.pool.provider_metrics.response_timeout(event.request.command_id)
             pool._wake(1)
         elif isinstance(event, Bound):
+            if self.metrics is not None and self.connection is not None:
+                session = self.connection.session
+                self.metrics.set_flow(session.in_flight, session.window_size)
             self._set_state("bound")
             self.backoff.success()
             if self._bound is not None and not self._bound.done():
@@ -282,6 +281,8 @@ class BindSlot:
                               "detail": event.detail}},
             )
         elif isinstance(event, Closed):
+            if self.metrics is not None and self.connection is not None:
+                self.metrics.set_flow(0, self.connection.session.window_size)
             for tag, _request in event.unanswered:
                 if isinstance(tag, asyncio.Future) and not tag.done():
                     tag.set_exception(SubmitFailure("connection_lost", self.name))
@@ -359,6 +360,10 @@ class BindSlot:
                                  extra={"kv": {"host": host}})
             context = client_context(settings)
         session = Session(_session_config(provider))
+        if self.metrics is not None:
+            # Every PDU either way, those the session answers by itself included.
+            session.on_pdu_in = self.metrics.pdu_in
+            session.on_pdu_out = self.metrics.pdu_out
         self._bound = loop.create_future()
         self.connects += 1
         try:

@@ -435,6 +435,8 @@ class Session:
         "_unbind_answer_at",
         "_window",
         "late_responses",
+        "on_pdu_in",
+        "on_pdu_out",
         "unexpected_responses",
     )
 
@@ -473,6 +475,11 @@ class Session:
         self.unexpected_responses = 0
         #: Responses that arrived after their request's RequestTimedOut, dropped.
         self.late_responses = 0
+        #: Observers of every PDU decoded from the SMSC / queued for it, with its command_id:
+        #: every PDU, including those the session answers by itself (enquire_link, nacks),
+        #: which no event reports. For counters; they must not call back into the session.
+        self.on_pdu_in: Callable[[int], None] | None = None
+        self.on_pdu_out: Callable[[int], None] | None = None
 
     # --- observation ---------------------------------------------------------------------
 
@@ -590,6 +597,8 @@ class Session:
             if pdu is None:
                 break
             self._link_idle_at = now + interval
+            if self.on_pdu_in is not None:
+                self.on_pdu_in(pdu.command_id)
             self._receive_pdu(pdu, now)
             if self._state is CLOSED:
                 return
@@ -734,6 +743,8 @@ class Session:
     def _send(self, data: bytes, now: float) -> None:
         self._out.append(data)
         self._link_idle_at = now + self._enquire_link_interval
+        if self.on_pdu_out is not None:
+            self.on_pdu_out(int.from_bytes(data[4:8], "big"))
 
     def _answer(self, request: Pdu, status: int, now: float) -> None:
         """Answer ``request`` with ``status``: its own response type, or generic_nack for a
@@ -789,6 +800,8 @@ class Session:
         window.add(sequence_number, tag, now, body)
         self._out.append(data)
         self._link_idle_at = now + self._enquire_link_interval
+        if self.on_pdu_out is not None:
+            self.on_pdu_out(body.command_id)
         return sequence_number
 
     def _send_acknowledgement(self, now: float, sequence_number: int, status: int) -> None:

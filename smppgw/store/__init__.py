@@ -36,6 +36,7 @@ from smppgw.store.models import (
     StoreSchemaError,
     SubmitOutcome,
     SubmitOutcomeKind,
+    SubmitRecorded,
     Tlvs,
     UnknownSegmentError,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "StoredMoPart",
     "SubmitOutcome",
     "SubmitOutcomeKind",
+    "SubmitRecorded",
     "Tlvs",
     "UnknownSegmentError",
     "derive_message_state",

@@ -46,6 +46,7 @@ __all__ = [
     "StoredMoPart",
     "SubmitOutcome",
     "SubmitOutcomeKind",
+    "SubmitRecorded",
     "Tlvs",
     "UnknownSegmentError",
 ]
@@ -213,6 +214,20 @@ class SegmentToSend:
     flash: bool
     valid_until_wall: float | None
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRecorded:
+    """What recording one SubmitOutcome did to its message.
+
+    ``answered`` is set only by the outcome that gave the whole message its submit answer: 0
+    (ESME_ROK) when it completed the set of accepted parts, or the command_status of the
+    permanent refusal that failed it. Resends (at-least-once) and late results leave it None,
+    so a count of answered messages counts each message once.
+    """
+
+    state: MessageState
+    answered: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,12 +492,19 @@ class MessageView:
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     """Per provider: parts waiting (``queued``, including those waiting for a retry), parts
-    handed to the dispatcher (``sending``), and the age of the oldest waiting part."""
+    handed to the dispatcher (``sending``: waiting for a bind, or for their submit_sm_resp),
+    the age of the oldest waiting part, and of the oldest part of either kind (what the queue
+    metrics report: a part claimed while no bind is up is still unsent)."""
 
     provider: str
     queued: int
     sending: int
     oldest_queued_age: float
+    oldest_unsent_age: float = 0.0
+
+    @property
+    def unsent(self) -> int:
+        return self.queued + self.sending
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from smppgw.store.models import (
     StoreLockedError,
     StoreSchemaError,
     SubmitOutcome,
+    SubmitRecorded,
     Tlvs,
 )
 from smppgw.store.schema import MIGRATIONS, migrate
@@ -428,9 +429,9 @@ def _update_message(
 
 def _record_submit_results(
     tx: _Tx, outcomes: Sequence[SubmitOutcome]
-) -> list[MessageState | None]:
+) -> list[SubmitRecorded | None]:
     conn = tx.conn
-    out: list[MessageState | None] = []
+    out: list[SubmitRecorded | None] = []
     for o in outcomes:
         row = conn.execute(
             "SELECT tracking_id, part_index, state, provider FROM segments WHERE segment_id = ?",
@@ -451,7 +452,7 @@ def _record_submit_results(
                 conn.execute(
                     "UPDATE segments SET state = 'queued', next_attempt_unix_ms = ?"
                     " WHERE segment_id = ?", (retry_ms, o.segment_id))
-            out.append(_derive(tx, tracking_id)[0])
+            out.append(SubmitRecorded(_derive(tx, tracking_id)[0]))
         elif o.kind == "ok":
             smsc_id = o.smsc_message_id or ""
             # An empty id (seen from broken SMSCs) gets no key: it must not match receipts.
@@ -463,11 +464,14 @@ def _record_submit_results(
                 ("submitted" if waiting else seg_state, smsc_id, key,
                  o.status_name or "ESME_ROK", sent_ms, tx.now_ms, o.bind, o.segment_id),
             )
-            state = _update_message(tx, tracking_id, _derive(tx, tracking_id),
-                                    {"part": part_index}, attempt=True)
+            derived = _derive(tx, tracking_id)
+            state = _update_message(tx, tracking_id, derived, {"part": part_index}, attempt=True)
+            # The last part accepted moves the message on from 'queued' (to 'submitted', or
+            # further when its other parts' receipts came first): its submit answer is ROK.
+            answered = 0 if derived[0] == "queued" and state not in ("queued", "failed") else None
             if key is not None:
                 state = _match_parked(tx, o.segment_id, provider, key) or state
-            out.append(state)
+            out.append(SubmitRecorded(state, answered))
         elif o.kind == "transient":
             retry_ms = _ms(o.retry_at_wall) if o.retry_at_wall is not None else tx.now_ms
             error = _error_text(o)
@@ -481,8 +485,9 @@ def _record_submit_results(
             tx.note(tracking_id, part_index, "retry",
                     {"status": o.status_name, "command_status": o.command_status,
                      "error": o.error, "bind": o.bind, "retry_at": _iso(retry_ms)})
-            out.append(_update_message(tx, tracking_id, _derive(tx, tracking_id), {},
-                                       attempt=True, last_error=error))
+            out.append(SubmitRecorded(_update_message(
+                tx, tracking_id, _derive(tx, tracking_id), {}, attempt=True,
+                last_error=error)))
         else:  # permanent
             status = o.status_name or "permanent failure"
             error = _error_text(o)
@@ -502,11 +507,15 @@ def _record_submit_results(
             if cancelled:
                 tx.note(tracking_id, part_index, "cancelled",
                         {"parts": cancelled, "because": status})
-            out.append(_update_message(
-                tx, tracking_id, _derive(tx, tracking_id),
+            derived = _derive(tx, tracking_id)
+            state = _update_message(
+                tx, tracking_id, derived,
                 {"part": part_index, "error": status, "command_status": o.command_status,
                  "detail": o.error},
-                attempt=True, last_error=error))
+                attempt=True, last_error=error)
+            refused = (derived[0] not in FINAL_MESSAGE_STATES and state == "failed"
+                       and o.command_status is not None)
+            out.append(SubmitRecorded(state, o.command_status if refused else None))
     return out
 
 
@@ -802,6 +811,7 @@ class Store:
         self._commit_count = 0
         self._command_count = 0
         self._sync_full = True
+        self._on_commit: Callable[[int, float], None] | None = None
         self._ready: asyncio.Future[None] = loop.create_future()
         self._reader_shut = False
         #: user_version found at open (0: a new file); SCHEMA_VERSION after migration.
@@ -814,12 +824,15 @@ class Store:
         cls, state_dir: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
         busy_timeout: float = 5.0, max_group: int = 4096,
         migrations: tuple[tuple[str, ...], ...] = MIGRATIONS,
+        on_commit: Callable[[int, float], None] | None = None,
     ) -> Store:
         """Lock ``state_dir``, open (create, migrate) its database, start the threads.
 
         ``clock`` gives wall-clock unix seconds for created/updated/event times. Raises
         StoreLockedError when another store holds the directory, StoreSchemaError when the file
-        is from a newer smppgw. ``migrations`` exists for the migration tests.
+        is from a newer smppgw. ``migrations`` exists for the migration tests. ``on_commit``
+        is called on the writer thread after each group commit with the number of commands in
+        the group and the seconds the transaction took (for metrics; it must be thread-safe).
         """
         path = Path(state_dir)
         try:
@@ -829,6 +842,7 @@ class Store:
         lock_fd = _take_lock(path / LOCK_FILENAME)
         store = cls(path, lock_fd, asyncio.get_running_loop(), clock, busy_timeout, max_group,
                     migrations)
+        store._on_commit = on_commit
         store._writer.start()
         try:
             await store._ready
@@ -942,6 +956,14 @@ class Store:
         the part, cancels the message's parts not yet sent, and moves the message to 'failed'
         with the status name in the event.
         """
+        recorded = await self.apply_submit_results(outcomes)
+        return [r.state if r is not None else None for r in recorded]
+
+    async def apply_submit_results(
+        self, outcomes: Sequence[SubmitOutcome]
+    ) -> list[SubmitRecorded | None]:
+        """record_submit_results, telling also which outcome gave its message its submit
+        answer (SubmitRecorded.answered), for counting answered messages exactly once."""
         batch = tuple(outcomes)
         return await self._write(lambda tx: _record_submit_results(tx, batch))
 
@@ -1076,12 +1098,13 @@ class Store:
             stats: dict[str, QueueStats] = {}
             for provider, state, count, oldest in rows:
                 entry = stats.get(provider) or QueueStats(provider, 0, 0, 0.0)
+                age = max(0.0, now - _wall(oldest))
                 if state == "queued":
-                    entry = replace(entry, queued=count,
-                                    oldest_queued_age=max(0.0, now - _wall(oldest)))
+                    entry = replace(entry, queued=count, oldest_queued_age=age)
                 else:
                     entry = replace(entry, sending=count)
-                stats[provider] = entry
+                stats[provider] = replace(
+                    entry, oldest_unsent_age=max(entry.oldest_unsent_age, age))
             return stats
         return await self._read(query)
 
@@ -1230,6 +1253,7 @@ class Store:
             conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             self._sync_full = durable
         tx = _Tx(conn, _ms(self._clock()), last_cursor)
+        started = time.perf_counter()
         single = len(group) == 1
         deliveries: list[_Delivery] = []
         committed = False
@@ -1268,6 +1292,9 @@ class Store:
             deliveries = [(c.future, error, False) for c in group]
             tx.last_cursor = last_cursor
             committed = False
+        if committed and self._on_commit is not None:
+            with contextlib.suppress(Exception):  # a metrics fault must not stop the writer
+                self._on_commit(len(group), time.perf_counter() - started)
         self._post(self._deliver, deliveries, tx.last_cursor if committed else last_cursor,
                    committed)
         return tx.last_cursor if committed else last_cursor

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from smppgw.smpp import codec
-from smppgw.smpp.constants import CommandStatus, Tag
+from smppgw.smpp.constants import CommandId, CommandStatus, Tag
 from smppgw.smpp.errors import LocalProtocolError
 from smppgw.smpp.events import (
     BindRejected,
@@ -959,3 +959,29 @@ def test_events_and_pdus_are_values() -> None:
     closed = Closed(CloseReason.LOCAL_CLOSE, (("a", submit()), ("b", submit())))
     assert closed.unanswered_tags == ("a", "b")
     assert CloseReason.TOO_MANY_TIMEOUTS.value == "too_many_timeouts"
+
+
+# --- observing every PDU (the per-command counters) ---------------------------------------------
+
+
+def test_every_pdu_either_way_reaches_the_observers_with_its_command_id() -> None:
+    """Including what the session writes by itself: bind, enquire_link(_resp), generic_nack,
+    deliver_sm_resp; a frame that does not decode is not a PDU in, its generic_nack is out."""
+    seen: list[tuple[str, int]] = []
+    pair = Pair()
+    pair.session.on_pdu_in = lambda command_id: seen.append(("in", command_id))
+    pair.session.on_pdu_out = lambda command_id: seen.append(("out", command_id))
+    pair.session.bind(0.0)
+    (bind,) = pair.wire()
+    pair.smsc_sends(BindTransceiverResp(sequence_number=bind.sequence_number, system_id="SMSC"))
+    sequence_number = pair.submit("t")
+    pair.smsc_sends(SubmitSmResp(sequence_number=sequence_number, message_id="1"),
+                    EnquireLink(sequence_number=7), deliver(8))
+    pair.session.acknowledge(8, S.ESME_ROK, pair.now)
+    pair.feed(wire(0x7FFF0000, 0, 9))  # an unknown command_id: generic_nack
+    C = CommandId
+    assert seen == [
+        ("out", C.BIND_TRANSCEIVER), ("in", C.BIND_TRANSCEIVER_RESP), ("out", C.SUBMIT_SM),
+        ("in", C.SUBMIT_SM_RESP), ("in", C.ENQUIRE_LINK), ("out", C.ENQUIRE_LINK_RESP),
+        ("in", C.DELIVER_SM), ("out", C.DELIVER_SM_RESP), ("out", C.GENERIC_NACK),
+    ]

@@ -22,6 +22,7 @@ from smppgw.store import (
     StoreClosedError,
     StoreLockedError,
     SubmitOutcome,
+    SubmitRecorded,
 )
 
 T0 = 1_700_000_000.0
@@ -429,6 +430,37 @@ async def test_queue_stats_depth_and_oldest_age(store: Store, clock: Clock) -> N
     assert stats["qikberry"].oldest_queued_age == 2.0
 
 
+async def test_queue_stats_count_claimed_parts_as_unsent(store: Store, clock: Clock) -> None:
+    """A part claimed while no bind is up sits in 'sending': the unsent depth and age keep it
+    (the queue metrics read these), while ``queued`` counts only what is left in the queue."""
+    await store.accept_messages([message()])
+    clock.now += 4
+    await store.accept_messages([message()])
+    clock.now += 1
+    await store.claim_segments("wavy", 1, now_wall=clock.now)
+    stats = (await store.queue_stats())["wavy"]
+    assert (stats.queued, stats.sending, stats.unsent) == (1, 1, 2)
+    assert (stats.oldest_queued_age, stats.oldest_unsent_age) == (1.0, 5.0)
+
+
+async def test_each_message_is_answered_once(store: Store) -> None:
+    """SubmitRecorded.answered marks the outcome that gave a message its submit answer: the
+    last of its parts accepted (ESME_ROK), or the permanent refusal that failed it. A resend
+    accepted again and a late result after a failure answer nothing."""
+    two, refused = message(parts=2), message()
+    await store.accept_messages([two, refused])
+    a, b, r = await store.claim_segments("wavy", 10, now_wall=T0)
+    first = await store.apply_submit_results([SubmitOutcome.ok(a.segment_id, "A")])
+    assert first == [SubmitRecorded("queued", None)]
+    last = await store.apply_submit_results([
+        SubmitOutcome.ok(b.segment_id, "B"),
+        SubmitOutcome.permanent(r.segment_id, "ESME_RINVDSTADR", command_status=0x0B)])
+    assert last == [SubmitRecorded("submitted", 0), SubmitRecorded("failed", 0x0B)]
+    again = await store.apply_submit_results([
+        SubmitOutcome.ok(b.segment_id, "B"), SubmitOutcome.ok(r.segment_id, "R")])
+    assert again == [SubmitRecorded("submitted", None), SubmitRecorded("failed", None)]
+
+
 async def test_claims_commit_without_fsync_but_results_with(store: Store) -> None:
     """Only claim-only groups relax synchronous; everything else commits with FULL."""
     seen: list[int] = []
@@ -452,3 +484,23 @@ async def test_an_empty_smsc_message_id_never_matches_receipts(store: Store) -> 
     (r,) = await store.record_receipts(
         [ReceiptRecord("wavy", "", "DELIVRD", "000", "delivered", True)])
     assert r.parked
+
+
+async def test_on_commit_reports_each_group_from_the_writer_thread(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """The commit observer (the store commit metrics) sees every committed group's size."""
+    seen: list[tuple[int, float, str]] = []
+
+    def on_commit(commands: int, seconds: float) -> None:
+        seen.append((commands, seconds, threading.current_thread().name))
+
+    async with await Store.open(tmp_path / "state", clock=clock, on_commit=on_commit) as s:
+        seen.clear()  # opening and migrating are commits too
+        async with Blocker(s):
+            writes = [asyncio.ensure_future(s.accept_messages([message()])) for _ in range(3)]
+            await _wait_pending(s, 3)
+        await asyncio.gather(*writes)
+    assert [n for n, _, _ in seen] == [1, 3]
+    assert all(seconds >= 0 and name.startswith("smppgw-store-writer")
+               for _, seconds, name in seen)
