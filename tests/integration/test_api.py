@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import socket
 import stat
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -56,14 +54,6 @@ def make_config(state_dir: Path, submit_socket: Path) -> Config:
         },
         base_dir=state_dir.parent, environ={},
     )
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    """A short directory for sockets: pytest's tmp_path can exceed the 108-byte sun_path."""
-    path = Path(tempfile.mkdtemp(prefix="smppgw-api-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass

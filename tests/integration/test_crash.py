@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +26,10 @@ import pytest
 from smppgw.simulator import ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.pdu import SubmitSm
 from smppgw.store import DB_FILENAME, Store
+from tests.integration.daemons import child_env, spawn_daemon, unix_session, write_config
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
-PASSWORD = "crash-pw"
 START_TIMEOUT = 20.0  # seconds for a child daemon to answer /healthz
 CLIENTS = 4
 REQUESTS = 60  # in all, spread over the clients
@@ -43,42 +39,12 @@ ID_IN_TEXT = re.compile(rb"id=(c\d-\d\d\d-\d\d)")
 
 
 @pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    """A short directory for the submit socket: tmp_path can exceed the 108-byte sun_path."""
-    path = Path(tempfile.mkdtemp(prefix="smppgw-crash-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 async def sim() -> AsyncIterator[SmscSimulator]:
     simulator = SmscSimulator(SimulatorConfig.wavy(
         receipts=ReceiptPlan(style="wavy", two_stage=True, routing="other")))
     await simulator.start()
     yield simulator
     await simulator.close()
-
-
-def write_config(tmp_path: Path, socket_path: Path, sim: SmscSimulator) -> Path:
-    path = tmp_path / "smppgw.toml"
-    path.write_text(f"""
-[gateway]
-state_dir = "{tmp_path / 'state'}"
-submit_socket = "{socket_path}"
-metrics_listen = ""
-log_level = "warning"
-
-[[provider]]
-name = "wavy"
-profile = "wavy"
-system_id = "acme"
-password_env = "SIM_PASSWORD"
-hosts = ["127.0.0.1:{sim.port}"]
-tls = false
-binds = 4
-routes = ["55"]
-""")
-    return path
 
 
 @dataclass
@@ -96,9 +62,6 @@ class DaemonProcess:
     async def start(self) -> None:
         self.runs += 1
         self.stderr_path = self.log_dir / f"daemon-{self.runs}.err"
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "LISTEN_FDS", "LISTEN_PID")}
-        env["SIM_PASSWORD"] = PASSWORD
         if self.notify is not None:
             self.notify.close()
         # Beside the submit socket: tmp_path can exceed the 108-byte sun_path.
@@ -106,12 +69,9 @@ class DaemonProcess:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(notify_path))
         self.notify.setblocking(False)
-        env["NOTIFY_SOCKET"] = str(notify_path)
-        with open(self.log_dir / f"daemon-{self.runs}.out", "wb") as out, \
-                open(self.stderr_path, "wb") as err:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "smppgw", "run", "-c", str(self.config),
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        self.proc = await spawn_daemon(
+            self.config, child_env(NOTIFY_SOCKET=str(notify_path)), self.stderr_path,
+            stdout_path=self.log_dir / f"daemon-{self.runs}.out")
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -160,11 +120,6 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         return await self.wait()
-
-
-def unix_session(socket_path: Path) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket_path)),
-                                 timeout=aiohttp.ClientTimeout(total=20))
 
 
 @pytest.fixture
@@ -236,7 +191,8 @@ async def test_sigkill_under_load_loses_no_accepted_message_and_no_receipt(
     tmp_path: Path, sock_dir: Path, sim: SmscSimulator, daemons: list[DaemonProcess]
 ) -> None:
     socket_path = sock_dir / "s.sock"
-    daemon = DaemonProcess(write_config(tmp_path, socket_path, sim), socket_path, tmp_path)
+    daemon = DaemonProcess(write_config(tmp_path, socket_path, sim, binds=4),
+                           socket_path, tmp_path)
     daemons.append(daemon)
     await daemon.start()
     await daemon.wait_healthy()
@@ -342,7 +298,7 @@ async def test_a_second_daemon_on_the_same_state_dir_refuses_to_start(
     tmp_path: Path, sock_dir: Path, sim: SmscSimulator, daemons: list[DaemonProcess]
 ) -> None:
     socket_path = sock_dir / "s.sock"
-    config = write_config(tmp_path, socket_path, sim)
+    config = write_config(tmp_path, socket_path, sim, binds=4)
     first = DaemonProcess(config, socket_path, tmp_path)
     daemons.append(first)
     await first.start()

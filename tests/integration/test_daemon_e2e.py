@@ -15,9 +15,7 @@ import datetime
 import hashlib
 import hmac
 import json
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,29 +40,6 @@ WAIT = 15.0  # seconds any single condition may take before the test fails
 
 
 # --- simulators and daemons --------------------------------------------------------------------
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    """A short directory for the submit socket: tmp_path can exceed the 108-byte sun_path."""
-    path = Path(tempfile.mkdtemp(prefix="smppgw-e2e-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-async def sims() -> AsyncIterator[Callable[..., Any]]:
-    started: list[SmscSimulator] = []
-
-    async def start(config: SimulatorConfig) -> SmscSimulator:
-        sim = SmscSimulator(config)
-        await sim.start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        await sim.close()
 
 
 def provider_table(
@@ -258,14 +233,14 @@ LONG_GSM = " ".join(f"Part of a long message number {i}." for i in range(12))  #
 
 
 async def test_every_encoding_through_wavy_with_two_stage_receipts(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
 ) -> None:
     """Single and batch submits over the socket reach the SMSC encoded as the Wavy profile
     says: GSM7 (0), Latin-1 (1), UCS-2 with an emoji (8), a 3-part concatenated GSM7 message
     (UDH 05 00 03 ref 03 n, esm_class 0x40, one reference) and flash (0x10). Each ends
     'delivered' after ACCEPTD then DELIVRD, whose vendor TLVs 0x1403-0x1406 are decoded in
     GET /v1/messages; TLS on the links, as Wavy runs it."""
-    sim = await sims(SimulatorConfig.wavy(
+    sim = await sim_factory(SimulatorConfig.wavy(
         tls=True, cert_dir=str(tmp_path / "certs"),
         # Both stages on the submitting bind, so they arrive in order (receipts split over
         # binds, in any order, are the Qikberry test's and the out-of-order test's business).
@@ -369,12 +344,12 @@ async def test_every_encoding_through_wavy_with_two_stage_receipts(
 
 
 async def test_qikberry_err_coded_receipts_map_to_final_states_on_another_bind(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
 ) -> None:
     """Qikberry relays receipts to another bind of the account and reports the outcome in
     stat/err only: UNDELIV err 034 → 'undeliverable', REJECTD err 458 → 'rejected',
     DELIVRD → 'delivered'. Latin-1 goes out as data_coding 3 on Qikberry."""
-    sim = await sims(SimulatorConfig.qikberry(
+    sim = await sim_factory(SimulatorConfig.qikberry(
         receipts=ReceiptPlan(style="qikberry", outcomes={"UNDELIV": 1}, routing="other")))
     gw = await gateways(make_config(tmp_path, sock_dir / "s.sock", [
         provider_table("qik", "qikberry", sim, ["91"], binds_per_host=3)]))
@@ -423,12 +398,12 @@ async def test_qikberry_err_coded_receipts_map_to_final_states_on_another_bind(
 
 
 async def test_a_receipt_before_its_submit_sm_resp_is_parked_then_applied(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
 ) -> None:
     """The SMSC holds the submit_sm_resp (an hour of latency) while a DELIVRD receipt for the
     id it chose arrives on another bind: the daemon commits and acknowledges it at once
     (parked, unmatched), and applies it the moment the submit_sm_resp is recorded."""
-    sim = await sims(SimulatorConfig(faults=Faults(latency=3600.0)))
+    sim = await sim_factory(SimulatorConfig(faults=Faults(latency=3600.0)))
     gw = await gateways(make_config(tmp_path, sock_dir / "s.sock", [
         provider_table("gen", "generic", sim, ["55"], binds=2)]))
     await sim.wait_bound(2, timeout=WAIT)
@@ -475,13 +450,13 @@ async def test_a_receipt_before_its_submit_sm_resp_is_parked_then_applied(
 
 
 async def test_receipts_out_of_order_on_two_binds_never_move_a_message_back(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
 ) -> None:
     """Wavy's DELIVRD arrives on one bind before the ACCEPTD of the same message on another
     (receipts relayed over binds have no order): the message stays 'delivered', and both
     receipts are in the event log and acknowledged."""
     # The simulator's own receipts would come in an hour; the test sends them itself.
-    sim = await sims(SimulatorConfig.wavy(receipts=ReceiptPlan(style="wavy", delay=3600.0)))
+    sim = await sim_factory(SimulatorConfig.wavy(receipts=ReceiptPlan(style="wavy", delay=3600.0)))
     gw = await gateways(make_config(tmp_path, sock_dir / "s.sock", [
         provider_table("wavy", "wavy", sim, ["55"])]))
     await sim.wait_bound(4, timeout=WAIT)
@@ -518,13 +493,14 @@ MO_TEXT = "".join(f"Reply line {i:03d} from the handset, please call me back. " 
 
 
 async def test_concatenated_mo_out_of_order_and_events_resume_from_any_cursor(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A 3-part MO sent as parts 2, 1, 3 becomes one 'mo' event with the whole text. The event
     stream read page by page from any cursor gives exactly the events of one full read, in
     increasing cursor order; a waiting long-poll is answered by the next commit."""
     assert 307 <= len(MO_TEXT) <= 459  # three GSM7 parts of 153
-    sim = await sims(SimulatorConfig.wavy(receipts=ReceiptPlan(style="wavy", two_stage=True)))
+    sim = await sim_factory(SimulatorConfig.wavy(
+        receipts=ReceiptPlan(style="wavy", two_stage=True)))
     gw = await gateways(make_config(tmp_path, sock_dir / "s.sock", [
         provider_table("wavy", "wavy", sim, ["55"])]))
     await sim.wait_bound(4, timeout=WAIT)
@@ -588,7 +564,7 @@ async def test_concatenated_mo_out_of_order_and_events_resume_from_any_cursor(
 
 
 async def test_a_webhook_receives_the_events_signed(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
 ) -> None:
     """A configured webhook gets the same events as the long-poll, as signed JSON POSTs.
     (Retries with their 10 s minimum delay are covered by test_webhooks against the pusher.)"""
@@ -608,7 +584,7 @@ async def test_a_webhook_receives_the_events_signed(
     await site.start()
     try:
         port = runner.addresses[0][1]
-        sim = await sims(SimulatorConfig())
+        sim = await sim_factory(SimulatorConfig())
         gw = await gateways(make_config(
             tmp_path, sock_dir / "s.sock", [provider_table("gen", "generic", sim, ["55"])],
             webhooks=[{"url": f"http://127.0.0.1:{port}/hook", "events": ["receipt", "mo"],
@@ -648,11 +624,11 @@ async def test_a_webhook_receives_the_events_signed(
 
 
 async def test_the_same_client_id_after_a_restart_returns_the_first_answer(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
 ) -> None:
     """Submit id X, stop the daemon, start a new one on the same state dir, submit X again:
     same tracking id, and the SMSC saw exactly one submit for it."""
-    sim = await sims(SimulatorConfig())
+    sim = await sim_factory(SimulatorConfig())
     config = make_config(tmp_path, sock_dir / "s.sock",
                          [provider_table("gen", "generic", sim, ["55"])])
     message = {"id": "once-only", "to": "5511999990000", "from": "Acme", "text": "only once X"}
@@ -679,11 +655,11 @@ async def test_the_same_client_id_after_a_restart_returns_the_first_answer(
 
 
 async def test_permanent_and_transient_smsc_refusals(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
 ) -> None:
     """ESME_RINVDSTADR fails the message with the status name in its history; ESME_RSYSERR is
     retried (after the dispatcher's 1 s first retry delay) and then delivered."""
-    sim = await sims(SimulatorConfig())
+    sim = await sim_factory(SimulatorConfig())
     gw = await gateways(make_config(tmp_path, sock_dir / "s.sock",
                                     [provider_table("gen", "generic", sim, ["55"])]))
     await sim.wait_bound(1, timeout=WAIT)
@@ -718,13 +694,13 @@ async def test_permanent_and_transient_smsc_refusals(
 
 
 async def test_reload_keeps_unchanged_binds_and_adds_changes_and_removes_providers(
-    tmp_path: Path, sock_dir: Path, sims: Any, gateways: Any
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
 ) -> None:
     """daemon.reload(new config), as SIGHUP does: adding a provider binds it while the
     untouched provider keeps its very connections; changing only the second provider rebinds
     that one alone; removing it unbinds its binds. Traffic flows after each step."""
-    wavy_sim = await sims(SimulatorConfig.wavy())
-    qik_sim = await sims(SimulatorConfig.qikberry())
+    wavy_sim = await sim_factory(SimulatorConfig.wavy())
+    qik_sim = await sim_factory(SimulatorConfig.qikberry())
     socket_path = sock_dir / "s.sock"
     wavy = provider_table("wavy", "wavy", wavy_sim, ["55"])
     qik = provider_table("qik", "qikberry", qik_sim, ["91"], binds_per_host=2)

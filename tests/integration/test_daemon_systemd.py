@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from smppgw.simulator import SimulatorConfig, SmscSimulator
+from tests.integration.daemons import child_env, spawn_daemon, unix_session, write_config
 
 pytestmark = pytest.mark.timeout(60)
 
-PASSWORD = "sd-pw"
 WAIT = 20.0
 # The wrapper systemd would be: put the passed socket on fd 3 (SD_LISTEN_FDS_START), name
 # this process in LISTEN_PID, and exec the daemon, which keeps the pid.
@@ -40,14 +36,6 @@ os.environ["LISTEN_PID"] = str(os.getpid())
 os.environ["LISTEN_FDS"] = "1"
 os.execv(sys.executable, [sys.executable, "-m", "smppgw", "run", "-c", config])
 """
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    """A short directory for sockets: tmp_path can exceed the 108-byte sun_path."""
-    path = Path(tempfile.mkdtemp(prefix="smppgw-sd-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -67,35 +55,6 @@ async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
             proc.kill()
             async with asyncio.timeout(WAIT):
                 await proc.wait()
-
-
-def write_config(tmp_path: Path, socket_path: Path, sim: SmscSimulator) -> Path:
-    path = tmp_path / "smppgw.toml"
-    path.write_text(f"""
-[gateway]
-state_dir = "{tmp_path / 'state'}"
-submit_socket = "{socket_path}"
-metrics_listen = ""
-log_level = "warning"
-
-[[provider]]
-name = "wavy"
-profile = "wavy"
-system_id = "acme"
-password_env = "SIM_PASSWORD"
-hosts = ["127.0.0.1:{sim.port}"]
-tls = false
-routes = ["55"]
-""")
-    return path
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (
-        "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
-        "LISTEN_FDNAMES")}
-    env.update(SIM_PASSWORD=PASSWORD, **extra)
-    return env
 
 
 class NotifyListener:
@@ -143,11 +102,6 @@ async def notify_listener(sock_dir: Path) -> AsyncIterator[NotifyListener]:
     await listener.close()
 
 
-def unix_session(socket_path: Path) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket_path)),
-                                 timeout=aiohttp.ClientTimeout(total=WAIT))
-
-
 async def test_ready_status_watchdog_and_stopping_over_notify_socket(
     tmp_path: Path, sock_dir: Path, sim: SmscSimulator, notify_listener: NotifyListener,
     processes: list[asyncio.subprocess.Process],
@@ -155,11 +109,8 @@ async def test_ready_status_watchdog_and_stopping_over_notify_socket(
     socket_path = sock_dir / "submit.sock"
     config = write_config(tmp_path, socket_path, sim)
     stderr_path = tmp_path / "daemon.err"
-    with open(stderr_path, "wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smppgw", "run", "-c", str(config),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=err,
-            env=child_env(NOTIFY_SOCKET=str(notify_listener.path), WATCHDOG_USEC="500000"))
+    proc = await spawn_daemon(config, child_env(NOTIFY_SOCKET=str(notify_listener.path),
+                                                WATCHDOG_USEC="500000"), stderr_path)
     processes.append(proc)
 
     ready_at = await notify_listener.wait_for(1, "READY=1")

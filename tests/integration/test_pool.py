@@ -50,21 +50,6 @@ def provider_config(
 
 
 @pytest.fixture
-async def sim_factory() -> AsyncIterator[Callable[..., Any]]:
-    started: list[SmscSimulator] = []
-
-    async def start(config: SimulatorConfig) -> SmscSimulator:
-        sim = SmscSimulator(config)
-        await sim.start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        await sim.close()
-
-
-@pytest.fixture
 async def pools() -> AsyncIterator[list[BindPool]]:
     made: list[BindPool] = []
     yield made

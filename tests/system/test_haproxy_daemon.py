@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import string
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from smppgw.daemon import Daemon
 from smppgw.simulator import Account, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.pdu import SubmitSmResp
 from smppgw.systemd import Notifier
+from tests.system.tools import require_tool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,12 +47,7 @@ FINAL = frozenset({"delivered", "undeliverable", "expired", "rejected", "failed"
 @pytest.fixture
 def haproxy_binary() -> str:
     """The haproxy executable: skipped locally without it, a failure under CI."""
-    path = shutil.which("haproxy")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("haproxy is missing in CI: install the Debian package haproxy")
-        pytest.skip("haproxy not installed (apt-get install haproxy)")
-    return path
+    return require_tool("haproxy", "haproxy")
 
 
 def free_loopback_port() -> int:
@@ -63,19 +57,11 @@ def free_loopback_port() -> int:
 
 
 @pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """Unix socket paths (submit socket, NOTIFY_SOCKET) must fit in 108 bytes: tmp_path may not."""
-    path = Path(tempfile.mkdtemp(prefix="smppgw-hp-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-async def simulator(short_dir: Path) -> AsyncIterator[SmscSimulator]:
-    """Wavy as the simulator plays it, TLS only, with a CA of its own in short_dir/certs."""
+async def simulator(sock_dir: Path) -> AsyncIterator[SmscSimulator]:
+    """Wavy as the simulator plays it, TLS only, with a CA of its own in sock_dir/certs."""
     sim = SmscSimulator(SimulatorConfig.wavy(
         tls=True,
-        cert_dir=str(short_dir / "certs"),
+        cert_dir=str(sock_dir / "certs"),
         accounts=(Account(SYSTEM_ID, PASSWORD),),
         receipts=ReceiptPlan(style="wavy", two_stage=True, delay=0.05, final_delay=0.05),
         seed=7,
@@ -89,19 +75,19 @@ async def simulator(short_dir: Path) -> AsyncIterator[SmscSimulator]:
 
 @pytest.fixture
 async def haproxy(
-    haproxy_binary: str, short_dir: Path, simulator: SmscSimulator
+    haproxy_binary: str, sock_dir: Path, simulator: SmscSimulator
 ) -> AsyncIterator[int]:
     """HAProxy from the test template between 127.0.0.1:<frontend> and the simulator's TLS
     port; yields the frontend port once HAProxy said READY=1, and stops HAProxy afterwards.
     """
     assert simulator.cert_paths is not None
     frontend_port = free_loopback_port()
-    config = short_dir / "haproxy.cfg"
+    config = sock_dir / "haproxy.cfg"
     config.write_text(string.Template(TEMPLATE.read_text()).substitute(
         frontend_port=frontend_port, backend_port=simulator.port,
         ca_file=str(simulator.cert_paths.ca)))
 
-    notify_path = short_dir / "notify.sock"
+    notify_path = sock_dir / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
     notify.setblocking(False)
@@ -146,14 +132,14 @@ async def haproxy(
 
 @pytest.fixture
 async def gateway(
-    short_dir: Path, haproxy: int
+    sock_dir: Path, haproxy: int
 ) -> AsyncIterator[tuple[Daemon, aiohttp.ClientSession]]:
     """A Daemon whose only provider is HAProxy's frontend, plain SMPP over loopback."""
-    socket_path = short_dir / "submit.sock"
+    socket_path = sock_dir / "submit.sock"
     config = parse_config(
         {
             "gateway": {
-                "state_dir": str(short_dir / "state"),
+                "state_dir": str(sock_dir / "state"),
                 "submit_socket": str(socket_path),
                 "metrics_listen": "",
                 "log_level": "warning",
@@ -169,7 +155,7 @@ async def gateway(
                 "routes": ["55"],
             }],
         },
-        base_dir=short_dir,
+        base_dir=sock_dir,
         environ={"HP_PASSWORD": PASSWORD},
     )
     daemon = Daemon(config, notifier=Notifier(environ={}))

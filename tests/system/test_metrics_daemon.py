@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import re
 import shutil
 import socket
@@ -39,6 +38,7 @@ from smppgw.daemon import Daemon
 from smppgw.simulator import Account, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.pdu import SubmitSmResp
 from smppgw.systemd import Notifier
+from tests.system.tools import require_tool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -416,19 +416,11 @@ def test_every_metric_is_smppgw_prefixed(scenario: Scenario) -> None:
         n for n in names if not n.startswith("smppgw_"))
 
 
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing in CI: install the Debian package prometheus")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
-    return path
-
-
 @pytest.mark.parametrize("which", ["before", "after"])
 def test_promtool_check_metrics(scenario: Scenario, which: str) -> None:
     text = getattr(scenario, f"{which}_text")
-    result = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True,
+    promtool = require_tool("promtool", "prometheus")
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                             text=True, timeout=60)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

@@ -29,21 +29,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.system.tools import require_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "systemd"
 HAPROXY = ROOT / "tools" / "haproxy"
 PROMETHEUS = ROOT / "tools" / "prometheus"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SHIPPED_EXEC = "/usr/local/bin/smppgw"
-
-
-def tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is missing in CI: install the Debian package {package}")
-        pytest.skip(f"{name} not installed (apt-get install {package})")
-    return path
 
 
 def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -85,7 +78,7 @@ def units_for_verify(tmp_path: Path) -> Path:
 
 
 def test_systemd_analyze_verify_accepts_the_units(units_for_verify: Path) -> None:
-    analyze = tool("systemd-analyze", "systemd")
+    analyze = require_tool("systemd-analyze", "systemd")
     result = run([analyze, "verify", str(units_for_verify / "smppgw.service"),
                   str(units_for_verify / "smppgw.socket")])
     # User=smppgw need not exist for verify; it does not resolve users. Anything it says about
@@ -95,7 +88,7 @@ def test_systemd_analyze_verify_accepts_the_units(units_for_verify: Path) -> Non
 
 
 def test_shipped_service_only_lacks_its_binary_here() -> None:
-    analyze = tool("systemd-analyze", "systemd")
+    analyze = require_tool("systemd-analyze", "systemd")
     result = run([analyze, "verify", str(SYSTEMD / "smppgw.service"),
                   str(SYSTEMD / "smppgw.socket")])
     complaints = [line for line in (result.stdout + result.stderr).splitlines()
@@ -145,7 +138,7 @@ def test_service_unit_settings() -> None:
 
 
 def test_service_exposure_stays_low(units_for_verify: Path) -> None:
-    analyze = tool("systemd-analyze", "systemd")
+    analyze = require_tool("systemd-analyze", "systemd")
     result = run([analyze, "security", "--offline=yes", "--no-pager",
                   str(units_for_verify / "smppgw.service")])
     if "--offline" in result.stderr and "unrecognized" in result.stderr:
@@ -156,8 +149,8 @@ def test_service_exposure_stays_low(units_for_verify: Path) -> None:
 
 
 def test_sysusers_then_tmpfiles_in_a_scratch_root(tmp_path: Path) -> None:
-    sysusers = tool("systemd-sysusers", "systemd")
-    tmpfiles = tool("systemd-tmpfiles", "systemd")
+    sysusers = require_tool("systemd-sysusers", "systemd")
+    tmpfiles = require_tool("systemd-tmpfiles", "systemd")
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     users = SYSTEMD / "smppgw.sysusers.conf"
@@ -266,14 +259,14 @@ def test_daemon_stack_runs_under_memory_deny_write_execute() -> None:
 
 
 def test_promtool_check_rules() -> None:
-    promtool = tool("promtool", "prometheus")
+    promtool = require_tool("promtool", "prometheus")
     result = run([promtool, "check", "rules", str(PROMETHEUS / "alerts.yml")])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
 def test_promtool_rule_unit_tests() -> None:
-    promtool = tool("promtool", "prometheus")
+    promtool = require_tool("promtool", "prometheus")
     result = run([promtool, "test", "rules", str(PROMETHEUS / "alerts_test.yml")])
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -339,7 +332,7 @@ def haproxy_problems(output: str) -> list[str]:
     ids=["wavy", "qikberry", "both"],
 )
 def test_haproxy_accepts_the_shipped_configs(haproxy_config_dir: Path, files: list[str]) -> None:
-    haproxy = tool("haproxy", "haproxy")
+    haproxy = require_tool("haproxy", "haproxy")
     args = [haproxy, "-c"]
     for name in files:
         args += ["-f", str(haproxy_config_dir / name)]
@@ -455,7 +448,7 @@ async def proxy_exchange(tmp_path: Path, notify: tuple[socket.socket, Path], *,
 
     Returns what came back and the SNI names the server saw.
     """
-    haproxy = tool("haproxy", "haproxy")
+    haproxy = require_tool("haproxy", "haproxy")
     ca = make_ca()
     (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
     signer = ca if trusted_ca else make_ca("someone else's CA")

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,13 +100,6 @@ class FakeDaemon:
             return web.json_response({"error": {"code": "internal", "field": "",
                                                 "message": "boom"}}, status=self.status_code)
         return web.json_response(STATUS)
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="smppgw-cli-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
