@@ -46,11 +46,15 @@ class _ProviderRuntime:
         self.tasks: list[asyncio.Task[None]] = []
 
     async def stop(self, timeout: float) -> None:
-        await self.dispatcher.stop()
+        """Graceful: claim nothing more, let the binds drain their windows and unbind, record
+        every answer that came back meanwhile, then stop the tasks. Segments answered during
+        the drain are not sent again after a restart or a reload."""
+        self.dispatcher.stop_claiming()
+        await self.pool.close(timeout)
+        await self.dispatcher.finish(timeout)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.pool.close(timeout)
 
 
 class Daemon:
@@ -222,6 +226,13 @@ class Daemon:
         runtime.tasks[-1].add_done_callback(self._task_done)
         self.providers[provider.name] = runtime
 
+    async def _stop_provider(self, name: str, reason: str) -> None:
+        """Stop one provider while the daemon runs on: what its stopped dispatcher could not
+        record (answers still missing after the drain) is queued again, as at a restart."""
+        assert self.store is not None
+        await self.providers.pop(name).stop(SHUTDOWN_TIMEOUT)
+        await self.store.requeue_sending(name, reason)
+
     def _down_since(self) -> dict[str, float]:
         return {name: r.pool.down_since for name, r in self.providers.items()
                 if r.pool.down_since is not None}
@@ -262,7 +273,7 @@ class Daemon:
             old = {p.name: p for p in self.config.providers}
             new = {p.name: p for p in config.providers}
             for name in old.keys() - new.keys():
-                await self.providers.pop(name).stop(SHUTDOWN_TIMEOUT)
+                await self._stop_provider(name, "provider removed from the config")
                 log.info("provider removed", extra={"kv": {"provider": name}})
             for name, provider in new.items():
                 runtime = self.providers.get(name)
@@ -278,7 +289,7 @@ class Daemon:
                     runtime.dispatcher.provider = provider
                     log.info("provider binds changed", extra={"kv": {"provider": name}})
                 else:
-                    await self.providers.pop(name).stop(SHUTDOWN_TIMEOUT)
+                    await self._stop_provider(name, "provider settings changed by a reload")
                     self._start_provider(provider)
                     log.info("provider settings changed; rebound", extra={"kv": {
                         "provider": name}})

@@ -64,6 +64,7 @@ class Dispatcher:
         self._outcomes_ready = asyncio.Event()
         self._work = asyncio.Event()
         self._busy = 0
+        self._idle = asyncio.Event()
         self._stopping = False
         self.submitted = 0
         self.message_id_format = profile.message_id_format
@@ -86,15 +87,39 @@ class Dispatcher:
                 group.create_task(self._worker(), name=f"send {self.provider.name}/{index}")
             group.create_task(self._feed_loop(), name=f"feed {self.provider.name}")
 
-    async def stop(self) -> None:
-        """Stop claiming; give back what was claimed but not sent; write pending outcomes."""
+    def stop_claiming(self) -> None:
+        """First step of a graceful stop: claim nothing more and give back what was claimed
+        but not handed to the pool. Segments already in the pool keep waiting for their
+        answers while the pool drains its windows."""
         self._stopping = True
-        released = []
+        self._release_queued()
+        self._work.set()
+
+    async def finish(self, timeout: float) -> None:
+        """Last step, once the pool is closed: wait (up to ``timeout``) until every worker has
+        the outcome of the segment it held, then write all outcomes. A segment the pool
+        answered during the drain is recorded as answered, not sent again after a restart."""
+        self._stopping = True
+        self._release_queued()
+        if self._busy:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._idle.wait()
+        self._release_queued()
+        await self._flush_outcomes()
+
+    async def stop(self, timeout: float = 0.0) -> None:
+        """Stop claiming; give back what was claimed but not sent; write pending outcomes."""
+        self.stop_claiming()
+        await self.finish(timeout)
+
+    def _release_queued(self) -> None:
         while not self._queue.empty():
             segment = self._queue.get_nowait()
-            released.append(SubmitOutcome.released(segment.segment_id))
-        self._outcomes.extend(released)
-        await self._flush_outcomes()
+            self._outcomes.append(SubmitOutcome.released(segment.segment_id))
+        if self._outcomes:
+            self._outcomes_ready.set()
 
     # --- feeding -------------------------------------------------------------------------------
 
@@ -108,6 +133,9 @@ class Dispatcher:
                 claimed = await store.claim_segments(name, min(room, 1000))
                 for segment in claimed:
                     self._queue.put_nowait(segment)
+                if self._stopping:  # stop() came during the claim
+                    self._release_queued()
+                    return
             if claimed and len(claimed) >= room:
                 # The workers are full: wait until some finish before claiming more.
                 self._work.clear()
@@ -151,11 +179,17 @@ class Dispatcher:
         queue = self._queue
         while True:
             segment = await queue.get()
+            if self._stopping:
+                self._outcomes.append(SubmitOutcome.released(segment.segment_id))
+                self._outcomes_ready.set()
+                continue
             self._busy += 1
             try:
                 outcome = await self._send(segment)
             finally:
                 self._busy -= 1
+                if not self._busy:
+                    self._idle.set()
             self._outcomes.append(outcome)
             self._outcomes_ready.set()
             if queue.qsize() < self.workers:

@@ -750,6 +750,18 @@ def _purge(tx: _Tx, cutoff_ms: int, limit: int) -> PurgeReport:
     return PurgeReport(len(doomed), events, receipts, mo)
 
 
+def _requeue_sending(tx: _Tx, provider: str, reason: str) -> int:
+    conn = tx.conn
+    conn.execute(
+        "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
+        " SELECT tracking_id, part_index, ?, 'requeued', ?"
+        " FROM segments WHERE state = 'sending' AND provider = ?",
+        (tx.now_ms, _dumps({"reason": reason}), provider))
+    return int(conn.execute(
+        "UPDATE segments SET state = 'queued' WHERE state = 'sending' AND provider = ?",
+        (provider,)).rowcount)
+
+
 def _recover(tx: _Tx) -> tuple[int, int, int, list[StoredMoPart]]:
     conn = tx.conn
     conn.execute(
@@ -1038,6 +1050,15 @@ class Store:
         log.info("recovery: queued=%d unmatched_receipts=%d complete_mo_groups=%d",
                  queued, unmatched, len(complete))
         return RecoveryReport(requeued, unmatched, queued, complete)
+
+    async def requeue_sending(self, provider: str, reason: str) -> int:
+        """Queue again the parts of ``provider`` left 'sending' (at-least-once), as recovery
+        does at start: for a provider whose dispatcher was stopped by a reload, whose answers
+        can no longer be recorded. Returns how many."""
+        count = await self._write(lambda tx: _requeue_sending(tx, provider, reason))
+        if count:
+            log.warning("%d part(s) of %s were sending and are queued again", count, provider)
+        return count
 
     # --- reads -----------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from smppgw.simulator import Faults, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.simulator.receipts import build_receipt, outcome_of_key
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp
+from smppgw.store import Store
 from smppgw.systemd import Notifier
 
 pytestmark = pytest.mark.timeout(60)
@@ -747,3 +748,62 @@ async def test_reload_keeps_unchanged_binds_and_adds_changes_and_removes_provide
                              "text": "still there"})
     await gw.wait_states({final["still"]["tracking_id"]: "delivered"})
     wavy_untouched()
+
+
+# --- answers that arrive while binds drain ------------------------------------------------------
+
+IN_FLIGHT = 10
+
+
+async def in_flight_gateway(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
+) -> tuple[SmscSimulator, Gateway, dict[str, Any], list[str]]:
+    """One generic bind (window 10) to an SMSC that answers each submit_sm after 0.5 s, and
+    IN_FLIGHT messages all sent and not yet answered."""
+    sim = await sim_factory(SimulatorConfig(
+        faults=Faults(latency=0.5), receipts=ReceiptPlan(delay=3600.0)))
+    table = provider_table("gen", "generic", sim, ["55"], binds=1)
+    gw = await gateways(make_config(tmp_path, sock_dir / "s.sock", [table]))
+    await sim.wait_bound(1, timeout=WAIT)
+    answers = await gw.submit(*({"id": f"drain-{i}", "to": f"55119999900{i:02d}",
+                                 "from": "Acme", "text": f"in flight {i}"}
+                                for i in range(IN_FLIGHT)))
+    await sim.wait_for(lambda: len(submits_to(sim, b"in flight")) == IN_FLIGHT, timeout=WAIT)
+    assert not any(isinstance(r.pdu, SubmitSmResp) for r in sim.sent)  # all still in flight
+    return sim, gw, table, [a["tracking_id"] for a in answers.values()]
+
+
+async def test_sigterm_records_the_answers_that_come_while_the_window_drains(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
+) -> None:
+    """A graceful stop (SIGTERM) with a full window waits for the answers before it unbinds
+    and records them: after the restart nothing is sent again (at-least-once stays 'once'
+    when the SMSC answers in time)."""
+    sim, gw, _table, tracking_ids = await in_flight_gateway(
+        tmp_path, sock_dir, sim_factory, gateways)
+    await gw.stop()
+    assert gw.daemon.failure is None
+    assert sim.unbinds_total == 1
+    answered = [r.pdu for r in sim.sent if isinstance(r.pdu, SubmitSmResp)]
+    assert len(answered) == IN_FLIGHT
+    async with await Store.open(tmp_path / "state") as store:
+        assert (await store.recover()).requeued_segments == 0
+        for tracking_id in tracking_ids:
+            view = await store.get_message(tracking_id)
+            assert view is not None and view.state == "submitted", view
+            assert view.segments[0].smsc_message_id
+
+
+async def test_reload_of_a_changed_provider_strands_nothing_in_flight(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
+) -> None:
+    """Changing a provider's settings rebinds it; the answers its old binds were waiting for
+    are recorded during their drain, and each message was sent exactly once."""
+    sim, gw, table, tracking_ids = await in_flight_gateway(
+        tmp_path, sock_dir, sim_factory, gateways)
+    changed = make_config(tmp_path, sock_dir / "s.sock",
+                          [{**table, "enquire_link_interval": 45}])
+    assert await gw.daemon.reload(changed) is True
+    await gw.wait_states({tracking_id: "submitted" for tracking_id in tracking_ids})
+    assert len(submits_to(sim, b"in flight")) == IN_FLIGHT
+    assert (await gw.daemon.store.queue_stats()) == {}  # type: ignore[union-attr]

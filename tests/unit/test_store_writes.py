@@ -504,3 +504,20 @@ async def test_on_commit_reports_each_group_from_the_writer_thread(
     assert [n for n, _, _ in seen] == [1, 3]
     assert all(seconds >= 0 and name.startswith("smppgw-store-writer")
                for _, seconds, name in seen)
+
+
+async def test_requeue_sending_is_per_provider_and_noted(store: Store) -> None:
+    """After a reload stopped one provider's dispatcher, its unanswered parts are queued again;
+    another provider's parts in flight are left alone."""
+    wavy, qik = message(), message(provider="qikberry")
+    await store.accept_messages([wavy, qik])
+    await store.claim_segments("wavy", 10, now_wall=T0)
+    await store.claim_segments("qikberry", 10, now_wall=T0)
+    assert await store.requeue_sending("wavy", "provider settings changed by a reload") == 1
+    stats = await store.queue_stats()
+    assert (stats["wavy"].queued, stats["wavy"].sending) == (1, 0)
+    assert (stats["qikberry"].queued, stats["qikberry"].sending) == (0, 1)
+    view = await store.get_message(wavy.tracking_id)
+    assert view is not None
+    (note,) = [h for h in view.history if h.type == "requeued"]
+    assert note.detail == {"part": 0, "reason": "provider settings changed by a reload"}
