@@ -17,7 +17,13 @@ from smppgw.metrics import Metrics
 from smppgw.pool import Inbound
 from smppgw.smpp.constants import CommandStatus, EsmClass, Tag
 from smppgw.smpp.pdu import DataSm, DeliverSm
-from smppgw.smpp.receipt import ReceiptError, is_receipt, message_id_variants, parse_receipt
+from smppgw.smpp.receipt import (
+    Receipt,
+    ReceiptError,
+    is_receipt,
+    message_id_variants,
+    parse_receipt,
+)
 from smppgw.smpp.segment import concat_info, split_udh
 from smppgw.smpp.text import TextPolicy, decode_text
 from smppgw.store import MoMessage, MoPart, ReceiptRecord, Store, StoredMoPart
@@ -26,6 +32,15 @@ log = logging.getLogger(__name__)
 
 MO_REASSEMBLY_TIMEOUT = 300.0  # seconds before incomplete MO parts are delivered as they are
 MAX_BATCH = 500
+
+
+def receipt_details(receipt: Receipt) -> dict[str, object]:
+    """What the store keeps of a receipt, and so what the API and webhooks show: everything
+    but ``text``, the first characters of the message the SMSC echoes back (often a one-time
+    code), which GET /v1/messages deliberately never shows."""
+    details = receipt.as_dict()
+    details.pop("text", None)
+    return details
 
 
 @dataclass(slots=True)
@@ -157,7 +172,7 @@ class InboundProcessor:
             outcome=receipt.outcome.value,
             final=receipt.final,
             message_keys=message_id_variants(receipt.message_id, id_format),  # type: ignore[arg-type]
-            details=receipt.as_dict(),
+            details=receipt_details(receipt),
             bind=inbound.bind,
         )
 

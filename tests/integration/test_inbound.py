@@ -101,6 +101,38 @@ async def test_receipts_are_committed_before_they_are_acknowledged(
     assert await store.unmatched_receipt_count() == 1
 
 
+async def test_the_message_text_echoed_in_a_receipt_is_not_kept(
+    tmp_path: Path, store: Store
+) -> None:
+    """SMPP 3.4 Appendix B: ``text:`` carries the first 20 characters of the message, often a
+    one-time code. The store keeps every other receipt field, so neither GET /v1/messages nor
+    the event stream (nor webhooks) can show it."""
+    smsc_id = "5f0e"
+    tracking_id = await submitted_message(store, smsc_id)
+    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)})
+    connection = FakeConnection(store)
+    receipt = DeliverSm(esm_class=0x04, short_message=(
+        f"id:{smsc_id} sub:001 dlvrd:001 submit date:2411231200 done date:2411231201"
+        " stat:DELIVRD err:000 text:Your code is 482913").encode())
+    processor.submit(inbound(connection, 10, receipt))
+    task = asyncio.create_task(processor.run())
+    try:
+        async with asyncio.timeout(5):
+            while not connection.acks:
+                await asyncio.sleep(0)
+    finally:
+        task.cancel()
+    message = await store.get_message(tracking_id)
+    assert message is not None and message.state == "delivered"
+    (segment,) = message.segments
+    assert segment.receipt is not None
+    assert segment.receipt["stat"] == "DELIVRD" and "text" not in segment.receipt["details"]
+    events = await store.events_after(0)
+    assert [e.type for e in events][-1] == "state"
+    assert not any("482913" in repr(e.as_dict()) for e in events)
+    assert "482913" not in repr(message)
+
+
 async def test_concatenated_mo_out_of_order_becomes_one_message(
     tmp_path: Path, store: Store
 ) -> None:
