@@ -20,7 +20,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from smppgw.config import Config, ProviderConfig, load_config
+from smppgw.config import Config, GatewayConfig, ProviderConfig, load_config
 from smppgw.dispatcher import Dispatcher
 from smppgw.errors import ConfigError
 from smppgw.inbound import InboundProcessor
@@ -55,6 +55,23 @@ class _ProviderRuntime:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+#: [gateway] keys a reload applies; the others (listeners, paths, limits) need a restart.
+RELOADABLE_GATEWAY_KEYS = frozenset({"default_provider", "log_level"})
+
+
+def _apply_at_reload(running: Config, loaded: Config) -> tuple[Config, list[str]]:
+    """The config a reload runs with: providers and routes from ``loaded``, and of [gateway]
+    and the webhooks only what can change without a restart. Also the key paths that changed
+    but wait for the restart, so the operator is told rather than left to believe them live."""
+    gateway = dataclasses.replace(running.gateway, **{
+        key: getattr(loaded.gateway, key) for key in RELOADABLE_GATEWAY_KEYS})
+    deferred = [f"gateway.{field.name}" for field in dataclasses.fields(GatewayConfig)
+                if getattr(gateway, field.name) != getattr(loaded.gateway, field.name)]
+    if loaded.webhooks != running.webhooks:
+        deferred.append("webhook")
+    return dataclasses.replace(loaded, gateway=gateway, webhooks=running.webhooks), deferred
 
 
 class Daemon:
@@ -270,6 +287,12 @@ class Daemon:
                           extra={"kv": {"problems": str(exc)}})
                 self.notifier.ready()
                 return False
+            config, deferred = _apply_at_reload(self.config, config)
+            if deferred:
+                log.warning("reload: these settings take effect only at a restart; the running"
+                            " values stay", extra={"kv": {"keys": ",".join(deferred)}})
+            if config.gateway.log_level != self.config.gateway.log_level:
+                logging.getLogger().setLevel(config.gateway.log_level.upper())
             old = {p.name: p for p in self.config.providers}
             new = {p.name: p for p in config.providers}
             for name in old.keys() - new.keys():
