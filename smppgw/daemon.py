@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 import signal
 import time
@@ -353,7 +354,8 @@ class Daemon:
                 binds.append({**dataclasses.asdict(bind), "rate": rate})
         return {
             "version": _version(),
-            "started_at": self.started_at,
+            "started_at": datetime.datetime.fromtimestamp(self.started_at, datetime.UTC)
+            .isoformat(timespec="seconds").replace("+00:00", "Z"),
             "uptime_seconds": round(self.wall_clock() - self.started_at, 1),
             "providers": providers,
             "binds": binds,

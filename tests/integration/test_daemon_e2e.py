@@ -433,6 +433,8 @@ async def test_a_receipt_before_its_submit_sm_resp_is_parked_then_applied(
     assert view["state"] == "queued" and view["segments"][0]["receipt"] is None
     status = await gw.get("/v1/status")
     assert status["counts"]["unmatched_receipts"] == 1
+    started = datetime.datetime.fromisoformat(status["started_at"])  # ISO 8601 UTC
+    assert started.tzinfo is not None and status["started_at"].endswith("Z")
 
     # Now the submit_sm_resp, on the submit's own connection.
     sim.send_pdu(record.connection_id,
