@@ -2,7 +2,8 @@
 
 ``log.info("bound", extra={"kv": {"host": h}})`` renders ``level=info logger=smppgw.pool
 msg=bound host=h``. Values are quoted when they hold spaces; secrets never reach here because
-config values are Secret objects whose str() is masked.
+config values are Secret objects whose str() is masked. When stderr is the journal, each line
+starts with a ``<N>`` syslog priority so ``journalctl -p warning`` filters by level.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
 
@@ -24,14 +25,72 @@ def _quote(value: object) -> str:
     return text
 
 
-class KeyValueFormatter(logging.Formatter):
-    """``level=… logger=… msg=… k=v …``; adds ``time=`` only when not under journald."""
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority journald files a record of ``levelno`` under: 3 (err) for error and
+    critical, 4 (warning), 6 (info), 7 (debug)."""
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
 
-    def __init__(self, *, with_time: bool) -> None:
+
+def stream_is_journal(
+    stream: TextIO | None = None, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Whether ``stream`` (stderr by default) is systemd's journal stream.
+
+    systemd sets ``JOURNAL_STREAM=DEVICE:INODE`` for a service whose stdout or stderr goes to
+    the journal; systemd.exec(5) asks programs to compare it with the stream's own fstat(),
+    because the variable is inherited by children whose stderr may have been redirected to a
+    file, where ``<N>`` prefixes would only be noise.
+    """
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM")
+    if not value:
+        return False
+    device, _, inode = value.partition(":")
+    try:
+        fd = (sys.stderr if stream is None else stream).fileno()
+        st = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (int(device), int(inode))
+    except (AttributeError, OSError, ValueError):
+        # No real file behind the stream (captured, closed) or a malformed variable.
+        return False
+
+
+def print_error(text: str, *, level: int = logging.ERROR, stream: TextIO | None = None) -> None:
+    """One line for a human on stderr, outside logging (start errors, config problems).
+
+    Under journald the line carries its priority like the log lines do, so the reason a
+    daemon refused to start shows up in ``journalctl -u smppgw -p err``.
+    """
+    out = sys.stderr if stream is None else stream
+    prefix = f"<{syslog_priority(level)}>" if stream_is_journal(out) else ""
+    print(f"{prefix}{text}", file=out)
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``level=… logger=… msg=… k=v …``; adds ``time=`` only when not under journald.
+
+    ``syslog_prefix`` starts each line with ``<N>``, the syslog priority of its level, which
+    journald strips and files the line under (SyslogLevelPrefix=yes, its default). A record is
+    always one line (newlines in values are escaped), so the prefix covers all of it.
+    """
+
+    def __init__(self, *, with_time: bool, syslog_prefix: bool = False) -> None:
         super().__init__()
         self.with_time = with_time
+        self.syslog_prefix = syslog_prefix
 
     def format(self, record: logging.LogRecord) -> str:
+        line = self._format_fields(record)
+        if self.syslog_prefix:
+            return f"<{syslog_priority(record.levelno)}>{line}"
+        return line
+
+    def _format_fields(self, record: logging.LogRecord) -> str:
         parts = []
         if self.with_time:
             parts.append(f"time={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}")
@@ -64,6 +123,25 @@ class BindLogger(logging.LoggerAdapter[logging.Logger]):
         return msg, kwargs
 
 
+#: aiohttp writes one INFO line per HTTP request here; see set_log_level.
+ACCESS_LOGGER = "aiohttp.access"
+
+
+def set_log_level(level: str) -> None:
+    """Set the daemon's log level (``debug``, ``info``, ``warning``, ``error``), at start and
+    when a reload changes ``gateway.log_level``.
+
+    The API's per-request access lines (``aiohttp.access``) are shown only at ``debug``: at
+    the default level every submit and every long-poll would add a line, burying the binds'
+    events; with that logger above INFO aiohttp does not even format them. Setting the root
+    level alone would leave the access lines where the previous level put them.
+    """
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    access_level = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    logging.getLogger(ACCESS_LOGGER).setLevel(access_level)
+
+
 def setup_logging(level: str = "info") -> None:
     """Configure the root logger once for the daemon; idempotent across reloads."""
     root = logging.getLogger()
@@ -73,5 +151,7 @@ def setup_logging(level: str = "info") -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler._smppgw = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    handler.setFormatter(KeyValueFormatter(with_time=not under_journald))
-    root.setLevel(level.upper())
+    stream = handler.stream if isinstance(handler, logging.StreamHandler) else None
+    handler.setFormatter(KeyValueFormatter(with_time=not under_journald,
+                                           syslog_prefix=stream_is_journal(stream)))
+    set_log_level(level)
