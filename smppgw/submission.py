@@ -169,7 +169,7 @@ class SubmitService:
             encoded = encode_message(
                 request.text, codec.policy, flash=request.flash,
                 force_encoding=request.encoding,
-                reference=self._references.next(request.to, bits=bits),
+                reference=lambda: self._references.next(request.to, bits=bits),
             )
         except EncodingError as exc:
             return self._refuse(request, FieldError("encoding_error", f"{prefix}.text", str(exc)))

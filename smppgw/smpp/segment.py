@@ -166,7 +166,7 @@ def encode_message(
     flash: bool = False,
     force_encoding: Encoding | None = None,
     concat: ConcatMethod | None = None,
-    reference: int | None = None,
+    reference: int | Callable[[], int] | None = None,
 ) -> EncodedMessage:
     """Encode ``text`` for a provider and split it into submit_sm parts.
 
@@ -174,7 +174,9 @@ def encode_message(
     part (a short text is always one plain short_message, even in payload mode).
     ``reference`` is the concatenation reference (0..255 for udh8, 0..65535 for udh16 and
     SAR), normally from a ReferenceAllocator for the destination; a multi-part message
-    without one raises ValueError. More than 255 parts raises SegmentationError;
+    without one raises ValueError. It may be a callable, called only when the text needs more
+    than one part, so that single-part messages (most traffic) take no reference from the
+    destination's counter. More than 255 parts raises SegmentationError;
     characters the encoding cannot carry raise EncodingError (see text.encode_text).
     """
     encoded = encode_text(text, policy, flash=flash, force_encoding=force_encoding)
@@ -215,6 +217,8 @@ def encode_message(
             f"text needs {total} parts ({encoded.units} {_UNIT_NAMES[encoded.encoding]}); "
             f"the limit is {MAX_PARTS} parts"
         )
+    if callable(reference):
+        reference = reference()
     if reference is None:
         raise ValueError(f"a {total}-part message needs a concatenation reference")
     limit = 0xFF if method == "udh8" else 0xFFFF

@@ -514,3 +514,17 @@ def test_encode_then_reassemble_in_any_order(text: str, concat: str, rnd: random
     assert len(done) == 1
     assert done[0].text == text
     assert reassembler.pending == 0
+
+
+def test_a_reference_source_is_asked_only_for_multi_part_messages() -> None:
+    """Most traffic is one part: it must not consume the destination's reference counter."""
+    asked: list[int] = []
+
+    def next_reference() -> int:
+        asked.append(0x2A)
+        return 0x2A
+
+    assert len(encode_message("a" * 160, GENERIC_POLICY, reference=next_reference).parts) == 1
+    assert asked == []
+    message = encode_message("a" * 161, GENERIC_POLICY, reference=next_reference)
+    assert [p.udh[3] for p in message.parts] == [0x2A, 0x2A] and asked == [0x2A]
