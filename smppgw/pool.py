@@ -365,6 +365,10 @@ class BindSlot:
             session.on_pdu_in = self.metrics.pdu_in
             session.on_pdu_out = self.metrics.pdu_out
         self._bound = loop.create_future()
+        # Stopped while connecting, nobody awaits _bound when the torn-down link's Closed
+        # sets its ConnectFailure; without this asyncio logs "Future exception was never
+        # retrieved" at shutdown. An await still raises it.
+        self._bound.add_done_callback(_retrieve_exception)
         self.connects += 1
         try:
             async with asyncio.timeout(provider.connect_timeout):
@@ -459,6 +463,11 @@ class BindSlot:
             last_error=self.last_error,
             paused_for=max(0.0, self.paused_until - now),
         )
+
+
+def _retrieve_exception(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _close_reason(reason: CloseReason) -> str:
