@@ -7,6 +7,7 @@ a record in the simulator), each bounded by a timeout; never a sleep standing in
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from smppgw.config import ProviderConfig, parse_config
+from smppgw.logs import KeyValueFormatter
 from smppgw.pool import BindPool, Inbound, SubmitFailure
 from smppgw.simulator import Account, Faults, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
@@ -68,6 +70,11 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
         await asyncio.sleep(0.01)
 
 
+def pool_records(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.name == "smppgw.pool" and r.getMessage() == message]
+
+
 def submit_pdu(n: int = 0) -> SubmitSm:
     return SubmitSm(destination_addr="5511999990000", short_message=f"m{n}".encode(),
                     registered_delivery=1)
@@ -98,16 +105,32 @@ async def test_tls_bind_submit_and_receipt_on_another_bind(
 
 
 async def test_throttling_is_answered_by_backing_off_not_failing(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool]
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="smppgw.pool")
     sim = await sim_factory(SimulatorConfig(faults=Faults(throttle_above=50)))
-    pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge())
+    # A log period longer than the test: after the first pause, pauses wait for the summary.
+    pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge(),
+                    throttle_log_interval=3600.0)
     pools.append(pool)
     pool.start()
     results = await asyncio.gather(*(pool.submit(submit_pdu(n)) for n in range(120)))
     assert all(r.status == CommandStatus.ESME_ROK for r in results)
-    assert sim.throttled_total > 0, "the simulator did throttle"
+    assert sim.throttled_total > 1, "the simulator did throttle"
     assert sim.accepted_total == 120
+    # The log: one line for the first pause, not one per throttled answer.
+    first = pool_records(caplog, "SMSC throttling; bind paused")
+    assert len(first) == 1
+    assert first[0].levelno == logging.WARNING and first[0].bind == "sim#0"
+    assert first[0].kv == {"status": "ESME_RTHROTTLED", "pause": "0.5s"}  # type: ignore[attr-defined]
+    assert pool_records(caplog, "SMSC throttling continued") == []
+    # The bind stops: what the period counted is said, not lost. Every throttled answer
+    # paused the bind (none ran out of retries: all ended OK).
+    await pool.close(5)
+    summary = pool_records(caplog, "SMSC throttling continued")
+    assert len(summary) == 1
+    assert summary[0].kv["pauses"] == sim.throttled_total - 1  # type: ignore[attr-defined]
 
 
 async def test_disconnect_mid_window_reports_every_outstanding_request(
@@ -217,3 +240,79 @@ async def test_window_is_never_exceeded_on_the_wire(
     # The simulator answers ESME_RTHROTTLED at once beyond its window of 10: none was.
     assert sim.throttled_total == 0
     assert all(r.status == CommandStatus.ESME_ROK for r in results)
+
+
+# --- what the operator reads in the log ------------------------------------------------------
+
+
+def idle_provider(tmp_path: Path) -> ProviderConfig:
+    """One bind to a port nothing is asked of: the pool is built, never started."""
+    return parse_config(
+        {"gateway": {"state_dir": str(tmp_path / "state")},
+         "provider": [{"name": "sim", "profile": "generic", "system_id": "acme",
+                       "password_env": "PW", "hosts": ["127.0.0.1:9"], "routes": ["55"],
+                       "binds": 1}]},
+        base_dir=tmp_path, environ={"PW": "x"}).providers[0]
+
+
+async def test_throttle_summaries_count_every_pause_once(
+    tmp_path: Path, pools: list[BindPool], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pauses given directly; the summary timer is fired by hand (time does not pass)."""
+    caplog.set_level(logging.INFO, logger="smppgw.pool")
+    pool = BindPool(idle_provider(tmp_path), lambda i: i.acknowledge(),
+                    throttle_log_interval=30.0)
+    pools.append(pool)
+    slot = pool.slots[0]
+    now = asyncio.get_running_loop().time()
+
+    def fire_summary_timer() -> None:
+        timer = slot._throttle_timer
+        assert timer is not None
+        timer.cancel()
+        slot._throttle_summary()
+
+    def summaries() -> list[logging.LogRecord]:
+        return pool_records(caplog, "SMSC throttling continued")
+
+    for _ in range(5):
+        slot.pause(0.5, now, CommandStatus.ESME_RTHROTTLED)
+    assert len(pool_records(caplog, "SMSC throttling; bind paused")) == 1
+    assert slot._throttle_timer is not None and slot._throttle_timer.when() == now + 30.0
+    fire_summary_timer()
+    assert len(summaries()) == 1
+    assert summaries()[0].kv["pauses"] == 4  # type: ignore[attr-defined]
+    assert summaries()[0].kv["longest_pause"] == "0.5s"  # type: ignore[attr-defined]
+    # Still throttled in the next period: counted into the next summary.
+    slot.pause(2.0, now, CommandStatus.ESME_RMSGQFUL)
+    slot.pause(1.0, now, CommandStatus.ESME_RMSGQFUL)
+    fire_summary_timer()
+    assert len(summaries()) == 2
+    assert summaries()[1].kv["pauses"] == 2  # type: ignore[attr-defined]
+    assert summaries()[1].kv["longest_pause"] == "2.0s"  # type: ignore[attr-defined]
+    line = KeyValueFormatter(with_time=False).format(summaries()[1])
+    assert line.startswith('level=warning logger=smppgw.pool bind=sim#0 '
+                           'msg="SMSC throttling continued" pauses=2 longest_pause=2.0s period=')
+    # A period without pauses ends the streak quietly; the next pause logs at once again.
+    fire_summary_timer()
+    assert len(summaries()) == 2 and slot._throttle_timer is None
+    slot.pause(0.5, now, CommandStatus.ESME_RMSGQFUL)
+    first = pool_records(caplog, "SMSC throttling; bind paused")
+    assert len(first) == 2
+    assert first[1].kv == {"status": "ESME_RMSGQFUL", "pause": "0.5s"}  # type: ignore[attr-defined]
+
+
+async def test_throttle_summary_timer_fires_on_the_loop(
+    tmp_path: Path, pools: list[BindPool], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="smppgw.pool")
+    pool = BindPool(idle_provider(tmp_path), lambda i: i.acknowledge(),
+                    throttle_log_interval=0.05)
+    pools.append(pool)
+    slot = pool.slots[0]
+    loop = asyncio.get_running_loop()
+    slot.pause(0.5, loop.time(), CommandStatus.ESME_RTHROTTLED)
+    slot.pause(1.0, loop.time(), CommandStatus.ESME_RTHROTTLED)
+    await wait_until(lambda: bool(pool_records(caplog, "SMSC throttling continued")))
+    [summary] = pool_records(caplog, "SMSC throttling continued")
+    assert summary.kv["pauses"] == 1  # type: ignore[attr-defined]
