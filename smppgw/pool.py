@@ -240,6 +240,10 @@ class BindSlot:
         self.throttle_streak = 0
         self._throttle_log = ThrottleLog(pool.throttle_log_interval)
         self._throttle_timer: asyncio.TimerHandle | None = None
+        self._bound_at: float | None = None
+        # Set when a bound link closes without us asking: (reason, requests handed back,
+        # seconds it had been bound); logged by run() with the retry delay.
+        self._lost: tuple[CloseReason, int, float] | None = None
 
     def __repr__(self) -> str:
         conn = self.connection
@@ -331,6 +335,7 @@ class BindSlot:
                 session = self.connection.session
                 self.metrics.set_flow(session.in_flight, session.window_size)
             self._set_state("bound")
+            self._bound_at = self.pool.loop.time()
             self.backoff.success()
             if self._bound is not None and not self._bound.done():
                 self._bound.set_result(None)
@@ -354,9 +359,15 @@ class BindSlot:
         elif isinstance(event, Closed):
             if self.metrics is not None and self.connection is not None:
                 self.metrics.set_flow(0, self.connection.session.window_size)
+            handed_back = 0
             for tag, _request in event.unanswered:
                 if isinstance(tag, asyncio.Future) and not tag.done():
                     tag.set_exception(SubmitFailure("connection_lost", self.name))
+                    handed_back += 1
+            if self.state == "bound" and not self._stopping:
+                now = pool.loop.time()
+                bound_for = now - self._bound_at if self._bound_at is not None else 0.0
+                self._lost = (event.reason, handed_back, bound_for)
             if self._bound is not None and not self._bound.done():
                 self._bound.set_exception(
                     ConnectFailure(_close_kind(event.reason), _close_reason(event.reason),
@@ -391,6 +402,14 @@ class BindSlot:
                 await self._connect_and_serve()
                 delay = self.backoff.failure("closed") if not self._stopping else 0.0
                 kind_for_metric = _close_reason(self._last_close)
+                lost, self._lost = self._lost, None
+                if lost is not None and not self._stopping:
+                    # The requests handed back fail with SubmitFailure("connection_lost");
+                    # the dispatcher queues them again (at-least-once).
+                    reason, handed_back, bound_for = lost
+                    self.log.warning("bind lost", extra={"kv": {
+                        "reason": reason.value, "requeued": handed_back,
+                        "bound_for": f"{bound_for:.0f}s", "retry_in": f"{delay:.1f}s"}})
             except ConnectFailure as failure:
                 self.last_error = failure.detail
                 delay = self.backoff.failure(failure.kind)
@@ -440,6 +459,8 @@ class BindSlot:
         # sets its ConnectFailure; without this asyncio logs "Future exception was never
         # retrieved" at shutdown. An await still raises it.
         self._bound.add_done_callback(_retrieve_exception)
+        self._bound_at = None
+        self._lost = None
         self.connects += 1
         try:
             async with asyncio.timeout(provider.connect_timeout):

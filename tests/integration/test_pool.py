@@ -245,6 +245,50 @@ async def test_window_is_never_exceeded_on_the_wire(
 # --- what the operator reads in the log ------------------------------------------------------
 
 
+async def test_a_bound_link_that_drops_logs_reason_and_requeued_requests(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="smppgw.pool")
+    # As above: the SMSC cuts the link after bind + 5 submits, which are still unanswered.
+    sim = await sim_factory(SimulatorConfig(faults=Faults(latency=0.5, drop_after=6)))
+    pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge())
+    pools.append(pool)
+    pool.start()
+    outcomes = await asyncio.gather(*(pool.submit(submit_pdu(n)) for n in range(8)),
+                                    return_exceptions=True)
+    lost = [o for o in outcomes if isinstance(o, SubmitFailure)]
+    assert lost
+    await wait_until(lambda: bool(pool_records(caplog, "bind lost")))
+    records = pool_records(caplog, "bind lost")
+    assert all(r.levelno == logging.WARNING and r.bind == "sim#0" for r in records)
+    kv = records[0].kv  # type: ignore[attr-defined]
+    assert kv["reason"] == "peer_closed"
+    assert kv["retry_in"].endswith("s") and kv["bound_for"].endswith("s")
+    # Every request lost with a link is counted in that link's line: none more, none less.
+    assert sum(r.kv["requeued"] for r in records) == len(lost)  # type: ignore[attr-defined]
+    line = KeyValueFormatter(with_time=False).format(records[0])
+    assert line.startswith('level=warning logger=smppgw.pool bind=sim#0 msg="bind lost" '
+                           f"reason=peer_closed requeued={kv['requeued']} ")
+    assert "5511999990000" not in line and "secret" not in line
+
+
+async def test_a_graceful_close_is_not_a_lost_bind(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="smppgw.pool")
+    sim = await sim_factory(SimulatorConfig())
+    pool = BindPool(provider_config(tmp_path, sim, binds=2), lambda i: i.acknowledge())
+    pools.append(pool)
+    pool.start()
+    await wait_until(lambda: pool.bound_count == 2)
+    assert (await pool.submit(submit_pdu())).status == CommandStatus.ESME_ROK
+    await pool.close(5)
+    assert len(pool_records(caplog, "bound")) == 2
+    assert pool_records(caplog, "bind lost") == []
+
+
 def idle_provider(tmp_path: Path) -> ProviderConfig:
     """One bind to a port nothing is asked of: the pool is built, never started."""
     return parse_config(
