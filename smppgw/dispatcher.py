@@ -227,6 +227,20 @@ class Dispatcher:
         retry_limit = klass.retry_limit
         exhausted = retry_limit is not None and segment.attempts + 1 >= retry_limit
         if klass.is_permanent or exhausted:
+            # The message fails here, so the operator needs one line to find it by; never the
+            # text or the destination (DESIGN.md: no numbers or message content in logs).
+            details: dict[str, object] = {
+                "tracking_id": segment.tracking_id,
+                "part": f"{segment.part_index + 1}/{segment.parts}",
+                "status": klass.name,
+            }
+            if not klass.is_permanent:
+                details["attempts"] = segment.attempts + 1
+            log.warning(
+                "submit refused permanently" if klass.is_permanent
+                else "submit refused; retries exhausted",
+                extra={"bind": result.bind, "kv": details},
+            )
             return SubmitOutcome.permanent(
                 segment.segment_id, klass.name, command_status=status,
                 error=klass.description, bind=result.bind, sent_at_wall=sent_at,
