@@ -25,6 +25,7 @@ from smppgw.config import Config, GatewayConfig, ProviderConfig, load_config
 from smppgw.dispatcher import Dispatcher
 from smppgw.errors import ConfigError
 from smppgw.inbound import InboundProcessor
+from smppgw.logs import set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
 from smppgw.pool import BindPool
 from smppgw.store import Store
@@ -293,7 +294,7 @@ class Daemon:
                 log.warning("reload: these settings take effect only at a restart; the running"
                             " values stay", extra={"kv": {"keys": ",".join(deferred)}})
             if config.gateway.log_level != self.config.gateway.log_level:
-                logging.getLogger().setLevel(config.gateway.log_level.upper())
+                set_log_level(config.gateway.log_level)
             old = {p.name: p for p in self.config.providers}
             new = {p.name: p for p in config.providers}
             for name in old.keys() - new.keys():
