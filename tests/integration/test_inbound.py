@@ -32,8 +32,22 @@ class FakeConnection:
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.acks: list[tuple[int, int, int]] = []  # (sequence_number, status, last cursor)
 
+        self._acked = asyncio.Event()
+
     def acknowledge(self, sequence_number: int, status: int) -> None:
         self.acks.append((sequence_number, status, self.store.last_cursor))
+        self._acked.set()
+
+    async def run_until_acked(self, processor: InboundProcessor, count: int) -> None:
+        """Run ``processor`` until ``count`` acknowledgements were written (bounded)."""
+        task = asyncio.create_task(processor.run())
+        try:
+            async with asyncio.timeout(5):
+                while len(self.acks) < count:
+                    self._acked.clear()
+                    await self._acked.wait()
+        finally:
+            task.cancel()
 
 
 @pytest.fixture
@@ -85,14 +99,7 @@ async def test_receipts_are_committed_before_they_are_acknowledged(
     before = store.last_cursor
     processor.submit(inbound(connection, 10, receipt))
     processor.submit(inbound(connection, 11, unknown))
-    task = asyncio.create_task(processor.run())
-    try:
-        await store.wait_for_events(before, 5)
-        async with asyncio.timeout(5):
-            while len(connection.acks) < 2:
-                await asyncio.sleep(0)
-    finally:
-        task.cancel()
+    await connection.run_until_acked(processor, 2)
     assert [(seq, status) for seq, status, _ in connection.acks] == [(10, 0), (11, 0)]
     assert all(cursor > before for _, _, cursor in connection.acks), "acked after commit"
     message = await store.get_message(tracking_id)
@@ -115,13 +122,7 @@ async def test_the_message_text_echoed_in_a_receipt_is_not_kept(
         f"id:{smsc_id} sub:001 dlvrd:001 submit date:2411231200 done date:2411231201"
         " stat:DELIVRD err:000 text:Your code is 482913").encode())
     processor.submit(inbound(connection, 10, receipt))
-    task = asyncio.create_task(processor.run())
-    try:
-        async with asyncio.timeout(5):
-            while not connection.acks:
-                await asyncio.sleep(0)
-    finally:
-        task.cancel()
+    await connection.run_until_acked(processor, 1)
     message = await store.get_message(tracking_id)
     assert message is not None and message.state == "delivered"
     (segment,) = message.segments
@@ -147,13 +148,7 @@ async def test_concatenated_mo_out_of_order_becomes_one_message(
 
     for seq, order in enumerate((3, 1, 2), 1):
         processor.submit(inbound(connection, seq, part(order)))
-    task = asyncio.create_task(processor.run())
-    try:
-        async with asyncio.timeout(5):
-            while len(connection.acks) < 3:
-                await asyncio.sleep(0)
-    finally:
-        task.cancel()
+    await connection.run_until_acked(processor, 3)
     assert all(status == CommandStatus.ESME_ROK for _, status, _ in connection.acks)
     events = [e for e in await store.events_after(0) if e.type == "mo"]
     assert len(events) == 1
@@ -169,13 +164,7 @@ async def test_incomplete_mo_is_delivered_as_it_is_after_the_timeout(
     processor.submit(inbound(connection, 1, DeliverSm(
         source_addr="5511", destination_addr="acme", esm_class=0x40,
         short_message=udh + b"only the first part")))
-    task = asyncio.create_task(processor.run())
-    try:
-        async with asyncio.timeout(5):
-            while not connection.acks:
-                await asyncio.sleep(0)
-    finally:
-        task.cancel()
+    await connection.run_until_acked(processor, 1)
     assert not [e for e in await store.events_after(0) if e.type == "mo"]
     loop = asyncio.get_running_loop()
     await processor.expire_mo(loop.time() + 61)  # the timeout has passed
@@ -192,13 +181,7 @@ async def test_store_failure_answers_a_transient_error(tmp_path: Path, store: St
     connection = FakeConnection(store)
     processor.submit(inbound(connection, 5, DeliverSm(
         esm_class=0x04, short_message=b"id:abc stat:DELIVRD err:000")))
-    task = asyncio.create_task(processor.run())
-    try:
-        async with asyncio.timeout(5):
-            while not connection.acks:
-                await asyncio.sleep(0)
-    finally:
-        task.cancel()
+    await connection.run_until_acked(processor, 1)
     assert [(seq, status) for seq, status, _ in connection.acks] == [
         (5, CommandStatus.ESME_RX_T_APPN)
     ]
