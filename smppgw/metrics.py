@@ -283,9 +283,10 @@ class BindMetrics:
         info.labels(self.provider.name, self.name, host).set(1)
         self._host = host
 
-    def set_flow(self, in_flight: int, window: int) -> None:
-        """Requests awaiting a response and the window limit; call after each send/response."""
-        self.in_flight.set(in_flight)
+    def track_flow(self, in_flight: Callable[[], float], window: int) -> None:
+        """Requests awaiting a response, read from ``in_flight`` at scrape time, and the
+        window limit. Nothing is set per PDU: the session already counts what is in flight."""
+        self.in_flight.set_function(in_flight)
         self.window.set(window)
 
     def pdu_in(self, command_id: int) -> None:

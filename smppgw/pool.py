@@ -244,6 +244,13 @@ class BindSlot:
         # Set when a bound link closes without us asking: (reason, requests handed back,
         # seconds it had been bound); logged by run() with the retry delay.
         self._lost: tuple[CloseReason, int, float] | None = None
+        if metrics is not None:
+            metrics.track_flow(self.in_flight, pool.provider.profile.window)
+
+    def in_flight(self) -> int:
+        """Requests of the current connection awaiting a response (0 with none)."""
+        conn = self.connection
+        return conn.session.in_flight if conn is not None else 0
 
     def __repr__(self) -> str:
         conn = self.connection
@@ -272,9 +279,6 @@ class BindSlot:
         assert self.connection is not None
         future: asyncio.Future[ResponseReceived] = self.pool.loop.create_future()
         self.connection.send_request(pdu, tag=future)
-        if self.metrics is not None:
-            session = self.connection.session
-            self.metrics.set_flow(session.in_flight, session.window_size)
         return future
 
     def pause(self, seconds: float, now: float, status: int) -> None:
@@ -310,10 +314,6 @@ class BindSlot:
     def on_event(self, event: Event) -> None:
         pool = self.pool
         if isinstance(event, ResponseReceived):
-            if self.metrics is not None:
-                session = self.connection.session if self.connection else None
-                if session is not None:
-                    self.metrics.set_flow(session.in_flight, session.window_size)
             tag = event.tag
             if isinstance(tag, asyncio.Future) and not tag.done():
                 tag.set_result(event)
@@ -331,9 +331,6 @@ class BindSlot:
                 self.pool.provider_metrics.response_timeout(event.request.command_id)
             pool._wake(1)
         elif isinstance(event, Bound):
-            if self.metrics is not None and self.connection is not None:
-                session = self.connection.session
-                self.metrics.set_flow(session.in_flight, session.window_size)
             self._set_state("bound")
             self._bound_at = self.pool.loop.time()
             self.backoff.success()
@@ -357,8 +354,6 @@ class BindSlot:
                               "detail": event.detail}},
             )
         elif isinstance(event, Closed):
-            if self.metrics is not None and self.connection is not None:
-                self.metrics.set_flow(0, self.connection.session.window_size)
             handed_back = 0
             for tag, _request in event.unanswered:
                 if isinstance(tag, asyncio.Future) and not tag.done():
@@ -452,8 +447,8 @@ class BindSlot:
         session = Session(_session_config(provider))
         if self.metrics is not None:
             # Every PDU either way, those the session answers by itself included.
-            session.on_pdu_in = self.metrics.pdu_in
-            session.on_pdu_out = self.metrics.pdu_out
+            session.on_pdu_in = self.metrics.provider.pdu_in
+            session.on_pdu_out = self.metrics.provider.pdu_out
         self._bound = loop.create_future()
         # Stopped while connecting, nobody awaits _bound when the torn-down link's Closed
         # sets its ConnectFailure; without this asyncio logs "Future exception was never
@@ -546,14 +541,13 @@ class BindSlot:
             self._throttle_summary()
 
     def status(self, now: float) -> BindStatus:
-        conn = self.connection
         return BindStatus(
             name=self.name,
             provider=self.pool.name,
             host=f"{self.target.host}:{self.target.port}",
             address=self.address,
             state=self.state,
-            in_flight=conn.session.in_flight if conn else 0,
+            in_flight=self.in_flight(),
             window=self.pool.provider.profile.window,
             connects=self.connects,
             last_error=self.last_error,

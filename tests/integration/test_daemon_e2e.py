@@ -783,6 +783,9 @@ async def test_sigterm_records_the_answers_that_come_while_the_window_drains(
     when the SMSC answers in time)."""
     sim, gw, _table, tracking_ids = await in_flight_gateway(
         tmp_path, sock_dir, sim_factory, gateways)
+    # The in-flight gauge is read from the session at scrape time.
+    scrape = gw.daemon.metrics.exposition().decode()
+    assert 'smppgw_bind_in_flight{bind="gen#0",provider="gen"} 10.0' in scrape
     await gw.stop()
     assert gw.daemon.failure is None
     assert sim.unbinds_total == 1

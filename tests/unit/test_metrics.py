@@ -86,7 +86,7 @@ def exercise(metrics: Metrics) -> None:
     b.set_state("connecting")
     b.set_state("binding")
     b.set_state("bound")
-    b.set_flow(3, 10)
+    b.track_flow(lambda: 3, 10)
     b.pdu_out(CommandId.BIND_TRANSCEIVER)
     b.pdu_in(CommandId.BIND_TRANSCEIVER_RESP)
     b.pdu_out(CommandId.SUBMIT_SM)
