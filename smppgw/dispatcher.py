@@ -100,7 +100,6 @@ class Dispatcher:
         the outcome of the segment it held, then write all outcomes. A segment the pool
         answered during the drain is recorded as answered, not sent again after a restart."""
         self._stopping = True
-        self._release_queued()
         if self._busy:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
@@ -108,11 +107,6 @@ class Dispatcher:
                     await self._idle.wait()
         self._release_queued()
         await self._flush_outcomes()
-
-    async def stop(self, timeout: float = 0.0) -> None:
-        """Stop claiming; give back what was claimed but not sent; write pending outcomes."""
-        self.stop_claiming()
-        await self.finish(timeout)
 
     def _release_queued(self) -> None:
         while not self._queue.empty():
@@ -133,7 +127,7 @@ class Dispatcher:
                 claimed = await store.claim_segments(name, min(room, 1000))
                 for segment in claimed:
                     self._queue.put_nowait(segment)
-                if self._stopping:  # stop() came during the claim
+                if self._stopping:  # stop_claiming() came during the claim
                     self._release_queued()
                     return
             if claimed and len(claimed) >= room:

@@ -47,6 +47,17 @@ async def api_url() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
+class SignalOnRecord(logging.Handler):
+    """Sets an event when a record reaches it (aiohttp logs on the loop's thread)."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.event.set()
+
+
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == ACCESS_LOGGER]
 
@@ -59,19 +70,20 @@ async def get(url: str) -> None:
 
 @pytest.mark.usefixtures("restore_logging")
 async def test_access_lines_only_at_debug(
-    api_url: str, caplog: pytest.LogCaptureFixture
+    api_url: str, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> None:
     setup_logging("info")
+    logged = asyncio.Event()
+    signal = SignalOnRecord(logged)
+    logging.getLogger(ACCESS_LOGGER).addHandler(signal)
+    request.addfinalizer(lambda: logging.getLogger(ACCESS_LOGGER).removeHandler(signal))
     for _ in range(3):
         await get(api_url)
     set_log_level("debug")  # as a reload to debug does
     await get(api_url)
     # aiohttp logs after the response went out: wait for the line of the debug request.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while not access_records(caplog):
-        assert loop.time() < deadline, "no access line at debug"
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(10):
+        await logged.wait()
     # The three requests at info level were answered, and logged nothing, before it.
     [record] = access_records(caplog)
     assert "GET /healthz" in record.getMessage()
