@@ -80,7 +80,8 @@ class Dispatcher:
         self._work.set()
 
     async def run(self) -> None:
-        """Run until cancelled. Claimed-but-unsent segments are released on the way out."""
+        """Run until cancelled; call stop_claiming() and finish() first, so claimed segments
+        are given back and the answers of those in flight are recorded."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self._record_loop(), name=f"record {self.provider.name}")
             for index in range(self.workers):
