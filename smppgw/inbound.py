@@ -3,6 +3,8 @@
 Receipts and MO from every provider queue here; one task drains the queue in batches so many
 receipts share one commit (group commit), and each PDU is acknowledged only after its commit.
 If the store cannot take it, the answer is a transient error so the SMSC delivers it again.
+alert_notification comes the same way and is logged and counted, never answered: it has no
+response (SMPP 3.4 §4.12). What status answers which PDU is ``inbound_answer``, a table.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 
 from smppgw.config import ProviderConfig
 from smppgw.metrics import Metrics
 from smppgw.pool import Inbound
 from smppgw.smpp.constants import CommandStatus, EsmClass, Tag
-from smppgw.smpp.pdu import DataSm, DeliverSm
+from smppgw.smpp.pdu import RESPONSE_CLASS, AlertNotification, DataSm, DeliverSm, Pdu
 from smppgw.smpp.receipt import (
     Receipt,
     ReceiptError,
@@ -32,6 +35,37 @@ log = logging.getLogger(__name__)
 
 MO_REASSEMBLY_TIMEOUT = 300.0  # seconds before incomplete MO parts are delivered as they are
 MAX_BATCH = 500
+
+
+class Handled(Enum):
+    """What became of one PDU from the SMSC; ``inbound_answer`` turns it into a status."""
+
+    STORED = "stored"  # committed (a receipt, parked or matched; an MO or one of its parts)
+    UNCORRELATABLE = "uncorrelatable"  # a receipt with no message id anywhere
+    NOT_STORED = "not_stored"  # the store could not commit it (disk full, I/O error)
+    FAILED = "failed"  # processing it raised: a fault of ours, not of the PDU
+
+
+# SMPP 3.4 §5.1.3: ESME_RX_T_APPN asks the SMSC to deliver again later, ESME_RX_P_APPN never.
+_STATUS_OF: Mapping[Handled, int] = {
+    Handled.STORED: CommandStatus.ESME_ROK,
+    Handled.UNCORRELATABLE: CommandStatus.ESME_RX_P_APPN,
+    Handled.NOT_STORED: CommandStatus.ESME_RX_T_APPN,
+    Handled.FAILED: CommandStatus.ESME_RX_T_APPN,
+}
+
+
+def inbound_answer(pdu: Pdu, handled: Handled) -> int | None:
+    """The command_status to answer ``pdu`` with once it was ``handled``, or None when the PDU
+    has no response at all (alert_notification, SMPP 3.4 §4.12): then nothing is sent, not
+    even a generic_nack. Pure: the inbound processor's one decision, tested as a table."""
+    if type(pdu) not in RESPONSE_CLASS:
+        return None
+    return _STATUS_OF[handled]
+
+
+# SMPP 3.4 §5.3.2.30 ms_availability_status.
+_AVAILABILITY = {0: "available", 1: "denied", 2: "unavailable"}
 
 
 def receipt_details(receipt: Receipt) -> dict[str, object]:
@@ -111,15 +145,18 @@ class InboundProcessor:
         providers = self.providers()
         for inbound in batch:
             pdu = inbound.pdu
-            if not isinstance(pdu, DeliverSm | DataSm):
-                inbound.acknowledge(CommandStatus.ESME_ROK)  # alert_notification: nothing to keep
+            if isinstance(pdu, AlertNotification):
+                self._note_alert(inbound, pdu)
+                continue
+            if not isinstance(pdu, DeliverSm | DataSm):  # the session hands up nothing else
+                _answer(inbound, Handled.FAILED)
                 continue
             provider = providers.get(inbound.provider)
             if is_receipt(pdu.esm_class):
                 record = self._receipt_record(inbound, pdu, provider)
                 if record is None:
                     # No message id anywhere: nothing can be correlated; refuse permanently.
-                    inbound.acknowledge(CommandStatus.ESME_RX_P_APPN)
+                    _answer(inbound, Handled.UNCORRELATABLE)
                     continue
                 receipts.append((inbound, record))
             else:
@@ -130,10 +167,10 @@ class InboundProcessor:
             except Exception:
                 log.exception("receipts could not be stored; asking the SMSC to redeliver")
                 for inbound, _ in receipts:
-                    inbound.acknowledge(CommandStatus.ESME_RX_T_APPN)
+                    _answer(inbound, Handled.NOT_STORED)
             else:
                 for (inbound, record), result in zip(receipts, results, strict=True):
-                    inbound.acknowledge(CommandStatus.ESME_ROK)
+                    _answer(inbound, Handled.STORED)
                     self.receipts += 1
                     if not result.matched:
                         self.unmatched += 1
@@ -146,9 +183,21 @@ class InboundProcessor:
                 await self._store_mo(inbound, providers.get(inbound.provider), now)
             except Exception:
                 log.exception("MO could not be stored; asking the SMSC to redeliver")
-                inbound.acknowledge(CommandStatus.ESME_RX_T_APPN)
+                _answer(inbound, Handled.NOT_STORED)
             else:
-                inbound.acknowledge(CommandStatus.ESME_ROK)
+                _answer(inbound, Handled.STORED)
+
+    def _note_alert(self, inbound: Inbound, pdu: AlertNotification) -> None:
+        """SMPP 3.4 §4.12: the SMSC says a mobile it could not reach is reachable again (for
+        a message sent with set_dpf). smppgw does not park messages for that, so it only
+        says so: one line without the number, and a counter."""
+        availability = pdu.tlv(Tag.MS_AVAILABILITY_STATUS)
+        value = int.from_bytes(availability.raw, "big") if availability is not None else 0
+        log.info("alert_notification received; nothing to answer", extra={
+            "bind": inbound.bind,
+            "kv": {"ms_availability_status": _AVAILABILITY.get(value, str(value))}})
+        if self.metrics is not None:
+            self.metrics.provider(inbound.provider).alert_notification()
 
     @staticmethod
     def _receipt_record(
@@ -257,3 +306,10 @@ class InboundProcessor:
                         extra={"kv": {"provider": key[0], "parts": len(group.parts),
                                       "total": key[4]}})
             await self._deliver_parts(group.parts, ia5)
+
+
+def _answer(inbound: Inbound, handled: Handled) -> None:
+    """Answer ``inbound`` as ``inbound_answer`` says, or not at all when it has no response."""
+    status = inbound_answer(inbound.pdu, handled)
+    if status is not None:
+        inbound.acknowledge(status)

@@ -334,6 +334,7 @@ class ProviderMetrics:
         "_reconnects",
         "_segments",
         "_timeouts",
+        "alerts",
         "binds_configured",
         "mo",
         "name",
@@ -349,6 +350,7 @@ class ProviderMetrics:
         self.name = name
         m = metrics
         self.mo = m.mo_messages.labels(name)
+        self.alerts = m.alert_notifications.labels(name)
         self.receipts_unmatched = m.receipts_unmatched.labels(name)
         self.receipts_unmatched_pending = m.receipts_unmatched_pending.labels(name)
         self.rate_limit_waits = m.rate_limit_waits.labels(name)
@@ -481,6 +483,10 @@ class ProviderMetrics:
     def mo_received(self) -> None:
         """One inbound (MO) message committed."""
         self.mo.inc()
+
+    def alert_notification(self) -> None:
+        """One alert_notification received (SMPP 3.4 §4.12; it has no response)."""
+        self.alerts.inc()
 
     def rate_limit_wait(self, seconds: float) -> None:
         """A segment had to wait ``seconds`` for a rate token before it could be sent."""
@@ -705,6 +711,11 @@ class Metrics:
         )
         self.mo_messages = Counter(
             "smppgw_mo_messages_total", "Inbound (MO) messages committed, by provider.",
+            ["provider"], registry=r,
+        )
+        self.alert_notifications = Counter(
+            "smppgw_alert_notifications_total",
+            "alert_notification PDUs received (SMPP 3.4 §4.12: a mobile is reachable again).",
             ["provider"], registry=r,
         )
         # binds

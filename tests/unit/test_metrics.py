@@ -49,6 +49,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "smppgw_receipts_unmatched": ("counter", {"provider"}),
     "smppgw_receipts_unmatched_pending": ("gauge", {"provider"}),
     "smppgw_mo_messages": ("counter", {"provider"}),
+    "smppgw_alert_notifications": ("counter", {"provider"}),
     "smppgw_binds": ("gauge", {"provider", "state"}),
     "smppgw_binds_configured": ("gauge", {"provider"}),
     "smppgw_bind_info": ("gauge", {"provider", "bind", "host"}),
@@ -100,6 +101,7 @@ def exercise(metrics: Metrics) -> None:
     wavy.receipt("DELIVRD")
     wavy.receipt(MessageState.ACCEPTED, matched=False)
     wavy.mo_received()
+    wavy.alert_notification()
     wavy.rate_limit_wait(0.25)
     wavy.reconnect("peer_closed")
     wavy.set_queue(7, 1_000.0)
