@@ -4,6 +4,12 @@ Start order: store (recovered) → metrics → pools, dispatchers, inbound → A
 READY=1. Stop order (SIGTERM): stop accepting (API) → stop dispatching → inbound drained →
 pools unbind gracefully → store flushed and closed. SIGHUP reloads the config, adding and
 removing binds and providers while binds whose settings did not change stay connected.
+
+Supervision: each long-running worker (inbound, each dispatcher, housekeeping, each webhook)
+runs under ``_supervise``. A fault that escapes it is logged with its traceback, counted in
+smppgw_worker_failures_total and the worker started again after a growing delay
+(``RestartPolicy``); nothing a peer sends, a client posts or a message holds stops the daemon.
+Only losing the store does (its writer stopped): then one line says so and the daemon exits 1.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import functools
 import logging
 import signal
 import time
@@ -28,7 +35,7 @@ from smppgw.inbound import InboundProcessor
 from smppgw.logs import set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
 from smppgw.pool import BindPool
-from smppgw.store import Store
+from smppgw.store import Store, StoreClosedError
 from smppgw.submission import SubmitService
 from smppgw.systemd import Notifier, listen_fds, watchdog_interval
 
@@ -36,6 +43,32 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = 5.0  # seconds: expiry, queue gauges, STATUS=
 SHUTDOWN_TIMEOUT = 10.0  # seconds for the binds to drain and unbind
+
+
+class RestartPolicy:
+    """When to start a failed worker again. Pure: the caller says how long the run lasted.
+
+    The delay doubles from ``initial`` for each failure in a row, up to ``cap``, so a worker
+    that fails at once every time costs a traceback a minute, not a busy loop; a run that
+    lasted ``healthy_after`` seconds or more ends the streak.
+    """
+
+    __slots__ = ("cap", "failures_in_a_row", "healthy_after", "initial")
+
+    def __init__(
+        self, initial: float = 1.0, cap: float = 60.0, healthy_after: float = 60.0
+    ) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.healthy_after = healthy_after
+        self.failures_in_a_row = 0
+
+    def after_failure(self, ran_for: float) -> float:
+        """Seconds to wait before the next run, after a run of ``ran_for`` seconds failed."""
+        if ran_for >= self.healthy_after:
+            self.failures_in_a_row = 0
+        self.failures_in_a_row += 1
+        return min(self.cap, self.initial * 2.0 ** min(self.failures_in_a_row - 1, 30))
 
 
 class _ProviderRuntime:
@@ -107,6 +140,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.last_reload_error: str | None = None
+        #: Why the daemon stopped on its own (its store stopped); None after a requested stop.
         self.failure: BaseException | None = None
         self.started_at = wall_clock()
 
@@ -140,7 +174,8 @@ class Daemon:
             self.config, store, down_since=self._down_since, on_accepted=self._wake_dispatchers,
             wall_clock=self.wall_clock,
         )
-        self._spawn(self.inbound.run(), "inbound")
+        self._spawn(self._watch_store(store), "store watch")
+        self._spawn(self._supervise("inbound", "inbound", self.inbound.run), "inbound")
         if report.complete_mo_groups:
             await self.inbound.deliver_recovered(report.complete_mo_groups)
         for provider in self.config.providers:
@@ -150,10 +185,13 @@ class Daemon:
                 self.metrics, gateway.metrics_listen.host, gateway.metrics_listen.port
             )
         self.api_server = await self._start_api()
-        self._spawn(self._housekeeping(), "housekeeping")
+        self._spawn(self._supervise("housekeeping", "housekeeping", self._housekeeping),
+                    "housekeeping")
         for webhook_index, webhook in enumerate(self.config.webhooks):
-            self._spawn(self._run_webhook(webhook, f"webhook{webhook_index}"),
-                        f"webhook {webhook_index}")
+            name = f"webhook{webhook_index}"
+            self._spawn(self._supervise(
+                name, "webhook", functools.partial(self._run_webhook, webhook, name)),
+                f"webhook {webhook_index}")
         interval = watchdog_interval()
         if interval:
             self._spawn(self._watchdog(interval), "watchdog")
@@ -223,26 +261,62 @@ class Daemon:
         return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A task that is not supervised ended with a fault (a reload, the watchdog): it is
+        logged and counted, and the daemon goes on; its work is done or tried again later."""
         if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
-            # A task that dies takes the daemon down: systemd restarts us (Restart=on-failure),
-            # which is better than a gateway that silently stopped dispatching.
-            log.critical("task %s failed; stopping", task.get_name(), exc_info=exc)
-            self.failure = exc
-            self.request_stop()
+            self.metrics.worker_failure("other")
+            log.error("task failed", exc_info=exc, extra={"kv": {"task": task.get_name()}})
+
+    async def _supervise(
+        self, name: str, worker: str, run: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``run()`` until it returns or the daemon cancels it; after a fault, start it
+        again (RestartPolicy). ``worker`` is the metric label, ``name`` the log's."""
+        loop = asyncio.get_running_loop()
+        policy = RestartPolicy()
+        while True:
+            started = loop.time()
+            try:
+                await run()
+                return
+            except Exception as exc:
+                if self.store is not None and self.store.closed:
+                    return  # the store stopped: _watch_store says so and stops the daemon
+                delay = policy.after_failure(loop.time() - started)
+                self.metrics.worker_failure(worker)
+                log.error("worker failed; starting it again", exc_info=exc, extra={"kv": {
+                    "worker": worker, "name": name, "restart_in": f"{delay:.0f}s",
+                    "failures_in_a_row": policy.failures_in_a_row}})
+                await asyncio.sleep(delay)
+
+    async def _watch_store(self, store: Store) -> None:
+        """The one fault the daemon cannot work around: its store stopped while it runs."""
+        fault = await store.wait_stopped()
+        if self._stop.is_set():
+            return  # stopping anyway: the store is closed last
+        reason = repr(fault) if fault is not None else "its writer thread ended"
+        self.failure = StoreClosedError(f"the store stopped: {reason}")
+        log.critical("the store stopped; smppgw cannot work without it and stops", extra={
+            "kv": {"state_dir": str(store.state_dir), "reason": reason}})
+        self.request_stop()
 
     # --- providers ----------------------------------------------------------------------------
 
     def _start_provider(self, provider: ProviderConfig) -> None:
         assert self.store is not None and self.inbound is not None
         pool = BindPool(provider, self.inbound.submit, metrics=self.metrics)
-        dispatcher = Dispatcher(provider, self.store, pool, wall_clock=self.wall_clock)
+        dispatcher = Dispatcher(provider, self.store, pool, wall_clock=self.wall_clock,
+                                metrics=self.metrics)
         runtime = _ProviderRuntime(provider, pool, dispatcher)
         pool.start()
-        runtime.tasks.append(asyncio.ensure_future(dispatcher.run()))
-        runtime.tasks[-1].add_done_callback(self._task_done)
+        task = asyncio.ensure_future(self._supervise(
+            f"dispatcher {provider.name}", "dispatcher", dispatcher.run))
+        task.set_name(f"dispatcher {provider.name}")
+        task.add_done_callback(self._task_done)
+        runtime.tasks.append(task)
         self.providers[provider.name] = runtime
 
     async def _stop_provider(self, name: str, reason: str) -> None:

@@ -4,6 +4,11 @@ A feeder claims due segments from the store while the workers have room; workers
 the provider's binds × window, so the pool's windows can be full) turn each into a submit_sm,
 wait for the SMSC's answer through the pool and queue the outcome; a recorder writes outcomes
 in groups. Nothing here blocks on one message: waiting for bind capacity happens in the pool.
+
+Nothing here ends on one fault either: a part whose send raises gets a retry outcome (logged,
+counted in smppgw_worker_failures_total), a claim or a record the store refuses is tried
+again later, and outcomes not yet recorded stay in memory until the store takes them, so a
+part the SMSC answered is never sent again because its answer could not be written.
 """
 
 from __future__ import annotations
@@ -16,17 +21,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from smppgw.config import ProviderConfig
+from smppgw.logs import RepeatedLog
+from smppgw.metrics import Metrics
 from smppgw.pool import BindPool, SubmitFailure
 from smppgw.smpp import status as status_table
 from smppgw.smpp.constants import CommandStatus, Tag, Ton
 from smppgw.smpp.pdu import SubmitSm, Tlv
 from smppgw.smpp.receipt import message_id_key
-from smppgw.store import SegmentToSend, Store, SubmitOutcome
+from smppgw.store import SegmentToSend, Store, StoreError, SubmitOutcome
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0  # seconds between store polls when nothing woke the feeder
 MAX_WORKERS = 512
+STORE_RETRY_MAX = 30.0  # seconds: the longest wait before a refused claim or record is retried
+FAILURE_LOG_INTERVAL = 30.0  # seconds between two summaries of repeated failures
 
 
 def validity_period(valid_until_wall: float | None) -> str:
@@ -42,6 +51,12 @@ def retry_delay(attempts: int) -> float:
     return float(min(300, 2 ** min(attempts, 9)))
 
 
+def store_retry_delay(failures: int) -> float:
+    """Seconds before a claim or a record the store refused ``failures`` times in a row is
+    tried again: 1 s doubling, at most STORE_RETRY_MAX."""
+    return min(STORE_RETRY_MAX, 2.0 ** max(0, min(failures - 1, 10)))
+
+
 class Dispatcher:
     """Moves one provider's queued segments through its BindPool."""
 
@@ -52,11 +67,14 @@ class Dispatcher:
         pool: BindPool,
         *,
         wall_clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+        log_interval: float = FAILURE_LOG_INTERVAL,
     ) -> None:
         self.provider = provider
         self.store = store
         self.pool = pool
         self.wall_clock = wall_clock
+        self.metrics = metrics
         profile = provider.profile
         self.workers = max(1, min(MAX_WORKERS, len(provider.bind_targets) * profile.window))
         self._queue: asyncio.Queue[SegmentToSend] = asyncio.Queue()
@@ -64,10 +82,22 @@ class Dispatcher:
         self._outcomes_ready = asyncio.Event()
         self._work = asyncio.Event()
         self._busy = 0
+        # Claimed segments a worker holds (sending, or building the outcome), by segment id:
+        # what a run that failed must give back.
+        self._in_hand: dict[int, SegmentToSend] = {}
         self._idle = asyncio.Event()
         self._stopping = False
         self.submitted = 0
         self.message_id_format = profile.message_id_format
+        loop = asyncio.get_running_loop()
+        name = provider.name
+        self._send_failures = RepeatedLog(loop, log_interval, lambda count, _, period: log.error(
+            "sending parts kept failing; each is retried", extra={"kv": {
+                "provider": name, "failures": count, "period": f"{period:.0f}s"}}))
+        self._store_refusals = RepeatedLog(loop, log_interval, lambda count, _, period: (
+            log.warning("the store still refuses claims or answers; claiming waits, answers "
+                        "are kept", extra={"kv": {"provider": name, "refusals": count,
+                                                  "period": f"{period:.0f}s"}})))
 
     def __repr__(self) -> str:
         return (
@@ -81,7 +111,12 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Run until cancelled; call stop_claiming() and finish() first, so claimed segments
-        are given back and the answers of those in flight are recorded."""
+        are given back and the answers of those in flight are recorded.
+
+        Nothing in it is meant to raise; if it does all the same, the owner may call run()
+        again: the segments the failed run held are given back first (queued again and sent
+        again: at-least-once), and the outcomes it had not recorded are recorded."""
+        self._give_back_held()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._record_loop(), name=f"record {self.provider.name}")
             for index in range(self.workers):
@@ -107,7 +142,15 @@ class Dispatcher:
                 async with asyncio.timeout(timeout):
                     await self._idle.wait()
         self._release_queued()
-        await self._flush_outcomes()
+        try:
+            await self._flush_outcomes()
+        except StoreError as exc:
+            log.error("answers could not be recorded at stop; their parts are sent again after "
+                      "a restart", extra={"kv": {"provider": self.provider.name,
+                                                 "answers": len(self._outcomes),
+                                                 "error": str(exc)}})
+        self._send_failures.close()
+        self._store_refusals.close()
 
     def _release_queued(self) -> None:
         while not self._queue.empty():
@@ -116,16 +159,37 @@ class Dispatcher:
         if self._outcomes:
             self._outcomes_ready.set()
 
+    def _give_back_held(self) -> None:
+        """Before a run: release what a previous run left claimed (nothing after a clean
+        stop, whose workers emptied their hands)."""
+        self._release_queued()
+        for segment_id in self._in_hand:
+            self._outcomes.append(SubmitOutcome.released(segment_id))
+        self._in_hand.clear()
+        self._busy = 0
+        if self._outcomes:
+            self._outcomes_ready.set()
+
     # --- feeding -------------------------------------------------------------------------------
 
     async def _feed_loop(self) -> None:
         store = self.store
         name = self.provider.name
+        refused = 0
         while not self._stopping:
-            room = self.workers * 2 - self._queue.qsize() - self._busy
+            # Outcomes not yet recorded count against the room: while the store refuses
+            # them, claiming stops instead of piling up answers it cannot take.
+            room = self.workers * 2 - self._queue.qsize() - self._busy - len(self._outcomes)
             claimed: list[SegmentToSend] = []
             if room > 0:
-                claimed = await store.claim_segments(name, min(room, 1000))
+                try:
+                    claimed = await store.claim_segments(name, min(room, 1000))
+                except StoreError as exc:
+                    refused += 1
+                    self._store_refused("claim", exc)
+                    await self._wait_for_work(store_retry_delay(refused))
+                    continue
+                refused = 0
                 for segment in claimed:
                     self._queue.put_nowait(segment)
                 if self._stopping:  # stop_claiming() came during the claim
@@ -133,17 +197,23 @@ class Dispatcher:
                     return
             if claimed and len(claimed) >= room:
                 # The workers are full: wait until some finish before claiming more.
-                self._work.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(POLL_INTERVAL):
-                        await self._work.wait()
+                await self._wait_for_work(POLL_INTERVAL)
                 continue
             if claimed:
                 continue  # there may be more due right now
-            self._work.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL_INTERVAL):
-                    await self._work.wait()
+            await self._wait_for_work(POLL_INTERVAL)
+
+    async def _wait_for_work(self, timeout: float) -> None:
+        """Until wake() or a worker's finish sets the work event, at most ``timeout`` s."""
+        self._work.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._work.wait()
+
+    def _store_refused(self, what: str, exc: StoreError) -> None:
+        if self._store_refusals.note():
+            log.warning("the store refused a %s; claiming waits, answers are kept", what,
+                        extra={"kv": {"provider": self.provider.name, "error": str(exc)}})
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -179,12 +249,16 @@ class Dispatcher:
                 self._outcomes_ready.set()
                 continue
             self._busy += 1
+            self._in_hand[segment.segment_id] = segment
             try:
                 outcome = await self._send(segment)
+            except Exception as exc:
+                outcome = self._send_failed(segment, exc)
             finally:
                 self._busy -= 1
                 if not self._busy:
                     self._idle.set()
+            self._in_hand.pop(segment.segment_id, None)
             self._outcomes.append(outcome)
             self._outcomes_ready.set()
             if queue.qsize() < self.workers:
@@ -247,19 +321,50 @@ class Dispatcher:
             bind=result.bind, sent_at_wall=sent_at,
         )
 
+    def _send_failed(self, segment: SegmentToSend, exc: Exception) -> SubmitOutcome:
+        """A fault of ours while sending ``segment``: logged (the first of a streak with its
+        traceback), counted, and the part retried like a transient failure."""
+        if self.metrics is not None:
+            self.metrics.worker_failure("dispatcher")
+        if self._send_failures.note():
+            log.error("sending a part failed; it will be retried", exc_info=exc, extra={"kv": {
+                "provider": self.provider.name, "tracking_id": segment.tracking_id,
+                "part": f"{segment.part_index + 1}/{segment.parts}"}})
+        return SubmitOutcome.transient(
+            segment.segment_id, self.wall_clock() + retry_delay(segment.attempts),
+            error=f"internal error: {type(exc).__name__}: {exc}")
+
     # --- recording -----------------------------------------------------------------------------
 
     async def _record_loop(self) -> None:
+        refused = 0
         while True:
             await self._outcomes_ready.wait()
             self._outcomes_ready.clear()
-            await self._flush_outcomes()
+            try:
+                await self._flush_outcomes()
+            except StoreError as exc:
+                # Kept (see _flush_outcomes) and tried again after a growing delay, with
+                # whatever came meanwhile.
+                refused += 1
+                self._store_refused("record of answers", exc)
+                await asyncio.sleep(store_retry_delay(refused))
+                self._outcomes_ready.set()
+            else:
+                refused = 0
 
     async def _flush_outcomes(self) -> None:
+        """Record every queued outcome in one write. When the store refuses it, the outcomes
+        stay queued (oldest first) and StoreError propagates: nothing is recorded half, since
+        the write is one transaction."""
         if not self._outcomes:
             return
         batch, self._outcomes = self._outcomes, []
-        recorded = await self.store.apply_submit_results(batch)
+        try:
+            recorded = await self.store.apply_submit_results(batch)
+        except BaseException:
+            self._outcomes[:0] = batch
+            raise
         metrics = self.pool.provider_metrics
         if metrics is not None:
             for result in recorded:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from smppgw.config import ProviderConfig
+from smppgw.logs import RepeatedLog
 from smppgw.metrics import Metrics
 from smppgw.pool import Inbound
 from smppgw.smpp.constants import CommandStatus, EsmClass, Tag
@@ -29,12 +30,13 @@ from smppgw.smpp.receipt import (
 )
 from smppgw.smpp.segment import concat_info, split_udh
 from smppgw.smpp.text import TextPolicy, decode_text
-from smppgw.store import MoMessage, MoPart, ReceiptRecord, Store, StoredMoPart
+from smppgw.store import MoMessage, MoPart, ReceiptRecord, Store, StoredMoPart, StoreError
 
 log = logging.getLogger(__name__)
 
 MO_REASSEMBLY_TIMEOUT = 300.0  # seconds before incomplete MO parts are delivered as they are
 MAX_BATCH = 500
+FAILURE_LOG_INTERVAL = 30.0  # seconds between two summaries of repeated failures
 
 
 class Handled(Enum):
@@ -84,7 +86,12 @@ class _PendingGroup:
 
 
 class InboundProcessor:
-    """Owns the path from a received deliver_sm to its deliver_sm_resp."""
+    """Owns the path from a received deliver_sm to its deliver_sm_resp.
+
+    Every PDU that has a response gets exactly one: a fault while processing one PDU answers
+    that PDU ESME_RX_T_APPN (the SMSC delivers it again), is logged and counted
+    (``smppgw_worker_failures_total{worker="inbound"}``), and the processor goes on.
+    """
 
     def __init__(
         self,
@@ -93,6 +100,7 @@ class InboundProcessor:
         *,
         metrics: Metrics | None = None,
         mo_timeout: float = MO_REASSEMBLY_TIMEOUT,
+        log_interval: float = FAILURE_LOG_INTERVAL,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -100,6 +108,9 @@ class InboundProcessor:
         self.mo_timeout = mo_timeout
         self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self._pending_mo: dict[tuple[str, str, str, int, int], _PendingGroup] = {}
+        loop = asyncio.get_running_loop()
+        self._failures_log = RepeatedLog(loop, log_interval, _summarize_failures)
+        self._store_log = RepeatedLog(loop, log_interval, _summarize_store_refusals)
         self.receipts = 0
         self.unmatched = 0
         self.mo = 0
@@ -125,7 +136,7 @@ class InboundProcessor:
                 batch.append(self._queue.get_nowait())
             # Shielded: a shutdown cancel must not leave a stored PDU unacknowledged (the
             # SMSC would redeliver it; harmless, but avoidable) nor an ack before a commit.
-            await asyncio.shield(self._process(batch, loop.time()))
+            await asyncio.shield(self._process_contained(batch, loop.time()))
             await self.expire_mo(loop.time())
 
     async def drain(self) -> None:
@@ -135,9 +146,22 @@ class InboundProcessor:
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())
         if batch:
-            await self._process(batch, loop.time())
+            await self._process_contained(batch, loop.time())
+        self._failures_log.close()
+        self._store_log.close()
 
     # --- one batch -------------------------------------------------------------------------
+
+    async def _process_contained(self, batch: list[Inbound], now: float) -> None:
+        """``_process``, and whatever it left unanswered after a fault of ours answered
+        ESME_RX_T_APPN: no PDU that has a response leaves without one."""
+        try:
+            await self._process(batch, now)
+        except Exception as exc:
+            self._failed(exc, batch[0])
+            for inbound in batch:
+                if not inbound.acknowledged:
+                    _answer(inbound, Handled.FAILED)
 
     async def _process(self, batch: list[Inbound], now: float) -> None:
         receipts: list[tuple[Inbound, ReceiptRecord]] = []
@@ -145,29 +169,32 @@ class InboundProcessor:
         providers = self.providers()
         for inbound in batch:
             pdu = inbound.pdu
-            if isinstance(pdu, AlertNotification):
-                self._note_alert(inbound, pdu)
-                continue
-            if not isinstance(pdu, DeliverSm | DataSm):  # the session hands up nothing else
-                _answer(inbound, Handled.FAILED)
-                continue
-            provider = providers.get(inbound.provider)
-            if is_receipt(pdu.esm_class):
-                record = self._receipt_record(inbound, pdu, provider)
-                if record is None:
-                    # No message id anywhere: nothing can be correlated; refuse permanently.
-                    _answer(inbound, Handled.UNCORRELATABLE)
+            try:
+                if isinstance(pdu, AlertNotification):
+                    self._note_alert(inbound, pdu)
                     continue
-                receipts.append((inbound, record))
-            else:
-                others.append(inbound)
+                if not isinstance(pdu, DeliverSm | DataSm):  # the session hands up no other
+                    raise TypeError(f"{type(pdu).__name__} handed up as a delivery")
+                provider = providers.get(inbound.provider)
+                if is_receipt(pdu.esm_class):
+                    record = self._receipt_record(inbound, pdu, provider)
+                    if record is None:
+                        # No message id anywhere: nothing can be correlated; refuse for good.
+                        _answer(inbound, Handled.UNCORRELATABLE)
+                        continue
+                    receipts.append((inbound, record))
+                else:
+                    others.append(inbound)
+            except Exception as exc:
+                self._failed(exc, inbound)
+                _answer(inbound, Handled.FAILED)
         if receipts:
             try:
                 results = await self.store.record_receipts([record for _, record in receipts])
-            except Exception:
-                log.exception("receipts could not be stored; asking the SMSC to redeliver")
+            except Exception as exc:
+                handled = self._not_stored(exc, receipts[0][0], len(receipts))
                 for inbound, _ in receipts:
-                    _answer(inbound, Handled.NOT_STORED)
+                    _answer(inbound, handled)
             else:
                 for (inbound, record), result in zip(receipts, results, strict=True):
                     _answer(inbound, Handled.STORED)
@@ -181,16 +208,37 @@ class InboundProcessor:
         for inbound in others:
             try:
                 await self._store_mo(inbound, providers.get(inbound.provider), now)
-            except Exception:
-                log.exception("MO could not be stored; asking the SMSC to redeliver")
-                _answer(inbound, Handled.NOT_STORED)
+            except Exception as exc:
+                _answer(inbound, self._not_stored(exc, inbound, 1))
             else:
                 _answer(inbound, Handled.STORED)
+
+    def _not_stored(self, exc: Exception, inbound: Inbound, count: int) -> Handled:
+        """A store call failed for ``count`` PDUs: NOT_STORED when the store refused (the
+        store says why in its own line), FAILED (logged, counted) for anything else."""
+        if not isinstance(exc, StoreError):
+            self._failed(exc, inbound)
+            return Handled.FAILED
+        if self._store_log.note():
+            log.warning("the store cannot take PDUs from the SMSC; answering ESME_RX_T_APPN so "
+                        "it delivers them again", extra={"bind": inbound.bind, "kv": {
+                            "pdus": count, "error": str(exc)}})
+        return Handled.NOT_STORED
+
+    def _failed(self, exc: Exception, inbound: Inbound) -> None:
+        """A fault of ours while processing ``inbound``: logged (the first of a streak with
+        its traceback, then one summary per period) and counted."""
+        if self.metrics is not None:
+            self.metrics.worker_failure("inbound")
+        if self._failures_log.note():
+            log.error("processing a PDU from the SMSC failed; answered ESME_RX_T_APPN so it "
+                      "is delivered again", exc_info=exc, extra={"bind": inbound.bind, "kv": {
+                          "command": type(inbound.pdu).__name__}})
 
     def _note_alert(self, inbound: Inbound, pdu: AlertNotification) -> None:
         """SMPP 3.4 §4.12: the SMSC says a mobile it could not reach is reachable again (for
         a message sent with set_dpf). smppgw does not park messages for that, so it only
-        says so: one line without the number, and a counter."""
+        says so: one line without the number, and a counter. Nothing is answered."""
         availability = pdu.tlv(Tag.MS_AVAILABILITY_STATUS)
         value = int.from_bytes(availability.raw, "big") if availability is not None else 0
         log.info("alert_notification received; nothing to answer", extra={
@@ -294,18 +342,34 @@ class InboundProcessor:
         self.mo += 1
 
     async def expire_mo(self, now: float) -> None:
-        """Deliver groups incomplete for longer than the timeout as they are."""
+        """Deliver groups incomplete for longer than the timeout as they are. A group the
+        store cannot take now stays pending and is tried again at the next call."""
         expired = [key for key, group in self._pending_mo.items()
                    if now - group.first_seen >= self.mo_timeout]
         providers = self.providers()
         for key in expired:
-            group = self._pending_mo.pop(key)
+            group = self._pending_mo[key]
             provider = providers.get(key[0])
             ia5 = TextPolicy.from_profile(provider.profile).ia5_as if provider else "gsm7"
-            log.warning("MO parts incomplete after timeout; delivering what arrived",
+            try:
+                await self._deliver_parts(group.parts, ia5)
+            except StoreError as exc:
+                if self._store_log.note():
+                    log.warning("MO parts incomplete after timeout could not be stored; "
+                                "trying again", extra={"kv": {"provider": key[0],
+                                                               "error": str(exc)}})
+                continue
+            except Exception as exc:
+                if self.metrics is not None:
+                    self.metrics.worker_failure("inbound")
+                if self._failures_log.note():
+                    log.error("delivering incomplete MO parts failed; trying again",
+                              exc_info=exc, extra={"kv": {"provider": key[0]}})
+                continue
+            del self._pending_mo[key]
+            log.warning("MO parts incomplete after timeout; delivered what arrived",
                         extra={"kv": {"provider": key[0], "parts": len(group.parts),
                                       "total": key[4]}})
-            await self._deliver_parts(group.parts, ia5)
 
 
 def _answer(inbound: Inbound, handled: Handled) -> None:
@@ -313,3 +377,13 @@ def _answer(inbound: Inbound, handled: Handled) -> None:
     status = inbound_answer(inbound.pdu, handled)
     if status is not None:
         inbound.acknowledge(status)
+
+
+def _summarize_failures(failures: int, _longest: float, period: float) -> None:
+    log.error("processing PDUs from the SMSC kept failing; each answered ESME_RX_T_APPN",
+              extra={"kv": {"failures": failures, "period": f"{period:.0f}s"}})
+
+
+def _summarize_store_refusals(refusals: int, _longest: float, period: float) -> None:
+    log.warning("the store still cannot take PDUs from the SMSC",
+                extra={"kv": {"refusals": refusals, "period": f"{period:.0f}s"}})

@@ -4,14 +4,18 @@
 msg=bound host=h``. Values are quoted when they hold spaces; secrets never reach here because
 config values are Secret objects whose str() is masked. When stderr is the journal, each line
 starts with a ``<N>`` syslog priority so ``journalctl -p warning`` filters by level.
+
+Lines a peer or a fault can repeat without bound (throttling, malformed PDUs, a full disk,
+a failing worker) go through ``ThrottleLog``: the first at once, then one summary per period.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
@@ -155,3 +159,109 @@ def setup_logging(level: str = "info") -> None:
     handler.setFormatter(KeyValueFormatter(with_time=not under_journald,
                                            syslog_prefix=stream_is_journal(stream)))
     set_log_level(level)
+
+
+class ThrottleLog:
+    """When to log one kind of repeated event; pure, the caller passes ``now``.
+
+    A throttling SMSC can answer ESME_RTHROTTLED to every PDU for minutes, a broken one can
+    send malformed PDUs as fast as the link carries them, a full disk fails every write: one
+    line each would flood the journal exactly when the operator needs it. So the first event
+    after a quiet period is logged at once and opens a period of ``interval`` seconds; the
+    events that follow are only counted (an increment on the hot path), and the caller asks
+    ``summary`` at the end of each period. A period with no event ends the streak: the next
+    event is logged at once again. ``seconds`` is the event's duration where it has one (a
+    throttling pause), so the summary can name the longest; 0 otherwise.
+    """
+
+    __slots__ = ("_period_start", "interval", "longest", "pauses")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._period_start: float | None = None
+        self.pauses = 0
+        self.longest = 0.0
+
+    def note(self, seconds: float, now: float) -> float | None:
+        """Record one event lasting ``seconds``. When it opens a period, return the instant
+        at which to call ``summary`` (and log this event now); otherwise it is counted: None."""
+        if self._period_start is None:
+            self._period_start = now
+            return now + self.interval
+        self.pauses += 1
+        self.longest = max(self.longest, seconds)
+        return None
+
+    def summary(self, now: float) -> tuple[int, float, float] | None:
+        """End the current period: (events counted, longest, seconds covered) and a new
+        period starts at ``now`` (call again at ``now + interval``); None when nothing was
+        counted, which ends the streak."""
+        start = self._period_start
+        if start is None or not self.pauses:
+            self._period_start = None
+            return None
+        counted = (self.pauses, self.longest, now - start)
+        self._period_start = now
+        self.pauses = 0
+        self.longest = 0.0
+        return counted
+
+
+Summary = Callable[[int, float, float], None]
+
+
+class RepeatedLog:
+    """A ThrottleLog driven by an event loop's timer: the owner logs the first event of a
+    streak when ``note`` returns True, and ``on_summary(count, longest, period)`` is called at
+    the end of each period that counted more. One per kind of line and per thing it concerns
+    (a bind, the store); ``close`` says what the current period counted and stops the timer.
+    """
+
+    __slots__ = ("_closed", "_log", "_loop", "_on_summary", "_timer")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, interval: float, on_summary: Summary
+    ) -> None:
+        self._loop = loop
+        self._log = ThrottleLog(interval)
+        self._on_summary = on_summary
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @property
+    def interval(self) -> float:
+        return self._log.interval
+
+    @property
+    def summary_at(self) -> float | None:
+        """When the next summary is due (loop time), None outside a streak."""
+        return self._timer.when() if self._timer is not None else None
+
+    def note(self, seconds: float = 0.0) -> bool:
+        """Count one event; True when it opens a streak and the caller should log it now."""
+        summary_at = self._log.note(seconds, self._loop.time())
+        if summary_at is None:
+            return False
+        if not self._closed:
+            self._timer = self._loop.call_at(summary_at, self.summarize)
+        return True
+
+    def summarize(self) -> None:
+        """End the current period now (the timer calls this; tests may too): one summary when
+        it counted events, and the next period is timed; else the streak ends quietly."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = self._loop.time()
+        counted = self._log.summary(now)
+        if counted is None:
+            return
+        self._on_summary(*counted)
+        if not self._closed:
+            self._timer = self._loop.call_at(now + self._log.interval, self.summarize)
+
+    def close(self) -> None:
+        """Say now what the current period counted rather than lose it, and stop timing."""
+        self._closed = True
+        if self._timer is not None:
+            self.summarize()

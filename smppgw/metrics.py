@@ -40,6 +40,7 @@ __all__ = [
     "RECEIPT_STATS",
     "RECONNECT_REASONS",
     "WEBHOOK_FAILURE_REASONS",
+    "WORKERS",
     "BindMetrics",
     "BindState",
     "Metrics",
@@ -124,6 +125,16 @@ _STAT_OF_STATE: Final[dict[MessageState, str]] = {
     MessageState.UNKNOWN: "UNKNOWN",
     MessageState.REJECTED: "REJECTD",
 }
+
+# The daemon's long-running workers, the ``worker`` label of smppgw_worker_failures_total.
+WORKERS: Final[tuple[str, ...]] = (
+    "inbound",  # deliver_sm / data_sm / alert_notification processing
+    "dispatcher",  # claiming, sending and recording one provider's parts
+    "housekeeping",  # expiry, queue gauges, systemd STATUS=
+    "webhook",  # one webhook pusher
+    "bind",  # one bind slot's connect/bind/serve cycle
+    "other",
+)
 
 WEBHOOK_FAILURE_REASONS: Final[tuple[str, ...]] = (
     "timeout",
@@ -783,6 +794,13 @@ class Metrics:
             "smppgw_webhook_failures_total", "Webhook POSTs that failed, by reason.",
             ["webhook", "reason"], registry=r,
         )
+        self.worker_failures = Counter(
+            "smppgw_worker_failures_total",
+            "Faults a worker contained (logged, the work item retried or failed) or that made "
+            "the daemon start the worker again, by worker.",
+            ["worker"], registry=r,
+        )
+        self._worker_failures = {w: self.worker_failures.labels(w) for w in WORKERS}
         self.store_commit_batch_size = Histogram(
             "smppgw_store_commit_batch_size", "Records written by one grouped store commit.",
             buckets=BATCH_SIZE_BUCKETS, registry=r,
@@ -864,6 +882,10 @@ class Metrics:
                 latency = self.api_request_duration.labels(endpoint)
                 self._api_latency[endpoint] = latency
             latency.observe(seconds)
+
+    def worker_failure(self, worker: str) -> None:
+        """A fault of ours in ``worker`` (one of WORKERS, else ``other``) was contained."""
+        self._worker_failures.get(worker, self._worker_failures["other"]).inc()
 
     def store_commit(self, records: int, seconds: float | None = None) -> None:
         """One grouped commit of ``records`` rows; safe to call from the store's writer thread."""

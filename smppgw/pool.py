@@ -21,7 +21,7 @@ from typing import Literal
 
 from smppgw.backoff import Backoff
 from smppgw.config import BindTarget, ProviderConfig
-from smppgw.logs import BindLogger
+from smppgw.logs import BindLogger, RepeatedLog
 from smppgw.metrics import BindMetrics, Metrics, ProviderMetrics
 from smppgw.net.connection import SmppConnection
 from smppgw.net.tls import (
@@ -55,7 +55,7 @@ SlotState = Literal["connecting", "binding", "bound", "unbinding", "backoff", "c
 # How many times one segment is offered again after ESME_RTHROTTLED/ESME_RMSGQFUL before the
 # status goes up to the dispatcher (which then retries it later with its own backoff).
 THROTTLE_RETRIES = 5
-# Seconds between two summary lines of one bind's throttling pauses (see ThrottleLog).
+# Seconds between two summary lines of one bind's throttling pauses (see logs.ThrottleLog).
 THROTTLE_LOG_INTERVAL = 30.0
 
 
@@ -116,50 +116,6 @@ class Inbound:
         self.acknowledged = True
         if not self._connection.closed.done():
             self._connection.acknowledge(self.sequence_number, status)
-
-
-class ThrottleLog:
-    """When to log one bind's throttling pauses; pure, the caller passes ``now``.
-
-    A throttling SMSC can answer ESME_RTHROTTLED to every PDU for minutes: one line per pause
-    would flood the journal exactly when the operator needs it. So the first pause after a
-    quiet period is logged at once and opens a period of ``interval`` seconds; the pauses that
-    follow are only counted (an increment on the hot path), and the caller asks ``summary`` at
-    the end of each period. A period with no pause ends the streak: the next pause is logged
-    at once again.
-    """
-
-    __slots__ = ("_period_start", "interval", "longest", "pauses")
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._period_start: float | None = None
-        self.pauses = 0
-        self.longest = 0.0
-
-    def note(self, seconds: float, now: float) -> float | None:
-        """Record one pause of ``seconds``. When it opens a period, return the instant at
-        which to call ``summary`` (and log this pause now); otherwise it is counted: None."""
-        if self._period_start is None:
-            self._period_start = now
-            return now + self.interval
-        self.pauses += 1
-        self.longest = max(self.longest, seconds)
-        return None
-
-    def summary(self, now: float) -> tuple[int, float, float] | None:
-        """End the current period: (pauses counted, longest pause, seconds covered) and a new
-        period starts at ``now`` (call again at ``now + interval``); None when nothing was
-        counted, which ends the streak."""
-        start = self._period_start
-        if start is None or not self.pauses:
-            self._period_start = None
-            return None
-        counted = (self.pauses, self.longest, now - start)
-        self._period_start = now
-        self.pauses = 0
-        self.longest = 0.0
-        return counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +194,8 @@ class BindSlot:
         self._stopping = False
         self._last_close = CloseReason.PEER_CLOSED
         self.throttle_streak = 0
-        self._throttle_log = ThrottleLog(pool.throttle_log_interval)
-        self._throttle_timer: asyncio.TimerHandle | None = None
+        self.throttle_log = RepeatedLog(pool.loop, pool.throttle_log_interval,
+                                        self._throttle_summary)
         self._bound_at: float | None = None
         # Set when a bound link closes without us asking: (reason, requests handed back,
         # seconds it had been bound); logged by run() with the retry delay.
@@ -288,26 +244,15 @@ class BindSlot:
         """
         self.paused_until = max(self.paused_until, now + seconds)
         self.pool._wake_at(self.paused_until)
-        summary_at = self._throttle_log.note(seconds, now)
-        if summary_at is not None:
+        if self.throttle_log.note(seconds):
             self.log.warning("SMSC throttling; bind paused", extra={"kv": {
                 "status": CommandStatus.name_of(status),
                 "pause": f"{seconds:.1f}s"}})
-            self._throttle_timer = self.pool.loop.call_at(summary_at, self._throttle_summary)
 
-    def _throttle_summary(self) -> None:
-        """End of a throttle log period: one line for the pauses it counted, if any."""
-        self._throttle_timer = None
-        now = self.pool.loop.time()
-        counted = self._throttle_log.summary(now)
-        if counted is None:
-            return
-        pauses, longest, period = counted
+    def _throttle_summary(self, pauses: int, longest: float, period: float) -> None:
+        """End of a throttle log period that counted pauses: one line for them."""
         self.log.warning("SMSC throttling continued", extra={"kv": {
             "pauses": pauses, "longest_pause": f"{longest:.1f}s", "period": f"{period:.0f}s"}})
-        if not self._stopping:
-            self._throttle_timer = self.pool.loop.call_at(
-                now + self._throttle_log.interval, self._throttle_summary)
 
     # --- events from the connection -----------------------------------------------------
 
@@ -535,10 +480,8 @@ class BindSlot:
         self._stopping = True
         if self.connection is not None:
             self.connection.abort()
-        if self._throttle_timer is not None:
-            # Say now what the period counted so far rather than lose it with the bind.
-            self._throttle_timer.cancel()
-            self._throttle_summary()
+        # Say now what the period counted so far rather than lose it with the bind.
+        self.throttle_log.close()
 
     def status(self, now: float) -> BindStatus:
         return BindStatus(
@@ -832,5 +775,4 @@ __all__ = [
     "SessionState",
     "SubmitFailure",
     "SubmitResult",
-    "ThrottleLog",
 ]

@@ -891,6 +891,12 @@ class Store:
         """Return once every write queued before this call is committed and fsynced."""
         await self._write(lambda tx: None)
 
+    async def wait_stopped(self) -> BaseException | None:
+        """Return once the writer thread has ended, by ``close()`` or by a fault: the fault,
+        or None. For the daemon, which cannot work without its store."""
+        await asyncio.shield(self._writer_done)
+        return self._writer_failed
+
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)   # closing the descriptor drops the flock

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from smppgw.config import Config
 from smppgw.daemon import Daemon
+from smppgw.pool import Inbound
 from smppgw.simulator import SimulatorConfig, SmscSimulator
 from smppgw.simulator.server import Record
 from smppgw.smpp.constants import CommandId
@@ -106,3 +108,49 @@ async def test_alert_notification_is_never_answered_and_the_daemon_stays_up(
     await running.still_serving()
     assert running.answers(0x73) == []
 
+
+
+async def test_a_worker_that_fails_is_started_again_and_counted(
+    running: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault that escapes a worker (here the inbound processor's loop) is logged and
+    counted, and the worker runs again: the daemon does not stop for it."""
+    inbound = running.daemon.inbound
+    assert inbound is not None
+    real_process = inbound._process_contained
+    faults = [RuntimeError("a bug outside any PDU")]
+    raised = asyncio.Event()
+
+    async def process(batch: list[Inbound], now: float) -> None:
+        if faults:
+            raised.set()
+            raise faults.pop()
+        await real_process(batch, now)
+
+    monkeypatch.setattr(inbound, "_process_contained", process)
+    lost = running.sim.send_pdu(running.link, DeliverSm(
+        source_addr="5511988887777", destination_addr="acme", short_message=b"lost once"))
+    async with asyncio.timeout(WAIT):
+        await raised.wait()
+    await running.still_serving()
+    assert running.daemon.metrics.registry.get_sample_value(
+        "smppgw_worker_failures_total", {"worker": "inbound"}) == 1
+    [record] = [r for r in caplog.records if r.getMessage().startswith("worker failed")]
+    assert record.kv["worker"] == "inbound"  # type: ignore[attr-defined]
+    # The PDU the failed run held was never answered on this link; the SMSC redelivers it.
+    assert running.answers(lost) == []
+
+
+async def test_the_daemon_stops_with_one_line_when_its_store_stops(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without its store the daemon can do nothing: that, and only that, stops it."""
+    store = running.daemon.store
+    assert store is not None
+    store._queue.put(None)  # the writer thread ends as if it had died
+    async with asyncio.timeout(WAIT):
+        await asyncio.shield(running.task)
+    assert running.daemon.failure is not None
+    [line] = [r for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert line.getMessage().startswith("the store stopped")
+    assert line.exc_info is None

@@ -8,17 +8,20 @@ are after the timeout; a store failure answers a transient error so the SMSC red
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
 from smppgw.inbound import InboundProcessor
+from smppgw.metrics import Metrics
 from smppgw.pool import Inbound
 from smppgw.smpp.constants import CommandStatus, Tag
 from smppgw.smpp.pdu import DeliverSm, Tlv
-from smppgw.store import NewMessage, NewSegment, Store, SubmitOutcome
+from smppgw.smpp.receipt import parse_receipt
+from smppgw.store import MoMessage, NewMessage, NewSegment, Store, StoreError, SubmitOutcome
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -185,3 +188,64 @@ async def test_store_failure_answers_a_transient_error(tmp_path: Path, store: St
     assert [(seq, status) for seq, status, _ in connection.acks] == [
         (5, CommandStatus.ESME_RX_T_APPN)
     ]
+
+
+async def test_a_pdu_whose_processing_fails_gets_a_transient_error_and_the_rest_go_on(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault of ours on one PDU (here the receipt parser raising what it never should)
+    answers that PDU ESME_RX_T_APPN, so the SMSC delivers it again, and the processor keeps
+    running for the next ones, each answered exactly once."""
+    real_parse = parse_receipt
+
+    def parse(pdu: DeliverSm, style: str) -> object:
+        if b"id:boom" in pdu.short_message:
+            raise RuntimeError("a bug in the parser")
+        return real_parse(pdu, style)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("smppgw.inbound.parse_receipt", parse)
+    metrics = Metrics(CollectorRegistry())
+    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)}, metrics=metrics)
+    connection = FakeConnection(store)
+    processor.submit(inbound(connection, 5, DeliverSm(
+        esm_class=0x04, short_message=b"id:boom stat:DELIVRD err:000")))
+    processor.submit(inbound(connection, 6, DeliverSm(
+        esm_class=0x04, short_message=b"id:fine stat:DELIVRD err:000")))
+    await connection.run_until_acked(processor, 2)
+    processor.submit(inbound(connection, 7, DeliverSm(
+        esm_class=0x04, short_message=b"id:boom stat:DELIVRD err:000")))
+    processor.submit(inbound(connection, 8, DeliverSm(
+        source_addr="5511", destination_addr="acme", short_message=b"an MO")))
+    await connection.run_until_acked(processor, 4)
+    assert [(seq, status) for seq, status, _ in connection.acks] == [
+        (5, CommandStatus.ESME_RX_T_APPN), (6, CommandStatus.ESME_ROK),
+        (7, CommandStatus.ESME_RX_T_APPN), (8, CommandStatus.ESME_ROK)]
+    assert metrics.registry.get_sample_value(
+        "smppgw_worker_failures_total", {"worker": "inbound"}) == 2
+
+
+async def test_an_mo_group_that_cannot_be_stored_at_expiry_is_kept_for_the_next_try(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)}, mo_timeout=60)
+    connection = FakeConnection(store)
+    udh = bytes([5, 0, 3, 9, 2, 1])
+    processor.submit(inbound(connection, 1, DeliverSm(
+        source_addr="5511", destination_addr="acme", esm_class=0x40,
+        short_message=udh + b"half of it")))
+    await connection.run_until_acked(processor, 1)
+    real_record = store.record_mo_message
+    failures = [StoreError("commit failed, nothing of this group was stored: disk full")]
+
+    async def record(message: MoMessage, consumed: Sequence[int] = ()) -> object:
+        if failures:
+            raise failures.pop()
+        return await real_record(message, consumed)
+
+    monkeypatch.setattr(store, "record_mo_message", record)
+    later = asyncio.get_running_loop().time() + 61
+    await processor.expire_mo(later)  # fails: kept
+    assert not [e for e in await store.events_after(0) if e.type == "mo"]
+    await processor.expire_mo(later + 5)
+    events = [e for e in await store.events_after(0) if e.type == "mo"]
+    assert [e.payload["text"] for e in events] == ["half of it"]

@@ -69,6 +69,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "smppgw_webhook_failures": ("counter", {"webhook", "reason"}),
     "smppgw_store_commit_batch_size": ("histogram", set()),
     "smppgw_store_commit_duration_seconds": ("histogram", set()),
+    "smppgw_worker_failures": ("counter", {"worker"}),
 }
 
 
@@ -115,6 +116,7 @@ def exercise(metrics: Metrics) -> None:
     metrics.api_request("/v1/messages", 200, 0.004)
     metrics.api_request("/v1/messages/{tracking_id}", 404, 0.001)
     metrics.store_commit(25, 0.002)
+    metrics.worker_failure("dispatcher")
 
 
 def families(text: str) -> dict[str, tuple[str, list[Sample]]]:

@@ -5,7 +5,7 @@ Time moves by passing ``now``; nothing waits.
 
 from __future__ import annotations
 
-from smppgw.pool import ThrottleLog
+from smppgw.logs import ThrottleLog
 
 
 def test_first_pause_logs_and_the_rest_are_counted() -> None:
