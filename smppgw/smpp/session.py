@@ -31,7 +31,11 @@ No I/O, no clock, no logging: ``net/connection.py`` drives it, the bind slot con
 #     layer above calls acknowledge(sequence_number, status), after its store committed
 #     (ESME_ROK) or with a transient status (ESME_RX_T_APPN, ESME_RMSGQFUL) so the SMSC
 #     redelivers. alert_notification is handed up too and has no response (§4.12).
-#   - other requests an ESME never receives (submit_sm, bind_*, outbind, ...): generic_nack
+#   - outbind (SMPP 3.4 §4.1.7) belongs on a connection the SMSC opens to ask the ESME to
+#     bind; smppgw only opens its own and binds at once. Refused with generic_nack (outbind
+#     has no response) ESME_RINVBNDSTS, the command known but wrong for this link, and a
+#     PeerViolation that says so; the bind stays up.
+#   - other requests an ESME never receives (submit_sm, bind_*, query_sm, ...): generic_nack
 #     ESME_RINVCMDID, and PeerViolation.
 #   - a PDU that frames correctly but does not decode: if its command_id names a request with
 #     a response type, that response with the decoder's status (deliver_sm with a bad
@@ -140,6 +144,7 @@ from smppgw.smpp.pdu import (
     DeliverSm,
     EnquireLink,
     GenericNack,
+    Outbind,
     Pdu,
     QuerySm,
     ReplaceSm,
@@ -179,6 +184,7 @@ class SessionInput(Enum):
     ENQUIRE_LINK = "enquire_link"
     UNBIND_REQUEST = "unbind"
     DELIVERY = "deliver_sm, data_sm or alert_notification"
+    OUTBIND = "outbind"
     FOREIGN_REQUEST = "a request an ESME never receives"
     # responses from the SMSC (generic_nack included when it names an outstanding request)
     BIND_RESP = "bind_resp"
@@ -227,6 +233,10 @@ TRANSITIONS: dict[tuple[SessionState, SessionInput], tuple[str, SessionState]] =
     # (OPEN | BINDING, DELIVERY) is absent on purpose: answered ESME_RINVBNDSTS.
     (BOUND, _I.DELIVERY): ("_hand_up", BOUND),
     (UNBINDING, _I.DELIVERY): ("_hand_up", UNBINDING),
+    (OPEN, _I.OUTBIND): ("_refuse_outbind", OPEN),
+    (BINDING, _I.OUTBIND): ("_refuse_outbind", BINDING),
+    (BOUND, _I.OUTBIND): ("_refuse_outbind", BOUND),
+    (UNBINDING, _I.OUTBIND): ("_refuse_outbind", UNBINDING),
     (OPEN, _I.FOREIGN_REQUEST): ("_reject_command", OPEN),
     (BINDING, _I.FOREIGN_REQUEST): ("_reject_command", BINDING),
     (BOUND, _I.FOREIGN_REQUEST): ("_reject_command", BOUND),
@@ -373,6 +383,7 @@ _REQUEST_INPUT: dict[type[Pdu], SessionInput] = {
     DeliverSm: SessionInput.DELIVERY,
     DataSm: SessionInput.DELIVERY,
     AlertNotification: SessionInput.DELIVERY,
+    Outbind: SessionInput.OUTBIND,
 }
 
 # Responses we build ourselves, straight from the header struct: an error response carries no
@@ -920,6 +931,15 @@ class Session:
             PeerViolation(
                 status, pdu.sequence_number, f"{type(pdu).__name__} is not sent to an ESME"
             )
+        )
+
+    def _refuse_outbind(self, now: float, pdu: Pdu, entry: None) -> None:
+        self._refuse(
+            pdu,
+            CommandStatus.ESME_RINVBNDSTS,
+            "refused: smppgw opens its own connections and binds on them; outbind belongs on "
+            "a connection the SMSC opens (SMPP 3.4 §4.1.7)",
+            now,
         )
 
     def _refuse_in_state(self, pdu: Pdu, move: SessionInput, now: float) -> None:

@@ -19,13 +19,15 @@ import pytest
 
 from smppgw.config import Config
 from smppgw.daemon import Daemon
-from smppgw.pool import Inbound
 from smppgw.simulator import SimulatorConfig, SmscSimulator
 from smppgw.simulator.server import Record
-from smppgw.smpp.constants import CommandId
+from smppgw.smpp.codec import HEADER
+from smppgw.smpp.constants import CommandId, CommandStatus
 from smppgw.smpp.pdu import DeliverSm
 from smppgw.systemd import Notifier
 from tests.integration.test_daemon_e2e import make_config, provider_table
+from tests.vectors.from_smsc import FROM_SMSC, FromSmsc
+from tests.vectors.pdus import cstr, wire
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,10 +49,11 @@ class Running:
         self.sim = sim
         self.link = 0
 
-    def answers(self, sequence_number: int) -> list[Record]:
-        """What the daemon wrote on ``link`` carrying ``sequence_number`` (requests included:
-        the daemon's own enquire_link may reuse the number)."""
-        return [r for r in self.sim.received if r.connection_id == self.link
+    def answers(self, sequence_number: int, link: int | None = None) -> list[Record]:
+        """The responses the daemon wrote on ``link`` (the current one by default) carrying
+        ``sequence_number``."""
+        link = self.link if link is None else link
+        return [r for r in self.sim.received if r.connection_id == link
                 and int.from_bytes(r.raw[12:16], "big") == sequence_number
                 and int.from_bytes(r.raw[4:8], "big") & 0x80000000]
 
@@ -58,6 +61,14 @@ class Running:
         await self.sim.wait_for(lambda: bool(self.answers(sequence_number)), WAIT)
         (record,) = self.answers(sequence_number)
         return record.raw
+
+    async def rebound(self) -> None:
+        """After the SMSC ended ``link``: wait until the daemon has bound a new one."""
+        old = self.link
+        await self.sim.wait_for(
+            lambda: any(c.id != old for c in self.sim.bound_connections()), WAIT)
+        (connection,) = self.sim.bound_connections()
+        self.link = connection.id
 
     async def still_serving(self) -> None:
         """The daemon runs and the link is bound: an MO on it is stored and acknowledged."""
@@ -110,26 +121,114 @@ async def test_alert_notification_is_never_answered_and_the_daemon_stays_up(
 
 
 
+@pytest.mark.parametrize("case", FROM_SMSC, ids=lambda case: case.name)
+async def test_each_pdu_from_the_smsc_against_a_running_daemon(
+    running: Running, case: FromSmsc
+) -> None:
+    """The daemon answers each command as SMPP 3.4 asks (tests/vectors/from_smsc.py), once,
+    and goes on serving on the same link, or on a new one after the SMSC's unbind."""
+    sequence_number = 0x70000001  # far from the daemon's own requests' numbers
+    link = running.link
+    running.sim.send_pdu(link, case.at(sequence_number))
+    expected = [case.answer(sequence_number)] if case.answer is not None else []
+    if case.closes:
+        assert await running.answered(sequence_number) == expected[0]
+        await running.rebound()
+    await running.still_serving()
+    assert [r.raw for r in running.answers(sequence_number, link)] == expected
+
+
+# Frames a broken or hostile SMSC sends that do not decode, and the ESME's answer to each
+# (SMPP 3.4 §4.3: the request's own response with the error when its type has one, else
+# generic_nack; a response is nacked too, since it cannot be matched). Sequence numbers
+# 0x71000000 + index.
+_SEQ = 0x71000000
+MALFORMED: list[tuple[str, bytes, bytes]] = [
+    ("unknown command_id", HEADER.pack(16, 0x00000555, 0, _SEQ + 1),
+     wire(0x80000000, CommandStatus.ESME_RINVCMDID, _SEQ + 1)),
+    ("deliver_sm whose body ends inside source_addr",
+     HEADER.pack(19, CommandId.DELIVER_SM, 0, _SEQ + 2) + b"\x00\x01\x01",
+     wire(0x80000005, CommandStatus.ESME_RINVCMDLEN, _SEQ + 2)),
+    ("deliver_sm whose TLV runs past the PDU",
+     wire(0x00000005, 0, _SEQ + 3, cstr(""), "0101", cstr("1"), "0000", cstr("2"),
+          "000000", cstr(""), cstr(""), "00000000", "00", "001e0028", "6162"),
+     wire(0x80000005, CommandStatus.ESME_RINVOPTPARSTREAM, _SEQ + 3)),
+    ("deliver_sm with a 25-octet source_addr",
+     wire(0x00000005, 0, _SEQ + 4, cstr(""), "0101", cstr("1" * 25), "0000", cstr("acme"),
+          "000000", cstr(""), cstr(""), "00000000", "02", "6869"),
+     wire(0x80000005, CommandStatus.ESME_RINVSRCADR, _SEQ + 4)),
+    ("data_sm with message_payload too long for its length field",
+     wire(0x00000103, 0, _SEQ + 5, cstr(""), "0101", cstr("1"), "0101", cstr("acme"),
+          "000000", "0424ffff", "41"),
+     wire(0x80000103, CommandStatus.ESME_RINVOPTPARSTREAM, _SEQ + 5)),
+    ("submit_sm_resp whose message_id has no NUL", wire(0x80000004, 0, _SEQ + 6, "6162"),
+     wire(0x80000000, CommandStatus.ESME_RINVCMDLEN, _SEQ + 6)),
+    ("enquire_link with a stray octet after its header", wire(0x00000015, 0, _SEQ + 7, "00"),
+     wire(0x80000015, CommandStatus.ESME_RINVOPTPARSTREAM, _SEQ + 7)),
+]
+# command_length outside 16..max: the stream cannot be re-synchronised. generic_nack
+# ESME_RINVCMDLEN, the link closes, the daemon binds again.
+FRAMING: list[tuple[str, bytes, bytes]] = [
+    ("command_length 8", HEADER.pack(8, CommandId.DELIVER_SM, 0, _SEQ + 8),
+     wire(0x80000000, CommandStatus.ESME_RINVCMDLEN, _SEQ + 8)),
+    ("command_length 16 MiB", HEADER.pack(0x01000000, CommandId.DELIVER_SM, 0, _SEQ + 9),
+     wire(0x80000000, CommandStatus.ESME_RINVCMDLEN, _SEQ + 9)),
+]
+
+
+async def test_a_hostile_smsc_cannot_stop_or_unbind_the_daemon(running: Running) -> None:
+    """Every PDU an SMSC can send, then frames that do not decode, all on one link: each
+    answered as SMPP 3.4 requires, the link still bound, the daemon still serving; then
+    frames that break the stream, after each of which the daemon binds again."""
+    link = running.link
+    expected: dict[int, list[bytes]] = {}
+    for index, case in enumerate(c for c in FROM_SMSC if not c.closes):
+        sequence_number = 0x70000001 + index
+        running.sim.send_pdu(link, case.at(sequence_number))
+        expected[sequence_number] = (
+            [case.answer(sequence_number)] if case.answer is not None else [])
+    for _name, frame, answer in MALFORMED:
+        running.sim.send_raw(link, frame)
+        expected[int.from_bytes(answer[12:16], "big")] = [answer]
+    await running.still_serving()
+    assert running.link == link
+    for sequence_number, answers in expected.items():
+        got = [r.raw for r in running.answers(sequence_number)]
+        assert got == answers, hex(sequence_number)
+    for name, frame, answer in FRAMING:
+        link = running.link
+        running.sim.send_raw(link, frame)
+        assert await running.answered(int.from_bytes(answer[12:16], "big")) == answer, name
+        await running.rebound()
+        await running.still_serving()
+    (unbind,) = [c for c in FROM_SMSC if c.closes]
+    link = running.link
+    running.sim.send_pdu(link, unbind.at(0x72000000))
+    await running.rebound()
+    await running.still_serving()
+    assert running.daemon.failure is None
+
+
 async def test_a_worker_that_fails_is_started_again_and_counted(
     running: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A fault that escapes a worker (here the inbound processor's loop) is logged and
-    counted, and the worker runs again: the daemon does not stop for it."""
+    """A fault that escapes a worker (here the inbound processor's MO expiry, which runs
+    after each batch) is logged and counted, and the worker runs again: the daemon does not
+    stop for it."""
     inbound = running.daemon.inbound
     assert inbound is not None
-    real_process = inbound._process_contained
+    real_expire = inbound.expire_mo
     faults = [RuntimeError("a bug outside any PDU")]
     raised = asyncio.Event()
 
-    async def process(batch: list[Inbound], now: float) -> None:
+    async def expire(now: float) -> None:
         if faults:
             raised.set()
             raise faults.pop()
-        await real_process(batch, now)
+        await real_expire(now)
 
-    monkeypatch.setattr(inbound, "_process_contained", process)
-    lost = running.sim.send_pdu(running.link, DeliverSm(
-        source_addr="5511988887777", destination_addr="acme", short_message=b"lost once"))
+    monkeypatch.setattr(inbound, "expire_mo", expire)
+    await running.still_serving()  # its batch is answered, then the expiry fails
     async with asyncio.timeout(WAIT):
         await raised.wait()
     await running.still_serving()
@@ -137,8 +236,6 @@ async def test_a_worker_that_fails_is_started_again_and_counted(
         "smppgw_worker_failures_total", {"worker": "inbound"}) == 1
     [record] = [r for r in caplog.records if r.getMessage().startswith("worker failed")]
     assert record.kv["worker"] == "inbound"  # type: ignore[attr-defined]
-    # The PDU the failed run held was never answered on this link; the SMSC redelivers it.
-    assert running.answers(lost) == []
 
 
 async def test_the_daemon_stops_with_one_line_when_its_store_stops(

@@ -59,6 +59,7 @@ from smppgw.smpp.session import (
     SessionState,
     response_octets,
 )
+from tests.vectors.from_smsc import FROM_SMSC, FromSmsc
 from tests.vectors.pdus import cstr, wire
 
 S = CommandStatus
@@ -766,6 +767,44 @@ def test_requests_an_esme_never_receives_get_generic_nack_invcmdid() -> None:
         PeerViolation(S.ESME_RINVCMDID, 6, "QuerySm is not sent to an ESME"),
     ]
     assert pair.session.state is SessionState.BOUND
+
+
+# --- every PDU an SMSC can send, one per command (tests/vectors/from_smsc.py) ---------------
+
+
+@pytest.mark.parametrize("case", FROM_SMSC, ids=lambda case: case.name)
+def test_each_pdu_from_the_smsc_while_bound(case: FromSmsc) -> None:
+    """The exact octets and events for every command an SMSC can put on the link."""
+    pair = Pair.bound()
+    sequence_number = 0x1234
+    pdu = case.at(sequence_number)
+    events = pair.smsc_sends(pdu)
+    expected = case.answer(sequence_number) if case.answer is not None else b""
+    if case.kind == "handed_up":
+        assert events == [RequestReceived(sequence_number, pdu)]
+        assert pair.octets() == b""  # nothing until the layer above has stored it
+        if case.answer is None:
+            with pytest.raises(LocalProtocolError):  # alert_notification has no response
+                pair.session.acknowledge(sequence_number, S.ESME_ROK, pair.now)
+        else:
+            pair.session.acknowledge(sequence_number, S.ESME_ROK, pair.now)
+        assert pair.octets() == expected
+        assert pair.session.state is SessionState.BOUND
+        return
+    assert pair.octets() == expected
+    if case.closes:
+        assert events == [Unbound("peer"), Closed(CloseReason.PEER_UNBOUND)]
+        assert pair.session.state is SessionState.CLOSED
+        return
+    assert pair.session.state is SessionState.BOUND
+    if case.violation is not None:
+        status = int.from_bytes(expected[8:12], "big") if expected else pdu.command_status
+        detail = case.violation.format(seq=sequence_number)
+        assert events == [PeerViolation(status, sequence_number, detail)]
+    else:
+        assert events == []
+        # a response naming nothing is counted; enquire_link is simply answered
+        assert pair.session.unexpected_responses == (case.kind == "dropped")
 
 
 # --- what does not decode (SMPP 3.4 §4.3) -----------------------------------------------------
