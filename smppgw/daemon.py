@@ -10,6 +10,11 @@ runs under ``_supervise``. A fault that escapes it is logged with its traceback,
 smppgw_worker_failures_total and the worker started again after a growing delay
 (``RestartPolicy``); nothing a peer sends, a client posts or a message holds stops the daemon.
 Only losing the store does (its writer stopped): then one line says so and the daemon exits 1.
+
+A store whose disk refuses writes (full, I/O error) is an outage the daemon waits out: every
+writer retries by itself or answers a transient error, ``_on_store_health`` keeps the metrics
+and one log line (then a summary per period) saying why, and housekeeping probes the disk
+every few seconds so the daemon notices by itself when space returns.
 """
 
 from __future__ import annotations
@@ -32,17 +37,18 @@ from smppgw.config import Config, GatewayConfig, ProviderConfig, load_config
 from smppgw.dispatcher import Dispatcher
 from smppgw.errors import ConfigError
 from smppgw.inbound import InboundProcessor
-from smppgw.logs import set_log_level
+from smppgw.logs import RepeatedLog, set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
 from smppgw.pool import BindPool
-from smppgw.store import Store, StoreClosedError
+from smppgw.store import Store, StoreClosedError, StoreError, WriteFailure
 from smppgw.submission import SubmitService
 from smppgw.systemd import Notifier, listen_fds, watchdog_interval
 
 log = logging.getLogger(__name__)
 
-HOUSEKEEPING_INTERVAL = 5.0  # seconds: expiry, queue gauges, STATUS=
+HOUSEKEEPING_INTERVAL = 5.0  # seconds: expiry, queue gauges, STATUS=, the disk probe
 SHUTDOWN_TIMEOUT = 10.0  # seconds for the binds to drain and unbind
+STORE_LOG_INTERVAL = 30.0  # seconds between two "the store still cannot write" lines
 
 
 class RestartPolicy:
@@ -139,6 +145,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._store_log: RepeatedLog  # made in _start, on the running loop
+        self._store_outage: WriteFailure | None = None
         self.last_reload_error: str | None = None
         #: Why the daemon stopped on its own (its store stopped); None after a requested stop.
         self.failure: BaseException | None = None
@@ -163,8 +171,12 @@ class Daemon:
 
     async def _start(self) -> None:
         gateway = self.config.gateway
+        self._store_log = RepeatedLog(asyncio.get_running_loop(), STORE_LOG_INTERVAL,
+                                      self._store_still_failing)
         self.store = store = await Store.open(
-            gateway.state_dir, clock=self.wall_clock, on_commit=self.metrics.store_commit)
+            gateway.state_dir, clock=self.wall_clock, on_commit=self.metrics.store_commit,
+            on_write_health=self._on_store_health)
+        self.metrics.track_store(lambda: store.write_failure is None)
         report = await store.recover()
         self.inbound = InboundProcessor(
             store, lambda: {name: r.config for name, r in self.providers.items()},
@@ -250,6 +262,7 @@ class Daemon:
             await self.metrics_server.close()
         if self.store is not None:
             await self.store.close()
+            self._store_log.close()
         self.stopped.set()
         log.info("smppgw stopped")
 
@@ -291,6 +304,29 @@ class Daemon:
                     "worker": worker, "name": name, "restart_in": f"{delay:.0f}s",
                     "failures_in_a_row": policy.failures_in_a_row}})
                 await asyncio.sleep(delay)
+
+    def _on_store_health(self, failure: WriteFailure | None) -> None:
+        """The store's disk refused a write (``failure``), or takes writes again (None)."""
+        if failure is None:
+            self._store_log.end()
+            outage = self._store_outage
+            self._store_outage = None
+            log.warning("the store writes again", extra={"kv": {
+                "outage": f"{self.wall_clock() - outage.since_wall:.0f}s" if outage else "-",
+                "refused": outage.refused if outage else 0}})
+            return
+        self._store_outage = failure
+        self.metrics.store_write_refused(failure.reason)
+        if self._store_log.note():
+            log.error("the store cannot write; waiting until it can", extra={"kv": {
+                "reason": failure.reason, "state_dir": str(self.config.gateway.state_dir),
+                "detail": failure.detail}})
+
+    def _store_still_failing(self, refused: int, _longest: float, period: float) -> None:
+        outage = self._store_outage
+        log.error("the store still cannot write", extra={"kv": {
+            "reason": outage.reason if outage else "-", "refused": refused,
+            "period": f"{period:.0f}s"}})
 
     async def _watch_store(self, store: Store) -> None:
         """The one fault the daemon cannot work around: its store stopped while it runs."""
@@ -429,8 +465,7 @@ class Daemon:
                 binds.append({**dataclasses.asdict(bind), "rate": rate})
         return {
             "version": _version(),
-            "started_at": datetime.datetime.fromtimestamp(self.started_at, datetime.UTC)
-            .isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "started_at": _iso(self.started_at),
             "uptime_seconds": round(self.wall_clock() - self.started_at, 1),
             "providers": providers,
             "binds": binds,
@@ -443,6 +478,7 @@ class Daemon:
             "inbound": {"receipts": self.inbound.receipts if self.inbound else 0,
                         "unmatched_receipts": self.inbound.unmatched if self.inbound else 0,
                         "mo": self.inbound.mo if self.inbound else 0},
+            "store": _store_status(self.store.write_failure),
             "last_reload_error": self.last_reload_error,
         }
 
@@ -451,6 +487,8 @@ class Daemon:
         store = self.store
         while True:
             try:
+                if store.write_failure is not None:
+                    await store.probe_write()  # has space returned? (see the module doc)
                 while await store.expire_messages() >= 10_000:
                     pass
                 queues = await store.queue_stats()
@@ -464,6 +502,8 @@ class Daemon:
                         self.metrics.provider(name).set_queue(
                             queue.unsent, now - queue.oldest_unsent_age)
                 self.notifier.status(self.status_line())
+            except StoreError:
+                pass  # the disk refuses writes: _on_store_health says so, the probe goes on
             except Exception:
                 log.exception("housekeeping failed; will try again")
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
@@ -474,6 +514,19 @@ class Daemon:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+
+def _store_status(failure: WriteFailure | None) -> dict[str, object]:
+    """The store's write health for `smppgw status`: the STORE section."""
+    if failure is None:
+        return {"writable": True}
+    return {"writable": False, "reason": failure.reason, "since": _iso(failure.since_wall),
+            "refused_writes": failure.refused, "detail": failure.detail}
+
+
+def _iso(wall: float) -> str:
+    return (datetime.datetime.fromtimestamp(wall, datetime.UTC)
+            .isoformat(timespec="seconds").replace("+00:00", "Z"))
 
 
 def _version() -> str:

@@ -28,7 +28,7 @@ from smppgw.smpp import status as status_table
 from smppgw.smpp.constants import CommandStatus, Tag, Ton
 from smppgw.smpp.pdu import SubmitSm, Tlv
 from smppgw.smpp.receipt import message_id_key
-from smppgw.store import SegmentToSend, Store, StoreError, SubmitOutcome
+from smppgw.store import SegmentToSend, Store, StoreError, StoreWriteError, SubmitOutcome
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,12 @@ class Dispatcher:
         name = self.provider.name
         refused = 0
         while not self._stopping:
+            if store.write_failure is not None:
+                # The disk refuses writes: claim nothing until it takes them again.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_INTERVAL):
+                        await store.wait_writable()
+                continue
             # Outcomes not yet recorded count against the room: while the store refuses
             # them, claiming stops instead of piling up answers it cannot take.
             room = self.workers * 2 - self._queue.qsize() - self._busy - len(self._outcomes)
@@ -211,7 +217,9 @@ class Dispatcher:
                 await self._work.wait()
 
     def _store_refused(self, what: str, exc: StoreError) -> None:
-        if self._store_refusals.note():
+        """Log a refusal, unless the disk refused the write: the daemon says that once, for
+        the whole store (smppgw_store_writable)."""
+        if not isinstance(exc, StoreWriteError) and self._store_refusals.note():
             log.warning("the store refused a %s; claiming waits, answers are kept", what,
                         extra={"kv": {"provider": self.provider.name, "error": str(exc)}})
 
@@ -348,7 +356,13 @@ class Dispatcher:
                 # whatever came meanwhile.
                 refused += 1
                 self._store_refused("record of answers", exc)
-                await asyncio.sleep(store_retry_delay(refused))
+                delay = store_retry_delay(refused)
+                if self.store.write_failure is None:
+                    await asyncio.sleep(delay)
+                else:  # tried again as soon as the disk takes writes
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self.store.wait_writable()
                 self._outcomes_ready.set()
             else:
                 refused = 0

@@ -30,7 +30,15 @@ from smppgw.smpp.receipt import (
 )
 from smppgw.smpp.segment import concat_info, split_udh
 from smppgw.smpp.text import TextPolicy, decode_text
-from smppgw.store import MoMessage, MoPart, ReceiptRecord, Store, StoredMoPart, StoreError
+from smppgw.store import (
+    MoMessage,
+    MoPart,
+    ReceiptRecord,
+    Store,
+    StoredMoPart,
+    StoreError,
+    StoreWriteError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +227,8 @@ class InboundProcessor:
         if not isinstance(exc, StoreError):
             self._failed(exc, inbound)
             return Handled.FAILED
-        if self._store_log.note():
+        # A disk that refuses writes is said once for the whole store, by the daemon.
+        if not isinstance(exc, StoreWriteError) and self._store_log.note():
             log.warning("the store cannot take PDUs from the SMSC; answering ESME_RX_T_APPN so "
                         "it delivers them again", extra={"bind": inbound.bind, "kv": {
                             "pdus": count, "error": str(exc)}})
@@ -354,7 +363,7 @@ class InboundProcessor:
             try:
                 await self._deliver_parts(group.parts, ia5)
             except StoreError as exc:
-                if self._store_log.note():
+                if not isinstance(exc, StoreWriteError) and self._store_log.note():
                     log.warning("MO parts incomplete after timeout could not be stored; "
                                 "trying again", extra={"kv": {"provider": key[0],
                                                                "error": str(exc)}})

@@ -260,6 +260,17 @@ class RepeatedLog:
         if not self._closed:
             self._timer = self._loop.call_at(now + self._log.interval, self.summarize)
 
+    def end(self) -> None:
+        """The condition is over and the owner says so in its own line, with the totals:
+        drop what the current period counted and end the streak, so the next event is
+        logged at once again."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = self._loop.time()
+        while self._log.summary(now) is not None:
+            pass
+
     def close(self) -> None:
         """Say now what the current period counted rather than lose it, and stop timing."""
         self._closed = True

@@ -39,6 +39,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "RECEIPT_STATS",
     "RECONNECT_REASONS",
+    "STORE_WRITE_FAILURES",
     "WEBHOOK_FAILURE_REASONS",
     "WORKERS",
     "BindMetrics",
@@ -135,6 +136,9 @@ WORKERS: Final[tuple[str, ...]] = (
     "bind",  # one bind slot's connect/bind/serve cycle
     "other",
 )
+
+# Why the store's disk refused a write (smppgw.store.WriteFailureReason).
+STORE_WRITE_FAILURES: Final[tuple[str, ...]] = ("disk_full", "io_error")
 
 WEBHOOK_FAILURE_REASONS: Final[tuple[str, ...]] = (
     "timeout",
@@ -801,6 +805,20 @@ class Metrics:
             ["worker"], registry=r,
         )
         self._worker_failures = {w: self.worker_failures.labels(w) for w in WORKERS}
+        self.store_writable = Gauge(
+            "smppgw_store_writable",
+            "1 while the store commits writes, 0 while its disk refuses them (full, I/O "
+            "error): accepting, storing receipts and claiming wait meanwhile.",
+            registry=r,
+        )
+        self.store_writable.set(1)
+        self.store_write_failures = Counter(
+            "smppgw_store_write_failures_total",
+            "Writes the store's disk refused, by reason (disk_full, io_error).",
+            ["reason"], registry=r,
+        )
+        self._store_write_failures = {
+            reason: self.store_write_failures.labels(reason) for reason in STORE_WRITE_FAILURES}
         self.store_commit_batch_size = Histogram(
             "smppgw_store_commit_batch_size", "Records written by one grouped store commit.",
             buckets=BATCH_SIZE_BUCKETS, registry=r,
@@ -882,6 +900,14 @@ class Metrics:
                 latency = self.api_request_duration.labels(endpoint)
                 self._api_latency[endpoint] = latency
             latency.observe(seconds)
+
+    def track_store(self, writable: Callable[[], bool]) -> None:
+        """``smppgw_store_writable`` is read from ``writable()`` at scrape time."""
+        self.store_writable.set_function(lambda: 1.0 if writable() else 0.0)
+
+    def store_write_refused(self, reason: str) -> None:
+        """The store's disk refused one write (``disk_full`` or ``io_error``)."""
+        self._store_write_failures.get(reason, self._store_write_failures["io_error"]).inc()
 
     def worker_failure(self, worker: str) -> None:
         """A fault of ours in ``worker`` (one of WORKERS, else ``other``) was contained."""

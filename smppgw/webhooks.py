@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -23,7 +24,7 @@ import aiohttp
 from smppgw.api.events_json import encode_events
 from smppgw.config import WebhookConfig
 from smppgw.metrics import Metrics, WebhookMetrics
-from smppgw.store import Event, Store, StoreClosedError
+from smppgw.store import Event, Store, StoreClosedError, StoreWriteError
 
 __all__ = ["IDLE_WAIT", "READ_LIMIT", "WebhookPusher", "retry_delay", "safe_url"]
 
@@ -134,8 +135,12 @@ class WebhookPusher:
                 batch, upto = self._take_batch(events)
                 if batch:
                     await self._deliver(session, batch)
-                await self._store.set_webhook_position(self.name, upto)
                 self.position = upto
+                # The disk may refuse writes (the daemon says so): go on from memory; the next
+                # position that can be written covers this one. A restart before then resends
+                # these batches (at-least-once; receivers dedupe by cursor).
+                with contextlib.suppress(StoreWriteError):
+                    await self._store.set_webhook_position(self.name, upto)
 
     def _take_batch(self, events: Sequence[Event]) -> tuple[list[Event], int]:
         """Up to batch_size wanted events, and the cursor up to which every read event is

@@ -31,7 +31,7 @@ from smppgw.api.wiraya import parse_enqueue_body, wiraya_result
 from smppgw.config import GatewayConfig
 from smppgw.errors import SmppgwError
 from smppgw.metrics import Metrics
-from smppgw.store import MessageView, SegmentView, Store, StoreError
+from smppgw.store import MessageView, SegmentView, Store, StoreError, StoreWriteError
 from smppgw.submission import SubmitAnswer, SubmitService
 
 __all__ = [
@@ -177,6 +177,9 @@ async def _middleware(
         response = exc.response()
     except web.HTTPException as exc:
         response = _http_exception_response(request, exc)
+    except StoreWriteError as exc:
+        # A full or failing disk: said once by the daemon for the whole store, not per request.
+        response = _ApiError(503, "unavailable", f"{exc}; retry later").response()
     except StoreError as exc:
         # Closed during shutdown or a failing disk: the client should retry, not give up.
         log.warning("api: store unavailable endpoint=%s error=%s", endpoint, exc)
@@ -417,9 +420,11 @@ async def _get_status(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     """GET /healthz: 200 while the store takes work, else 503. No auth, no detail beyond that."""
-    if request.app[_DEPS].store.closed:
+    store = request.app[_DEPS].store
+    if store.closed or store.write_failure is not None:
+        message = "the store is closed" if store.closed else "the store cannot write"
         return _json({"ok": False, "error": {"code": "unavailable", "field": "",
-                                             "message": "the store is closed"}}, status=503)
+                                             "message": message}}, status=503)
     return _json({"ok": True})
 
 

@@ -456,7 +456,13 @@ class SimConnection(asyncio.Protocol):
     def _respond(
         self, resp: Pdu, now: float, out: list[bytes], after: Callable[[], None] | None
     ) -> None:
-        """Answer now or after the configured latency; ``after`` runs once it is written."""
+        """Answer now or after the configured latency (or when released, while answers are
+        held); ``after`` runs once it is written."""
+        held = self.sim._held
+        if held is not None:
+            self.unanswered += 1
+            held.append((self, resp, after))
+            return
         latency = self.sim.faults.latency
         if latency <= 0:
             out.append(self._sent(resp, now))
@@ -637,6 +643,8 @@ class SmscSimulator:
         self._wake_scheduled = False
         self._server_bucket: TokenBucket | None = None
         self._scripted: deque[int] = deque()
+        # Answers to requests held by hold_answers(), in arrival order, until release_answers().
+        self._held: list[tuple[SimConnection, Pdu, Callable[[], None] | None]] | None = None
         self._id_base = self._rng.getrandbits(40)
         self._id_counter = 0
         self._mo_reference = self._rng.randrange(256)
@@ -846,6 +854,21 @@ class SmscSimulator:
     def answer_next_submits(self, status: int, count: int = 1) -> None:
         """Answer the next ``count`` submits with ``status`` (e.g. ESME_RMSGQFUL), server-wide."""
         self._scripted.extend([status] * count)
+
+    def hold_answers(self) -> None:
+        """Keep every answer to submit_sm, data_sm, query_sm, cancel_sm, replace_sm from now
+        on until ``release_answers`` (binds, enquire_link and unbind are still answered):
+        lets a test act while it knows the ESME's requests are in flight."""
+        if self._held is None:
+            self._held = []
+
+    def release_answers(self) -> int:
+        """Send every held answer now, in the order the requests came; returns how many.
+        Answers are no longer held afterwards."""
+        held, self._held = self._held or [], None
+        for connection, resp, after in held:
+            connection._respond_late(resp, after)
+        return len(held)
 
     def drop(self, connection_id: int) -> None:
         """Cut one connection (TCP abort)."""

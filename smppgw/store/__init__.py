@@ -34,11 +34,14 @@ from smppgw.store.models import (
     StoreError,
     StoreLockedError,
     StoreSchemaError,
+    StoreWriteError,
     SubmitOutcome,
     SubmitOutcomeKind,
     SubmitRecorded,
     Tlvs,
     UnknownSegmentError,
+    WriteFailure,
+    WriteFailureReason,
 )
 from smppgw.store.schema import MIGRATIONS, SCHEMA_VERSION
 from smppgw.store.store import DB_FILENAME, LOCK_FILENAME, Store, derive_message_state
@@ -79,11 +82,14 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "StoreSchemaError",
+    "StoreWriteError",
     "StoredMoPart",
     "SubmitOutcome",
     "SubmitOutcomeKind",
     "SubmitRecorded",
     "Tlvs",
     "UnknownSegmentError",
+    "WriteFailure",
+    "WriteFailureReason",
     "derive_message_state",
 ]

@@ -119,6 +119,33 @@ class StoreSchemaError(StoreError):
     """The database file was written by a newer smppgw, or a migration step failed."""
 
 
+WriteFailureReason = Literal["disk_full", "io_error"]
+
+
+class StoreWriteError(StoreError):
+    """The disk under the store refused a write: ``reason`` ``disk_full`` (SQLITE_FULL) or
+    ``io_error`` (SQLITE_IOERR, a read-only or vanished file). Nothing of the command was
+    committed; the same command can succeed once the disk takes writes again."""
+
+    def __init__(self, reason: WriteFailureReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        what = "the disk holding the store is full" if reason == "disk_full" else (
+            "the disk holding the store reported an I/O error")
+        super().__init__(f"{what}; nothing of this write was stored ({detail})")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailure:
+    """Why the store cannot write now, since when (wall-clock unix seconds) and how many
+    writes it refused since then (``Store.write_failure``)."""
+
+    reason: WriteFailureReason
+    detail: str
+    since_wall: float
+    refused: int = 1
+
+
 class UnknownSegmentError(StoreError, KeyError):
     """A submit outcome names a segment id the store does not hold: a caller bug."""
 

@@ -52,9 +52,12 @@ from smppgw.store.models import (
     StoreError,
     StoreLockedError,
     StoreSchemaError,
+    StoreWriteError,
     SubmitOutcome,
     SubmitRecorded,
     Tlvs,
+    WriteFailure,
+    WriteFailureReason,
 )
 from smppgw.store.schema import MIGRATIONS, migrate
 
@@ -98,6 +101,13 @@ __all__ = ["DB_FILENAME", "LOCK_FILENAME", "Store", "derive_message_state"]
 #
 # Reads go to a second connection on a reader thread; WAL lets them run while the writer
 # commits, and each read sees only committed data.
+#
+# A full disk (or an I/O error) is an outage, not a crash. SQLite refuses the statement or the
+# COMMIT with SQLITE_FULL / SQLITE_IOERR; the group is rolled back, so nothing of it is stored,
+# and its callers get StoreWriteError naming the cause. The writer thread goes on. The store
+# then reports ``write_failure`` (what, since when, how many writes refused) until a group that
+# changed rows commits again, which the callers' own retries or ``probe_write`` bring about
+# once space returns; ``on_write_health`` hears both moves, on the loop. Reads keep working.
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +117,8 @@ DB_FILENAME: Final = "smppgw.db"
 LOCK_FILENAME: Final = "smppgw.lock"
 
 _MAX_EVENTS_PER_READ: Final = 10_000
+# The name probe_write uses for its transient row; the daemon names webhooks "webhook<N>".
+_PROBE_NAME: Final = "\x00write probe"
 
 
 # --- the message state rule ----------------------------------------------------------------------
@@ -824,6 +836,10 @@ class Store:
         self._command_count = 0
         self._sync_full = True
         self._on_commit: Callable[[int, float], None] | None = None
+        self._on_write_health: Callable[[WriteFailure | None], None] | None = None
+        self._write_failure: WriteFailure | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._ready: asyncio.Future[None] = loop.create_future()
         self._reader_shut = False
         #: user_version found at open (0: a new file); SCHEMA_VERSION after migration.
@@ -837,6 +853,7 @@ class Store:
         busy_timeout: float = 5.0, max_group: int = 4096,
         migrations: tuple[tuple[str, ...], ...] = MIGRATIONS,
         on_commit: Callable[[int, float], None] | None = None,
+        on_write_health: Callable[[WriteFailure | None], None] | None = None,
     ) -> Store:
         """Lock ``state_dir``, open (create, migrate) its database, start the threads.
 
@@ -845,6 +862,8 @@ class Store:
         is from a newer smppgw. ``migrations`` exists for the migration tests. ``on_commit``
         is called on the writer thread after each group commit with the number of commands in
         the group and the seconds the transaction took (for metrics; it must be thread-safe).
+        ``on_write_health`` is called on the loop with the WriteFailure each time the disk
+        refuses a write, and with None when a write succeeds again (see write_failure).
         """
         path = Path(state_dir)
         try:
@@ -855,6 +874,7 @@ class Store:
         store = cls(path, lock_fd, asyncio.get_running_loop(), clock, busy_timeout, max_group,
                     migrations)
         store._on_commit = on_commit
+        store._on_write_health = on_write_health
         store._writer.start()
         try:
             await store._ready
@@ -890,6 +910,28 @@ class Store:
     async def flush(self) -> None:
         """Return once every write queued before this call is committed and fsynced."""
         await self._write(lambda tx: None)
+
+    @property
+    def write_failure(self) -> WriteFailure | None:
+        """Why the disk refuses writes now (full, I/O error), or None while it takes them.
+        Set by the first refused write, cleared by the next group that changes rows and
+        commits."""
+        return self._write_failure
+
+    async def wait_writable(self) -> None:
+        """Return at once while the store writes, else once a write succeeded again."""
+        await self._writable.wait()
+
+    async def probe_write(self) -> None:
+        """A real write that leaves nothing behind: a row written and removed in one
+        transaction, so its pages go to the disk. While ``write_failure`` is set, calling
+        this now and then notices that space returned even when nothing else writes."""
+        def probe(tx: _Tx) -> None:
+            tx.conn.execute(
+                "INSERT INTO webhook_positions (name, cursor, updated_unix_ms) VALUES (?, 0, ?)",
+                (_PROBE_NAME, tx.now_ms))
+            tx.conn.execute("DELETE FROM webhook_positions WHERE name = ?", (_PROBE_NAME,))
+        await self._write(probe)
 
     async def wait_stopped(self) -> BaseException | None:
         """Return once the writer thread has ended, by ``close()`` or by a fault: the fault,
@@ -1268,7 +1310,15 @@ class Store:
                     stop = True
                     break
                 group.append(command)
-            last_cursor = self._run_group(conn, group, last_cursor)
+            try:
+                last_cursor = self._run_group(conn, group, last_cursor)
+            except Exception as exc:
+                # Not SQLite's refusal (handled inside): a fault of ours. The group fails,
+                # the writer goes on with the next one.
+                log.error("store writer: a group failed unexpectedly", exc_info=exc)
+                error = StoreError(f"write failed unexpectedly: {exc!r}")
+                self._post(self._deliver, [(c.future, error, False) for c in group],
+                           last_cursor, False, False)
             if stop:
                 return
 
@@ -1276,15 +1326,16 @@ class Store:
         self, conn: sqlite3.Connection, group: list[_Command], last_cursor: int
     ) -> int:
         durable = any(c.durable for c in group)
-        if durable != self._sync_full:
-            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            self._sync_full = durable
         tx = _Tx(conn, _ms(self._clock()), last_cursor)
         started = time.perf_counter()
         single = len(group) == 1
         deliveries: list[_Delivery] = []
         committed = False
+        changes_before = conn.total_changes
         try:
+            if durable != self._sync_full:
+                conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._sync_full = durable
             conn.execute("BEGIN IMMEDIATE")
             failed = False
             for command in group:
@@ -1314,26 +1365,36 @@ class Store:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            error = StoreError(f"commit failed, nothing of this group was stored: {exc}")
-            error.__cause__ = exc
+            error = _as_store_error(
+                exc, "commit failed, nothing of this group was stored")
             deliveries = [(c.future, error, False) for c in group]
             tx.last_cursor = last_cursor
             committed = False
         if committed and self._on_commit is not None:
             with contextlib.suppress(Exception):  # a metrics fault must not stop the writer
                 self._on_commit(len(group), time.perf_counter() - started)
+        changed = committed and conn.total_changes != changes_before
         self._post(self._deliver, deliveries, tx.last_cursor if committed else last_cursor,
-                   committed)
+                   committed, changed)
         return tx.last_cursor if committed else last_cursor
 
-    def _deliver(self, deliveries: list[_Delivery], last_cursor: int, committed: bool) -> None:
-        """On the loop: count, publish the new cursor, resolve every waiter of the group."""
+    def _deliver(
+        self, deliveries: list[_Delivery], last_cursor: int, committed: bool, changed: bool,
+    ) -> None:
+        """On the loop: count, publish the new cursor and the write health, resolve every
+        waiter of the group."""
         if committed:
             self._commit_count += 1
         self._command_count += len(deliveries)
         if last_cursor > self._last_cursor:
             self._last_cursor = last_cursor
             self._wake_event_waiters()
+        refused = next((value for _, value, ok in deliveries
+                        if not ok and isinstance(value, StoreWriteError)), None)
+        if refused is not None:
+            self._note_write_refused(refused)
+        elif changed and self._write_failure is not None:
+            self._note_writable()
         for future, value, ok in deliveries:
             if future.done():   # the caller was cancelled: it loses only its wait
                 continue
@@ -1341,6 +1402,29 @@ class Store:
                 future.set_result(value)
             else:
                 future.set_exception(cast(BaseException, value))
+
+    def _note_write_refused(self, error: StoreWriteError) -> None:
+        failure = self._write_failure
+        if failure is None:
+            failure = WriteFailure(error.reason, error.detail, self._clock())
+            self._writable.clear()
+        else:
+            failure = replace(failure, reason=error.reason, detail=error.detail,
+                              refused=failure.refused + 1)
+        self._write_failure = failure
+        self._report_health(failure)
+
+    def _note_writable(self) -> None:
+        self._write_failure = None
+        self._writable.set()
+        self._report_health(None)
+
+    def _report_health(self, failure: WriteFailure | None) -> None:
+        if self._on_write_health is not None:
+            try:
+                self._on_write_health(failure)
+            except Exception:
+                log.exception("store write health listener failed")
 
     def _wake_event_waiters(self) -> None:
         generation = self._new_events
@@ -1353,9 +1437,28 @@ def _set_future_exception(future: asyncio.Future[None], exc: BaseException) -> N
         future.set_exception(exc)
 
 
-def _as_store_error(exc: Exception) -> Exception:
+# SQLite primary result codes (the low byte of an extended code) that mean the disk, not the
+# command, refused the write: https://sqlite.org/rescode.html
+_FULL_CODES: Final = frozenset({13})  # SQLITE_FULL
+_IO_CODES: Final = frozenset({8, 10, 14})  # SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
+
+
+def _write_failure_reason(exc: sqlite3.Error) -> WriteFailureReason | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return None
+    if code & 0xFF in _FULL_CODES:
+        return "disk_full"
+    if code & 0xFF in _IO_CODES:
+        return "io_error"
+    return None
+
+
+def _as_store_error(exc: Exception, prefix: str = "write failed") -> Exception:
     if isinstance(exc, sqlite3.Error):
-        error = StoreError(f"write failed: {exc}")
+        reason = _write_failure_reason(exc)
+        error: StoreError = (StoreWriteError(reason, str(exc)) if reason is not None
+                             else StoreError(f"{prefix}: {exc}"))
         error.__cause__ = exc
         return error
     return exc

@@ -719,6 +719,23 @@ async def test_window_overflow_is_throttled_at_once(make_sim: Factory, connect) 
     assert [statuses[p.sequence_number] for p in pdus] == [S.ESME_ROK] * 2 + [S.ESME_RTHROTTLED] * 3
 
 
+async def test_held_answers_go_out_in_order_when_released(make_sim: Factory, connect) -> None:
+    sim = await make_sim()
+    client = await connect(sim)
+    await client.bind()
+    sim.hold_answers()
+    pdus = [client.submit_pdu(f"held {i}".encode()) for i in range(3)]
+    for pdu in pdus:
+        client.send(pdu)
+    await sim.wait_submits(3)
+    assert (await client.request(EnquireLink(sequence_number=client.next_sequence()))
+            ).command_status == S.ESME_ROK  # the link itself is answered meanwhile
+    assert client.inbox == [] and sim.release_answers() == 3
+    answers = [await client.next_pdu() for _ in pdus]
+    assert [a.sequence_number for a in answers] == [p.sequence_number for p in pdus]
+    assert (await client.submit()).command_status == S.ESME_ROK  # no longer held
+
+
 async def test_queue_full_injection(make_sim: Factory, connect) -> None:
     sim = await make_sim(faults=Faults(queue_full_every=3))
     client = await connect(sim)

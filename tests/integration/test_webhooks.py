@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from smppgw.api.events_json import event_json
 from smppgw.config import Secret, WebhookConfig
 from smppgw.metrics import Metrics
-from smppgw.store import MoMessage, NewMessage, NewSegment, Store
+from smppgw.store import MoMessage, NewMessage, NewSegment, Store, StoreWriteError
 from smppgw.webhooks import WebhookPusher, retry_delay, safe_url
 
 pytestmark = pytest.mark.timeout(30)
@@ -215,6 +215,41 @@ async def test_hmac_signature_verifies_over_the_exact_body(
 
 
 # --- failures and retries --------------------------------------------------------------------
+
+
+async def test_a_position_the_disk_refuses_is_kept_in_memory_and_pushing_goes_on(
+    store: IdleStore, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full disk must not stop a webhook: the batches go on from the position in memory;
+    the stored position catches up at the first write the disk takes."""
+    real_set = store.set_webhook_position
+    refusing = True
+
+    async def set_position(name: str, cursor: int) -> None:
+        if refusing:
+            raise StoreWriteError("disk_full", "database or disk is full")
+        await real_set(name, cursor)
+
+    monkeypatch.setattr(store, "set_webhook_position", set_position)
+    await add_state_events(store, 1)
+    config = WebhookConfig(url=receiver.url)
+    pusher = WebhookPusher(config, store, name="w0")
+    task = asyncio.ensure_future(pusher.run())
+    try:
+        async with asyncio.timeout(10):
+            await store.until_idle_at(1)
+            await add_state_events(store, 1)
+            await store.until_idle_at(2)
+            assert await store.get_webhook_position("w0") == 0
+            refusing = False
+            await add_state_events(store, 1)
+            await store.until_idle_at(3)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [[e["cursor"] for e in r.events] for r in receiver.received] == [[1], [2], [3]]
+    assert await store.get_webhook_position("w0") == 3
 
 
 async def test_a_failed_post_is_retried_and_only_a_2xx_moves_the_position(

@@ -70,6 +70,8 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "smppgw_store_commit_batch_size": ("histogram", set()),
     "smppgw_store_commit_duration_seconds": ("histogram", set()),
     "smppgw_worker_failures": ("counter", {"worker"}),
+    "smppgw_store_writable": ("gauge", set()),
+    "smppgw_store_write_failures": ("counter", {"reason"}),
 }
 
 
@@ -117,6 +119,8 @@ def exercise(metrics: Metrics) -> None:
     metrics.api_request("/v1/messages/{tracking_id}", 404, 0.001)
     metrics.store_commit(25, 0.002)
     metrics.worker_failure("dispatcher")
+    metrics.track_store(lambda: True)
+    metrics.store_write_refused("disk_full")
 
 
 def families(text: str) -> dict[str, tuple[str, list[Sample]]]:
