@@ -137,6 +137,7 @@ _PROVIDER_KEYS: Final = (
     "transliterate",
     "concat",
     "max_octets_per_part",
+    "max_pdu_octets",
     "submit_multi",
     "message_id_format",
     "receipt_id_base",
@@ -182,6 +183,10 @@ _HOSTNAME_RE: Final = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?")
 _MAX_SYSTEM_ID: Final = 15
 _MAX_PASSWORD: Final = 8
 _MAX_SYSTEM_TYPE: Final = 12
+# max_pdu_octets bounds: a submit_sm with empty fields is 33 octets; past 1 MiB no SMSC
+# reads it (SMPP 3.4's own largest field, message_payload, is 64 KiB).
+MIN_PDU_OCTETS: Final = 64
+MAX_PDU_OCTETS: Final = 1 << 20
 # sockaddr_un.sun_path is 108 bytes on Linux, NUL included.
 _MAX_UNIX_SOCKET_PATH: Final = 107
 # Set per message by the segmenter (SMPP 3.4 §5.3.2.22-24, §5.3.2.32); a default would corrupt
@@ -862,6 +867,10 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
             table.integer("max_octets_per_part", minimum=16, maximum=254),
             base.max_octets_per_part,
         ),
+        max_pdu_octets=_default(
+            table.integer("max_pdu_octets", minimum=MIN_PDU_OCTETS, maximum=MAX_PDU_OCTETS),
+            base.max_pdu_octets,
+        ),
         submit_multi=_default(table.boolean("submit_multi"), base.submit_multi),
         message_id_format=table.choice("message_id_format", _MESSAGE_ID_FORMATS)
         or base.message_id_format,
@@ -1453,6 +1462,7 @@ def _render_provider(provider: ProviderConfig) -> list[str]:
         _kv("transliterate", provider.transliterate),
         _kv("concat", profile.concat),
         _kv("max_octets_per_part", profile.max_octets_per_part),
+        _kv("max_pdu_octets", profile.max_pdu_octets),
         _kv("submit_multi", profile.submit_multi),
         _kv("message_id_format", profile.message_id_format),
         _kv("receipt_id_base", provider.receipt_id_base),
@@ -1570,7 +1580,8 @@ def _unknown_provider_rule(name: str, names: Sequence[str]) -> str:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:g}"
+    # Integers in full (1048576, not 1.04858e+06); other numbers as short as exact.
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _quote(text: str) -> str:

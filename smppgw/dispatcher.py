@@ -17,18 +17,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Literal
 
 from smppgw.config import ProviderConfig
 from smppgw.logs import RepeatedLog
 from smppgw.metrics import Metrics
 from smppgw.pool import BindPool, SubmitFailure
+from smppgw.profiles import ProviderProfile
 from smppgw.smpp import status as status_table
 from smppgw.smpp.constants import CommandStatus, Tag, Ton
+from smppgw.smpp.errors import PduEncodeError
 from smppgw.smpp.pdu import SubmitSm, Tlv
 from smppgw.smpp.receipt import message_id_key
-from smppgw.store import SegmentToSend, Store, StoreError, StoreWriteError, SubmitOutcome
+from smppgw.store import (
+    SegmentToSend,
+    Store,
+    StoreError,
+    StoreWriteError,
+    SubmitOutcome,
+    Tlvs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +56,89 @@ def validity_period(valid_until_wall: float | None) -> str:
     return moment.strftime("%y%m%d%H%M%S") + "000+"
 
 
+def build_submit_sm(
+    profile: ProviderProfile, *, source: str, destination: str, esm_class: int,
+    registered_delivery: int, valid_until_wall: float | None, data_coding: int,
+    short_message: bytes, tlvs: Tlvs,
+) -> SubmitSm:
+    """The submit_sm (SMPP 3.4 §4.4.1) of one stored part, as it goes to ``profile``'s SMSC.
+    Pure; the accept path builds the same PDU to check that it encodes and fits."""
+    if source and not source.lstrip("+").isdigit():
+        source_ton, source_npi = int(Ton.ALPHANUMERIC), 0
+    else:
+        source_ton, source_npi = profile.default_ton, profile.default_npi
+    return SubmitSm(
+        service_type="",
+        source_addr_ton=source_ton,
+        source_addr_npi=source_npi,
+        source_addr=source.lstrip("+"),
+        dest_addr_ton=profile.default_ton,
+        dest_addr_npi=profile.default_npi,
+        destination_addr=destination,
+        esm_class=esm_class,
+        registered_delivery=registered_delivery,
+        validity_period=validity_period(valid_until_wall),
+        data_coding=data_coding,
+        short_message=short_message,
+        tlvs=tuple(Tlv(tag, raw) for tag, raw in tlvs),
+    )
+
+
 def retry_delay(attempts: int) -> float:
     """Seconds before a transient failure is retried: 1 s doubling, at most 5 minutes."""
     return float(min(300, 2 ** min(attempts, 9)))
+
+
+# How a send ended, for the repeat rule: "link_lost" = the link went while the part awaited
+# its answer (the SMSC may drop a bind on a PDU it cannot take, instead of answering it);
+# "send_error" = a fault of ours while sending it. Any other ending (an answer, a timeout, a
+# throttle) ends a streak: a slow or busy SMSC never fails a message by this rule.
+Ending = Literal["link_lost", "send_error"]
+#: Sends in a row that end the same way before the part's message fails.
+REPEAT_LIMITS: Mapping[Ending, int] = {"link_lost": 3, "send_error": 3}
+
+
+class RepeatedEndings:
+    """Parts whose sends keep ending the same way: the one decision that ends a poison part,
+    which no SMPP status reports. Pure: counts per part (a segment id), no clock, no I/O.
+
+    A part that was in flight when a link was lost is a *suspect* until a send of it ends
+    another way; the dispatcher sends suspects one at a time, so an innocent part is not in
+    flight with the culprit at the next drop, and only the culprit reaches the limit.
+    At most ``capacity`` parts are remembered (the oldest are forgotten first).
+    """
+
+    __slots__ = ("_capacity", "_limits", "_streaks")
+
+    def __init__(
+        self, limits: Mapping[Ending, int] = REPEAT_LIMITS, capacity: int = 100_000
+    ) -> None:
+        self._limits = limits
+        self._capacity = capacity
+        self._streaks: dict[int, tuple[Ending, int]] = {}
+
+    def note(self, part: int, ending: Ending | None) -> bool:
+        """One send of ``part`` ended ``ending`` (None: any other way, which forgets it).
+        True when that makes ``limit`` in a row: fail the part's message."""
+        streaks = self._streaks
+        previous = streaks.pop(part, None)
+        if ending is None:
+            return False
+        count = previous[1] + 1 if previous is not None and previous[0] == ending else 1
+        if count >= self._limits[ending]:
+            return True
+        streaks[part] = (ending, count)
+        if len(streaks) > self._capacity:
+            del streaks[next(iter(streaks))]
+        return False
+
+    def suspect(self, part: int) -> bool:
+        """The last send of ``part`` was in flight when its link was lost."""
+        streak = self._streaks.get(part)
+        return streak is not None and streak[0] == "link_lost"
+
+    def __len__(self) -> int:
+        return len(self._streaks)
 
 
 def store_retry_delay(failures: int) -> float:
@@ -85,6 +175,8 @@ class Dispatcher:
         # Claimed segments a worker holds (sending, or building the outcome), by segment id:
         # what a run that failed must give back.
         self._in_hand: dict[int, SegmentToSend] = {}
+        self._endings = RepeatedEndings()
+        self._suspect_lane = asyncio.Lock()
         self._idle = asyncio.Event()
         self._stopping = False
         self.submitted = 0
@@ -226,27 +318,11 @@ class Dispatcher:
     # --- sending -------------------------------------------------------------------------------
 
     def build_pdu(self, segment: SegmentToSend) -> SubmitSm:
-        profile = self.provider.profile
-        source = segment.source
-        if source and not source.lstrip("+").isdigit():
-            source_ton, source_npi = int(Ton.ALPHANUMERIC), 0
-        else:
-            source_ton, source_npi = profile.default_ton, profile.default_npi
-        return SubmitSm(
-            service_type="",
-            source_addr_ton=source_ton,
-            source_addr_npi=source_npi,
-            source_addr=source.lstrip("+"),
-            dest_addr_ton=profile.default_ton,
-            dest_addr_npi=profile.default_npi,
-            destination_addr=segment.destination,
-            esm_class=segment.esm_class,
-            registered_delivery=segment.registered_delivery,
-            validity_period=validity_period(segment.valid_until_wall),
-            data_coding=segment.data_coding,
-            short_message=segment.short_message,
-            tlvs=tuple(Tlv(tag, raw) for tag, raw in segment.tlvs),
-        )
+        return build_submit_sm(
+            self.provider.profile, source=segment.source, destination=segment.destination,
+            esm_class=segment.esm_class, registered_delivery=segment.registered_delivery,
+            valid_until_wall=segment.valid_until_wall, data_coding=segment.data_coding,
+            short_message=segment.short_message, tlvs=segment.tlvs)
 
     async def _worker(self) -> None:
         queue = self._queue
@@ -274,23 +350,36 @@ class Dispatcher:
 
     async def _send(self, segment: SegmentToSend) -> SubmitOutcome:
         sent_at = self.wall_clock()
+        part = segment.segment_id
         try:
             pdu = self.build_pdu(segment)
-        except Exception as exc:  # a stored segment the codec refuses: fail it, loudly
-            log.error("segment cannot be encoded", extra={"kv": {
-                "tracking_id": segment.tracking_id, "detail": str(exc)}})
-            return SubmitOutcome.permanent(segment.segment_id, "ENCODING", error=str(exc))
-        try:
-            result = await self.pool.submit(pdu)
+            if self._endings.suspect(part):
+                async with self._suspect_lane:  # see RepeatedEndings
+                    result = await self.pool.submit(pdu)
+            else:
+                result = await self.pool.submit(pdu)
+        except PduEncodeError as exc:
+            # A stored part our encoder refuses (stored before accept checked it, or a rule
+            # that changed): the same every time, so it fails now, loudly.
+            self._endings.note(part, None)
+            return self._fail(segment, "ENCODING", f"the submit_sm does not encode: {exc}")
         except SubmitFailure as failure:
             if failure.kind == "closing":
-                return SubmitOutcome.released(segment.segment_id)
+                return SubmitOutcome.released(part)
+            lost = failure.kind == "connection_lost"
+            if self._endings.note(part, "link_lost" if lost else None):
+                return self._fail(
+                    segment, "BIND_DROPPED",
+                    f"the SMSC dropped the bind right after this part, "
+                    f"{REPEAT_LIMITS['link_lost']} times in a row; it is not sent again",
+                    bind=failure.bind, sent_at_wall=sent_at)
             # Lost with the connection or timed out: sent again soon (at-least-once).
             return SubmitOutcome.transient(
-                segment.segment_id, self.wall_clock() + min(5.0, retry_delay(segment.attempts)),
+                part, self.wall_clock() + min(5.0, retry_delay(segment.attempts)),
                 error=f"{failure.kind} on {failure.bind}", bind=failure.bind,
                 sent_at_wall=sent_at,
             )
+        self._endings.note(part, None)
         status = result.status
         if status == CommandStatus.ESME_ROK:
             message_id = result.message_id or ""
@@ -331,16 +420,34 @@ class Dispatcher:
 
     def _send_failed(self, segment: SegmentToSend, exc: Exception) -> SubmitOutcome:
         """A fault of ours while sending ``segment``: logged (the first of a streak with its
-        traceback), counted, and the part retried like a transient failure."""
+        traceback), counted, and the part retried like a transient failure, or failed once
+        its sends ended so REPEAT_LIMITS times in a row."""
         if self.metrics is not None:
             self.metrics.worker_failure("dispatcher")
         if self._send_failures.note():
             log.error("sending a part failed; it will be retried", exc_info=exc, extra={"kv": {
                 "provider": self.provider.name, "tracking_id": segment.tracking_id,
                 "part": f"{segment.part_index + 1}/{segment.parts}"}})
+        error = f"internal error: {type(exc).__name__}: {exc}"
+        if self._endings.note(segment.segment_id, "send_error"):
+            return self._fail(segment, "SEND_ERROR", f"sending this part failed "
+                              f"{REPEAT_LIMITS['send_error']} times in a row; last: {error}")
         return SubmitOutcome.transient(
-            segment.segment_id, self.wall_clock() + retry_delay(segment.attempts),
-            error=f"internal error: {type(exc).__name__}: {exc}")
+            segment.segment_id, self.wall_clock() + retry_delay(segment.attempts), error=error)
+
+    def _fail(
+        self, segment: SegmentToSend, status_name: str, reason: str, *, bind: str | None = None,
+        sent_at_wall: float | None = None,
+    ) -> SubmitOutcome:
+        """Fail ``segment``'s message for a reason of smppgw's own, not an SMSC status: one
+        warning line (tracking id, never the text or the number) and the reason in its
+        history."""
+        log.warning("part failed; not sent again", extra={"bind": bind, "kv": {
+            "tracking_id": segment.tracking_id,
+            "part": f"{segment.part_index + 1}/{segment.parts}", "status": status_name,
+            "reason": reason}})
+        return SubmitOutcome.permanent(segment.segment_id, status_name, error=reason, bind=bind,
+                                       sent_at_wall=sent_at_wall)
 
     # --- recording -----------------------------------------------------------------------------
 

@@ -10,6 +10,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from smppgw.smpp.codec import DEFAULT_MAX_COMMAND_LENGTH
+
+# The largest submit_sm (its command_length, header included) the built-in profiles send.
+# Neither provider's document states one. Both take at most 140 octets of message per part
+# and ask for UDH concatenation, so a real submit_sm is under 400 octets: 16 of header, the
+# mandatory fields at their SMPP 3.4 maxima (about 190) and the message, plus a few TLVs
+# (Qikberry's DLT ids). 4096 leaves room for any TLVs an application adds, and refuses at
+# accept the messages an SMSC answers by dropping the bind (one of ~30 KB of TLVs did).
+PROVIDER_MAX_PDU_OCTETS = 4096
+
 ConcatMethod = Literal["udh8", "udh16", "sar", "payload"]
 BindType = Literal["transceiver", "transmitter", "receiver"]
 MessageIdFormat = Literal["uuid", "hex", "decimal"]
@@ -54,6 +64,8 @@ class ProviderProfile:
     gsm_extension: bool = True  # may GSM 03.38 escape sequences go out as GSM7?
     concat: ConcatMethod = "udh8"
     max_octets_per_part: int = 140
+    # SMPP 3.4 sets no limit but message_payload's 64 KiB (§5.3.2.32): the codec's maximum.
+    max_pdu_octets: int = DEFAULT_MAX_COMMAND_LENGTH
     submit_multi: bool = False
     message_id_format: MessageIdFormat = "hex"
     receipt_style: Literal["standard", "wavy", "qikberry"] = "standard"
@@ -81,6 +93,7 @@ WAVY = ProviderProfile(
     # Wavy's carriers do not support the GSM 03.38 extension table.
     gsm_extension=False,
     concat="udh8",
+    max_pdu_octets=PROVIDER_MAX_PDU_OCTETS,
     message_id_format="uuid",
     receipt_style="wavy",
 )
@@ -109,6 +122,7 @@ QIKBERRY = ProviderProfile(
     gsm_extension=True,
     concat="udh8",
     max_octets_per_part=140,
+    max_pdu_octets=PROVIDER_MAX_PDU_OCTETS,
     submit_multi=False,
     message_id_format="hex",
     receipt_style="qikberry",

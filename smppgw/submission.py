@@ -3,6 +3,11 @@
 The API (both endpoints) and ``smppgw send`` all come through ``SubmitService.submit``, so a
 message is routed, encoded and made durable the same way whatever door it used. "Accepted"
 is answered only after the store has committed and fsynced the message.
+
+Nothing is accepted that could never be sent: each part's submit_sm is built as the
+dispatcher will build it and encoded (``sendable``), so a field our encoder refuses, a TLV
+outside its SMPP 3.4 length or a PDU larger than the provider takes (``max_pdu_octets``) is
+refused here, naming the field and the rule, rather than failing or looping at send time.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from smppgw.api.schemas import FieldError, SubmitRequest
+from smppgw.api.schemas import ErrorCode, FieldError, SubmitRequest
 from smppgw.config import Config, ProviderConfig
+from smppgw.dispatcher import build_submit_sm
 from smppgw.router import NoRouteError, RouteProvider, Router
+from smppgw.smpp.codec import encode
 from smppgw.smpp.constants import EsmClass, Tag
-from smppgw.smpp.errors import EncodingError, SegmentationError
+from smppgw.smpp.errors import EncodingError, PduEncodeError, SegmentationError
+from smppgw.smpp.pdu import TLV_SPECS, tag_name
 from smppgw.smpp.segment import ReferenceAllocator, encode_message, reference_bits
 from smppgw.smpp.text import TextPolicy
 from smppgw.store import NewMessage, NewSegment, Store
@@ -212,7 +220,7 @@ class SubmitService:
             "tracking_id": tracking_id, "accepted": True, "segments": len(segments),
             "data_coding": encoded.data_coding, "provider": provider_name,
         }
-        return NewMessage(
+        message = NewMessage(
             tracking_id=tracking_id,
             provider=provider_name,
             source=sender,
@@ -230,7 +238,59 @@ class SubmitService:
             valid_until_wall=self.wall_clock() + validity * 60,
             answer=answer,
         )
+        problem = sendable(message, codec.config, prefix, has_own_tlvs=bool(request.tlvs))
+        return message if problem is None else self._refuse(request, problem)
 
     @staticmethod
     def _refuse(request: SubmitRequest, error: FieldError) -> SubmitAnswer:
         return SubmitAnswer(request.client_id, None, False, error=error)
+
+
+# Where a field of the submit_sm comes from in the request (the API's names).
+_REQUEST_FIELD: Mapping[str, tuple[ErrorCode, str]] = {
+    "source_addr": ("invalid_sender", "from"),
+    "destination_addr": ("invalid_destination", "to"),
+    "short_message": ("invalid_value", "text"),
+    "tlvs": ("invalid_tlv", "tlvs"),
+    "validity_period": ("invalid_value", "validity_minutes"),
+}
+
+
+def sendable(
+    message: NewMessage, provider: ProviderConfig, prefix: str, *, has_own_tlvs: bool,
+) -> FieldError | None:
+    """Why ``message`` could never be sent to ``provider``, or None. Pure: every TLV within
+    its SMPP 3.4 §5.3.2 length, then each part's submit_sm built as the dispatcher builds it,
+    encoded, and no larger than the provider's ``max_pdu_octets``. ``prefix`` names the
+    message in the request (``messages[3]``); ``has_own_tlvs`` says the request carried TLVs,
+    the likelier cause of a PDU too large."""
+    for tag, raw in message.tlvs:
+        spec = TLV_SPECS.get(tag)
+        if spec is not None and not spec.min_length <= len(raw) <= spec.max_length:
+            return FieldError(
+                "invalid_tlv", f"{prefix}.tlvs.0x{tag:04x}",
+                f"{tag_name(tag)} is {spec.min_length}..{spec.max_length} octets "
+                f"(SMPP 3.4 §5.3.2), got {len(raw)}")
+    profile = provider.profile
+    parts = len(message.segments)
+    for index, segment in enumerate(message.segments):
+        pdu = build_submit_sm(
+            profile, source=message.source, destination=message.destination,
+            esm_class=segment.esm_class,
+            registered_delivery=message.registered_delivery,
+            valid_until_wall=message.valid_until_wall, data_coding=segment.data_coding,
+            short_message=segment.short_message, tlvs=message.tlvs + segment.tlvs)
+        try:
+            octets = len(encode(pdu))
+        except PduEncodeError as exc:
+            code, name = _REQUEST_FIELD.get(exc.field, ("invalid_value", ""))
+            return FieldError(
+                code, f"{prefix}.{name}" if name else prefix,
+                f"the submit_sm would not encode: {exc.field} {exc.rule} (SMPP 3.4 §4.4.1)")
+        if octets > profile.max_pdu_octets:
+            return FieldError(
+                "invalid_tlv" if has_own_tlvs else "invalid_value",
+                f"{prefix}.tlvs" if has_own_tlvs else f"{prefix}.text",
+                f"part {index + 1} of {parts} makes a {octets}-octet submit_sm; provider "
+                f"{provider.name} takes at most {profile.max_pdu_octets} (max_pdu_octets)")
+    return None

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Iterator
 
 from smppgw.smpp.constants import CommandStatus
-from smppgw.smpp.errors import FrameError, LocalProtocolError, PduDecodeError
+from smppgw.smpp.errors import FrameError, LocalProtocolError, PduDecodeError, PduEncodeError
 from smppgw.smpp.pdu import (
     PDU_BY_COMMAND_ID,
     PDU_CLASSES,
@@ -67,8 +67,8 @@ def _too_long(field: str, max_length: int, status: CommandStatus) -> _FieldError
     return _FieldError(f"{field} longer than {max_length - 1} octets", status)
 
 
-def _encode_error(pdu: Pdu, field: str, rule: str) -> LocalProtocolError:
-    return LocalProtocolError(f"{type(pdu).__name__}.{field}: {rule}")
+def _encode_error(pdu: Pdu, field: str, rule: str) -> PduEncodeError:
+    return PduEncodeError(type(pdu).__name__, field, rule)
 
 
 # --- TLVs -----------------------------------------------------------------------------------
@@ -112,7 +112,8 @@ def encode_tlvs(tlvs: tuple[Tlv, ...]) -> bytes:
     for tlv in tlvs:
         raw = tlv.raw
         if len(raw) > 0xFFFF:
-            raise LocalProtocolError(f"{tag_name(tlv.tag)}: length {len(raw)} exceeds 65535")
+            raise PduEncodeError(
+                "Tlv", "tlvs", f"{tag_name(tlv.tag)}: length {len(raw)} exceeds 65535")
         out.append(pack_head(tlv.tag, len(raw)))
         out.append(raw)
     return b"".join(out)
@@ -404,7 +405,8 @@ _ENCODERS: dict[type[Pdu], Encoder] = {cls: _compile_encoder(cls) for cls in PDU
 
 
 def encode(pdu: Pdu) -> bytes:
-    """The PDU's octets, header included. Raises LocalProtocolError for values the spec forbids."""
+    """The PDU's octets, header included. Raises PduEncodeError (a LocalProtocolError) for
+    values the spec forbids."""
     try:
         encoder = _ENCODERS[type(pdu)]
     except KeyError:

@@ -19,6 +19,18 @@ class LocalProtocolError(ProtocolError):
     """We asked the core for something illegal (a programming error above the core)."""
 
 
+class PduEncodeError(LocalProtocolError):
+    """A PDU we asked to encode holds a value SMPP 3.4 forbids in ``field`` (a field name
+    of the PDU class, or ``tlvs``): the value is at fault, not the state of anything, so
+    sending the same PDU again fails the same way."""
+
+    def __init__(self, pdu_name: str, field: str, rule: str) -> None:
+        self.pdu_name = pdu_name
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{pdu_name}.{field}: {rule}")
+
+
 class RemoteProtocolError(ProtocolError):
     """The peer sent something we cannot accept.
 

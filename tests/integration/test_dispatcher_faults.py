@@ -19,12 +19,14 @@ from prometheus_client import CollectorRegistry
 from smppgw.config import ProviderConfig, parse_config
 from smppgw.dispatcher import Dispatcher
 from smppgw.metrics import Metrics
-from smppgw.pool import SubmitResult
+from smppgw.pool import SubmitFailure, SubmitResult
 from smppgw.smpp.constants import CommandStatus
-from smppgw.smpp.pdu import Pdu, SubmitSmResp
+from smppgw.smpp.pdu import Pdu, SubmitSm, SubmitSmResp
 from smppgw.store import MessageView, NewMessage, NewSegment, Store
+from tests.integration.test_hostile_smsc import Running, running
 
 pytestmark = pytest.mark.timeout(30)
+__all__ = ["running"]  # the fixture, imported: a daemon bound to the simulator
 
 WAIT = 10.0
 
@@ -119,3 +121,121 @@ async def test_a_fault_while_sending_one_part_is_contained_and_the_part_retried(
 
 
 
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def retries_until(store: Store, dispatcher: Dispatcher, clock: FakeClock,
+                        tracking_id: str, done: Callable[[MessageView], bool]) -> MessageView:
+    """Move the clock past every retry delay and wake the feeder, until ``done``."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            message = await store.get_message(tracking_id)
+            assert message is not None
+            if done(message):
+                return message
+            clock.now += 600
+            dispatcher.wake()
+            await store.wait_for_events(store.last_cursor, 0.05)
+
+
+async def test_a_part_after_which_the_bind_keeps_dropping_fails_after_three_tries(
+    tmp_path: Path,
+) -> None:
+    """A part the SMSC answers by dropping the bind (it was in flight each time the link
+    went) fails its message after three drops in a row, with the reason in its history,
+    instead of being sent again until its validity ends. The other parts go on."""
+    clock = FakeClock()
+    store = await Store.open(tmp_path / "state", clock=clock)
+
+    def script(pdu: Pdu) -> int | BaseException:
+        assert isinstance(pdu, SubmitSm)
+        if b"poison" in pdu.short_message:
+            return SubmitFailure("connection_lost", "sim#0")
+        return CommandStatus.ESME_ROK
+
+    pool: Any = ScriptedPool(script)
+    dispatcher = Dispatcher(provider(tmp_path), store, pool, wall_clock=clock)
+    try:
+        poison = await accept(store, b"poison")
+        fine = await accept(store, b"fine")
+        async with dispatching(dispatcher):
+            message = await retries_until(store, dispatcher, clock, poison,
+                                          lambda m: m.state == "failed")
+            await retries_until(store, dispatcher, clock, fine,
+                                lambda m: m.state == "submitted")
+    finally:
+        await store.close()
+    assert [p.short_message for p in pool.sent].count(b"poison") == 3
+    assert message.segments[0].submit_status == "BIND_DROPPED"
+    failed = [h for h in message.history if h.type == "state" and h.state == "failed"]
+    assert failed and "dropped the bind" in str(failed[0].detail["detail"])
+    assert "3 times in a row" in str(message.last_error)
+
+
+async def test_parts_in_flight_at_a_drop_are_sent_again_one_at_a_time(tmp_path: Path) -> None:
+    """After a drop, the parts that were in flight are suspects: they go out again one at a
+    time, so an innocent part is never in flight with the culprit a second time."""
+    clock = FakeClock()
+    store = await Store.open(tmp_path / "state", clock=clock)
+    first_send: set[bytes] = set()
+    in_flight = 0
+    most_in_flight = 0
+
+    class Pool:
+        provider_metrics = None
+        sent: list[Pdu] = []
+
+        async def submit(self, pdu: Pdu) -> SubmitResult:
+            nonlocal in_flight, most_in_flight
+            assert isinstance(pdu, SubmitSm)
+            self.sent.append(pdu)
+            if pdu.short_message not in first_send:
+                first_send.add(pdu.short_message)
+                raise SubmitFailure("connection_lost", "sim#0")
+            in_flight += 1
+            most_in_flight = max(most_in_flight, in_flight)
+            for _ in range(5):
+                await asyncio.sleep(0)  # let any other worker start its send
+            in_flight -= 1
+            return SubmitResult(0, "id", "sim#0", SubmitSmResp(message_id="id"))
+
+    pool: Any = Pool()
+    dispatcher = Dispatcher(provider(tmp_path, window=4), store, pool, wall_clock=clock)
+    try:
+        ids = [await accept(store, f"part {n}".encode()) for n in range(4)]
+        async with dispatching(dispatcher):
+            for tracking_id in ids:
+                await retries_until(store, dispatcher, clock, tracking_id,
+                                    lambda m: m.state == "submitted")
+    finally:
+        await store.close()
+    assert len(pool.sent) == 8 and most_in_flight == 1
+
+
+async def test_a_stored_part_that_does_not_encode_fails_its_message_and_nothing_stops(
+    running: Running,
+) -> None:
+    """A part stored before accept checked it (an older smppgw, sender_policy "warn") whose
+    sender is not Latin-1: the session's encoder refuses it at send time. Its message fails
+    with the reason; the worker, the dispatcher and the daemon go on."""
+    daemon = running.daemon
+    assert daemon.store is not None
+    [bad] = await daemon.store.accept_messages([NewMessage(
+        tracking_id="b" * 32, provider="sim", source="Acme€", destination="5511999999999",
+        text="x", segments=(NewSegment(b"never sent"),))])
+    daemon._wake_dispatchers({"sim"})
+    message = await until(daemon.store, bad.tracking_id, lambda m: m.state == "failed")
+    assert message.segments[0].submit_status == "ENCODING"
+    assert "source_addr" in str(message.last_error) and "Latin-1" in str(message.last_error)
+    assert not [r for r in running.sim.submits if b"never sent" in r.raw]
+    good = await accept(daemon.store, b"sent after")
+    daemon._wake_dispatchers({"sim"})
+    await until(daemon.store, good, lambda m: m.state in ("submitted", "accepted", "delivered"))
+    await running.still_serving()

@@ -152,6 +152,16 @@ def test_qikberry_profile_defaults(tmp_path: Path) -> None:
     assert merged == QIKBERRY
 
 
+def test_the_largest_submit_sm_defaults_by_profile_and_can_be_set(tmp_path: Path) -> None:
+    """max_pdu_octets: 4096 for the built-in providers, SMPP 3.4's 64 KiB payload otherwise."""
+    assert parse(provider(profile="wavy"), tmp_path).providers[0].profile.max_pdu_octets == 4096
+    assert parse(provider(), tmp_path).providers[0].profile.max_pdu_octets == 0x10000 + 1024
+    custom = parse(provider("max_pdu_octets = 2048", profile="qikberry"), tmp_path)
+    assert custom.providers[0].profile.max_pdu_octets == 2048
+    assert only_problem(provider("max_pdu_octets = 32"), tmp_path) == Problem(
+        "provider[0].max_pdu_octets", "must be between 64 and 1048576")
+
+
 def test_data_coding_overrides_only_named_alphabets(tmp_path: Path) -> None:
     merged = parse(provider("data_coding = { latin1 = 3, flash_ucs2 = false }"), tmp_path)
     assert merged.providers[0].profile.data_coding == DataCodingMap(
