@@ -34,6 +34,7 @@ FailureKind = Literal[
     "queue_full",  # ESME_RMSGQFUL
     "bind_rejected",  # bind_resp error other than credentials (ESME_RBINDFAIL, too many binds)
     "bind_rejected_credentials",  # ESME_RINVPASWD / ESME_RINVSYSID
+    "local",  # the bind cannot even be built here: an unreadable certificate, a bad setting
 ]
 FAILURE_KINDS: tuple[FailureKind, ...] = get_args(FailureKind)
 
@@ -119,6 +120,9 @@ DEFAULT_POLICIES: Mapping[str, BackoffPolicy] = MappingProxyType(
         # A wrong password must never hammer the provider: some lock the account after a few
         # failed binds. One minute at least, then doubling to one hour.
         "bind_rejected_credentials": BackoffPolicy(initial=60.0, cap=3600.0, floor=60.0),
+        # Nothing on the network changes it: only a replaced file (read at every attempt)
+        # or a restart. Tried now and then, each attempt logged with its cause.
+        "local": BackoffPolicy(initial=30.0, cap=300.0, floor=30.0),
     }
 )
 

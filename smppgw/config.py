@@ -33,6 +33,8 @@ from smppgw.profiles import (
     ProviderProfile,
 )
 from smppgw.smpp.constants import Npi, Tag, Ton
+from smppgw.smpp.errors import LocalProtocolError, PduEncodeError
+from smppgw.smpp.session import SessionConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -308,6 +310,25 @@ class ProviderConfig:
     bind_timeout: float = DEFAULT_BIND_TIMEOUT
     transliterate: bool = False
     receipt_id_base: ReceiptIdBase = "same"
+
+    def session_config(self) -> SessionConfig:
+        """What each of this provider's binds runs its session with. Raises
+        LocalProtocolError for a value no bind could use; parse_config reports that as a
+        problem, so a loaded config never does."""
+        profile = self.profile
+        return SessionConfig(
+            system_id=self.system_id,
+            password=self.password.reveal(),
+            system_type=profile.system_type,
+            bind_type=profile.bind_type,
+            interface_version=profile.interface_version,
+            addr_ton=0,
+            addr_npi=0,
+            window=profile.window,
+            response_timeout=profile.response_timeout,
+            enquire_link_interval=profile.enquire_link_interval,
+            bind_timeout=self.bind_timeout,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -798,6 +819,7 @@ class _ParsedProvider:
 
 
 def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
+    problems_before = len(ctx.errors)
     name = table.string("name", required=True) or ""
     if name and not _NAME_RE.fullmatch(name):
         ctx.error(table.path("name"), f"must match [a-z0-9_-]+, got {_quote(name)}")
@@ -819,12 +841,8 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
         missing_rule="missing required key: set password_file, password_env or password",
         allow_inline=True,
     )
-    if password is not None and len(password.reveal()) > _MAX_PASSWORD:
-        ctx.warn(
-            table.path("password"),
-            f"longer than {_MAX_PASSWORD} characters, the SMPP 3.4 §4.1.1 limit; "
-            "the SMSC may reject or truncate it",
-        )
+    if password is not None:
+        _check_password(table, password)
     system_type = _default(table.string("system_type"), base.system_type)
     _check_c_octet(table, "system_type", system_type, _MAX_SYSTEM_TYPE)
 
@@ -906,7 +924,36 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
         transliterate=_default(table.boolean("transliterate"), False),
         receipt_id_base=table.choice("receipt_id_base", _RECEIPT_ID_BASES) or "same",
     )
+    if len(ctx.errors) == problems_before:
+        # Whatever the rules above missed that the session itself refuses would make every
+        # bind fail locally, silently: the same check here, before a daemon runs with it.
+        try:
+            config.session_config()
+        except PduEncodeError as exc:  # a field of the bind PDU: the key of the same name
+            ctx.error(table.path(exc.field), f"{exc.rule}: every bind would fail")
+        except LocalProtocolError as exc:
+            ctx.error(table.prefix, f"no bind could be built: {exc}")
     return _ParsedProvider(config=config, path=table.prefix, route_paths=route_paths)
+
+
+def _check_password(table: _Table, password: Secret) -> None:
+    """A password every bind would carry and the SMSC refuse (or that would not even encode)
+    is an error, not a warning: the provider would sit in backoff forever. Named by the key
+    it came from; the rule never quotes it."""
+    key = next((k for k in ("password", "password_file", "password_env") if k in table),
+               "password")
+    try:
+        raw = password.reveal().encode("latin-1")
+    except UnicodeEncodeError:
+        rule = "is not Latin-1 text, which an SMPP C-Octet String must be"
+    else:
+        if 0 in raw:
+            rule = "holds a NUL octet, which ends an SMPP C-Octet String (§3.1)"
+        elif len(raw) > _MAX_PASSWORD:
+            rule = f"{len(raw)} octets, more than the {_MAX_PASSWORD} SMPP 3.4 §4.1.1 allows"
+        else:
+            return
+    table.ctx.error(table.path(key), f"{rule}: every bind would fail")
 
 
 def _check_c_octet(table: _Table, key: str, value: str, limit: int) -> None:

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 # --- bounded label vocabularies ----------------------------------------------------------------
 
 ReconnectReason = Literal[
+    "local",
     "connect_refused",
     "dns",
     "tls",
@@ -75,6 +76,7 @@ ReconnectReason = Literal[
 # Why a bind went down; pool.py's ConnectFailure.kind uses these words. Anything else is "other",
 # so an exception message can never become a label value.
 RECONNECT_REASONS: Final[tuple[ReconnectReason, ...]] = (
+    "local",  # the bind could not be built here (settings, certificate files)
     "connect_refused",
     "dns",
     "tls",

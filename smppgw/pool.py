@@ -25,6 +25,7 @@ from smppgw.logs import BindLogger, RepeatedLog
 from smppgw.metrics import BindMetrics, Metrics, ProviderMetrics
 from smppgw.net.connection import SmppConnection
 from smppgw.net.tls import (
+    TlsError,
     TlsSettings,
     check_pin,
     client_context,
@@ -34,6 +35,7 @@ from smppgw.net.tls import (
 from smppgw.ratelimit import CombinedBucket, TokenBucket
 from smppgw.smpp import status as status_table
 from smppgw.smpp.constants import CommandStatus
+from smppgw.smpp.errors import LocalProtocolError
 from smppgw.smpp.events import (
     BindRejected,
     Bound,
@@ -46,7 +48,7 @@ from smppgw.smpp.events import (
     ResponseReceived,
 )
 from smppgw.smpp.pdu import Pdu, SubmitSmResp
-from smppgw.smpp.session import Session, SessionConfig, SessionState
+from smppgw.smpp.session import Session, SessionState
 
 log = logging.getLogger(__name__)
 
@@ -132,23 +134,6 @@ class BindStatus:
     connects: int
     last_error: str | None
     paused_for: float
-
-
-def _session_config(provider: ProviderConfig) -> SessionConfig:
-    profile = provider.profile
-    return SessionConfig(
-        system_id=provider.system_id,
-        password=provider.password.reveal(),
-        system_type=profile.system_type,
-        bind_type=profile.bind_type,
-        interface_version=profile.interface_version,
-        addr_ton=0,
-        addr_npi=0,
-        window=profile.window,
-        response_timeout=profile.response_timeout,
-        enquire_link_interval=profile.enquire_link_interval,
-        bind_timeout=provider.bind_timeout,
-    )
 
 
 def tls_settings(provider: ProviderConfig, host: str) -> TlsSettings:
@@ -335,7 +320,8 @@ class BindSlot:
     # --- the slot's life ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Keep this bind up until the pool stops; never raises except on cancellation."""
+        """Keep this bind up until the pool stops; never raises except on cancellation: a
+        failure of any kind is logged, shown as ``last_error`` and tried again later."""
         loop = self.pool.loop
         while not self._stopping:
             try:
@@ -354,12 +340,23 @@ class BindSlot:
                 self.last_error = failure.detail
                 delay = self.backoff.failure(failure.kind)
                 kind_for_metric = failure.reason
-                loud = failure.kind == "bind_rejected_credentials"
+                loud = failure.kind in ("bind_rejected_credentials", "local")
                 (self.log.error if loud else self.log.warning)(
                     "bind attempt failed",
                     extra={"kv": {"reason": failure.reason, "detail": failure.detail,
                                   "retry_in": f"{delay:.1f}s"}},
                 )
+            except Exception as exc:
+                # A fault of smppgw's own: this bind tries again later (the others go on),
+                # with the traceback in the log and the count in the worker metric.
+                self.last_error = f"internal error: {type(exc).__name__}: {exc}"
+                delay = self.backoff.failure("local")
+                kind_for_metric = "other"
+                if self.pool.metrics is not None:
+                    self.pool.metrics.worker_failure("bind")
+                self.log.error("bind attempt failed", exc_info=exc, extra={"kv": {
+                    "reason": "other", "detail": self.last_error,
+                    "retry_in": f"{delay:.1f}s"}})
             if self._stopping:
                 break
             if self.metrics is not None:
@@ -378,18 +375,22 @@ class BindSlot:
         provider = pool.provider
         host, port = self.target.host, self.target.port
         self._set_state("connecting")
+        # What the bind needs from here first: when it cannot be built (an unreadable or
+        # invalid certificate file, a setting the session refuses) no network attempt could
+        # help, and the reason is the operator's to read, at every attempt.
+        settings = tls_settings(provider, host)
+        try:
+            context = client_context(settings) if settings.enabled else None
+            session = Session(provider.session_config())
+        except (TlsError, LocalProtocolError) as exc:
+            raise ConnectFailure("local", "local", f"cannot build the bind: {exc}") from None
+        if context is not None and not settings.verify:
+            self.log.warning("TLS certificate verification is OFF for this provider",
+                             extra={"kv": {"host": host}})
         address = await self._resolve(host, port)
         self.address = f"{address[0]}:{address[1]}"
         if self.metrics is not None:
             self.metrics.set_host(f"{host}:{port}")
-        settings = tls_settings(provider, host)
-        context: ssl.SSLContext | None = None
-        if settings.enabled:
-            if not settings.verify:
-                self.log.warning("TLS certificate verification is OFF for this provider",
-                                 extra={"kv": {"host": host}})
-            context = client_context(settings)
-        session = Session(_session_config(provider))
         if self.metrics is not None:
             # Every PDU either way, those the session answers by itself included.
             session.on_pdu_in = self.metrics.provider.pdu_in

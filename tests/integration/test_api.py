@@ -27,7 +27,7 @@ from smppgw.submission import SubmitService
 
 pytestmark = pytest.mark.timeout(30)
 
-PASSWORD = "pw-Secret-4711"
+PASSWORD = "pw-S4711"  # SMPP 3.4 §4.1.1: at most 8 octets
 TOKEN = "tok-Secret-0815"
 TRACKING_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from smppgw.backoff import DEFAULT_POLICIES, Backoff, BackoffPolicy
 from smppgw.config import ProviderConfig, parse_config
 from smppgw.logs import KeyValueFormatter
-from smppgw.pool import BindPool, Inbound, SubmitFailure
+from smppgw.pool import BindPool, BindSlot, Inbound, SubmitFailure
 from smppgw.simulator import Account, Faults, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import SubmitSm
@@ -360,3 +361,58 @@ async def test_throttle_summary_timer_fires_on_the_loop(
     await wait_until(lambda: bool(pool_records(caplog, "SMSC throttling continued")))
     [summary] = pool_records(caplog, "SMSC throttling continued")
     assert summary.kv["pauses"] == 1  # type: ignore[attr-defined]
+
+
+async def test_a_bind_that_cannot_be_built_says_why_at_each_attempt(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ca_file that exists but holds no certificate (config accepts it: files are read at
+    every connect, so one replaced later is used): each attempt fails before any socket is
+    opened, is logged with the cause, and LAST ERROR in `smppgw status` shows it. The slot
+    keeps trying (slowly), so a fixed file is picked up without a restart."""
+    quick = {**DEFAULT_POLICIES, "local": BackoffPolicy(initial=0.01, cap=0.01, jitter="none")}
+    monkeypatch.setattr("smppgw.pool.Backoff", lambda rng: Backoff(rng, quick))
+    sim = await sim_factory(SimulatorConfig(tls=True))
+    broken = tmp_path / "not-a-ca.pem"
+    broken.write_text("not a certificate\n")
+    provider = provider_config(tmp_path, sim, binds=1, ca_file=str(broken))
+    pool = BindPool(provider, lambda i: i.acknowledge())
+    pools.append(pool)
+    caplog.set_level(logging.WARNING, logger="smppgw.pool")
+    pool.start()
+    await wait_until(lambda: len(pool_records(caplog, "bind attempt failed")) >= 2)
+    first = pool_records(caplog, "bind attempt failed")[0]
+    assert first.levelno == logging.ERROR
+    assert first.kv["reason"] == "local"  # type: ignore[attr-defined]
+    assert f"cannot load ca_file {broken}" in first.kv["detail"]  # type: ignore[attr-defined]
+    (status,) = pool.status()
+    assert status.state in ("backoff", "connecting")
+    assert status.last_error is not None and "cannot load ca_file" in status.last_error
+    assert sim.connects_total == 0
+
+
+async def test_a_fault_in_one_bind_attempt_is_logged_and_the_bind_tries_again(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    quick = {**DEFAULT_POLICIES, "local": BackoffPolicy(initial=0.01, cap=0.01, jitter="none")}
+    monkeypatch.setattr("smppgw.pool.Backoff", lambda rng: Backoff(rng, quick))
+    sim = await sim_factory(SimulatorConfig())
+    pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge())
+    pools.append(pool)
+    real_resolve = BindSlot._resolve
+    faults = [RuntimeError("a bug in resolving")]
+
+    async def resolve(self: BindSlot, host: str, port: int) -> tuple[str, int]:
+        if faults:
+            raise faults.pop()
+        return await real_resolve(self, host, port)
+
+    monkeypatch.setattr(BindSlot, "_resolve", resolve)
+    caplog.set_level(logging.WARNING, logger="smppgw.pool")
+    pool.start()
+    await wait_until(lambda: pool.bound_count == 1)
+    [failed] = pool_records(caplog, "bind attempt failed")
+    assert failed.exc_info is not None
+    assert "RuntimeError: a bug in resolving" in (pool.slots[0].last_error or "")
