@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TypeVar, get_args
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from smppgw.errors import ConfigError, Problem
 from smppgw.profiles import (
@@ -1416,7 +1416,8 @@ def _parse_webhook(table: _Table, ctx: _Context) -> WebhookConfig:
 
 
 def render_config(config: Config) -> str:
-    """The resolved configuration as TOML, profile defaults included, every secret "***".
+    """The resolved configuration as TOML, profile defaults included, every secret "***"
+    (URLs too: see mask_url).
 
     The output parses as TOML, so it can be diffed or fed back to check-config; a secret's
     source ("env WAVY_PASSWORD") is shown as a comment.
@@ -1523,10 +1524,25 @@ def _render_provider(provider: ProviderConfig) -> list[str]:
     return lines
 
 
+def mask_url(url: str) -> str:
+    """``url`` as check-config may print it: userinfo and every query and fragment value
+    replaced by ``***`` (a token can hide under any name), the rest kept for recognition."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}=***" if sep else name
+        for name, sep, _ in (item.partition("=") for item in parts.query.split("&"))
+    ) if parts.query else ""
+    fragment = "***" if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
 def _render_webhook(webhook: WebhookConfig) -> list[str]:
     lines = [
         "[[webhook]]",
-        _kv("url", webhook.url),
+        _kv("url", mask_url(webhook.url)),
         _kv("events", list(webhook.events)),
         _kv("auth", webhook.auth),
     ]

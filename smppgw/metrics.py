@@ -351,6 +351,7 @@ class ProviderMetrics:
         "_reconnects",
         "_segments",
         "_timeouts",
+        "_violations",
         "alerts",
         "binds_configured",
         "mo",
@@ -383,6 +384,7 @@ class ProviderMetrics:
         self._pdus_in: dict[int, Counter] = {}
         self._pdus_out: dict[int, Counter] = {}
         self._timeouts: dict[int, Counter] = {}
+        self._violations: dict[int, Counter] = {}
         self._binds: dict[str, BindMetrics] = {}
         # Series an alert divides by or compares against exist from the start, at zero.
         self._segment_child(CommandStatus.ESME_ROK)
@@ -485,6 +487,17 @@ class ProviderMetrics:
         if child is None:
             child = self._metrics.response_timeouts.labels(self.name, label)
             self._timeouts[key] = child
+        child.inc()
+
+    def peer_violation(self, status: int) -> None:
+        """The SMSC sent something SMPP 3.4 forbids (a frame that does not decode, a request
+        no ESME takes, ...); ``status`` is what smppgw answered or would have."""
+        label = status_label(status)
+        key = status if label != "other" else -1
+        child = self._violations.get(key)
+        if child is None:
+            child = self._metrics.peer_violations.labels(self.name, label)
+            self._violations[key] = child
         child.inc()
 
     def receipt(self, stat: str | MessageState | None, *, matched: bool = True) -> None:
@@ -704,6 +717,12 @@ class Metrics:
             "smppgw_response_timeouts_total",
             "Requests that got no response within the response timeout, by command.",
             ["provider", "command"], registry=r,
+        )
+        self.peer_violations = Counter(
+            "smppgw_peer_violations_total",
+            "PDUs from the SMSC that broke SMPP 3.4 (did not decode, wrong state or command), "
+            "by the status smppgw answered with.",
+            ["provider", "status"], registry=r,
         )
         self.pdus = Counter(
             "smppgw_pdus_total",

@@ -57,7 +57,8 @@ SlotState = Literal["connecting", "binding", "bound", "unbinding", "backoff", "c
 # How many times one segment is offered again after ESME_RTHROTTLED/ESME_RMSGQFUL before the
 # status goes up to the dispatcher (which then retries it later with its own backoff).
 THROTTLE_RETRIES = 5
-# Seconds between two summary lines of one bind's throttling pauses (see logs.ThrottleLog).
+# Seconds between two summary lines of one bind's throttling pauses, and of the SMPP
+# violations of its SMSC (see logs.ThrottleLog).
 THROTTLE_LOG_INTERVAL = 30.0
 
 
@@ -181,6 +182,8 @@ class BindSlot:
         self.throttle_streak = 0
         self.throttle_log = RepeatedLog(pool.loop, pool.throttle_log_interval,
                                         self._throttle_summary)
+        self.violation_log = RepeatedLog(pool.loop, pool.throttle_log_interval,
+                                         self._violation_summary)
         self._bound_at: float | None = None
         # Set when a bound link closes without us asking: (reason, requests handed back,
         # seconds it had been bound); logged by run() with the retry delay.
@@ -234,6 +237,11 @@ class BindSlot:
                 "status": CommandStatus.name_of(status),
                 "pause": f"{seconds:.1f}s"}})
 
+    def _violation_summary(self, violations: int, _longest: float, period: float) -> None:
+        """End of a period that counted SMPP violations after the one logged: one line."""
+        self.log.warning("peer kept violating SMPP", extra={"kv": {
+            "violations": violations, "period": f"{period:.0f}s"}})
+
     def _throttle_summary(self, pauses: int, longest: float, period: float) -> None:
         """End of a throttle log period that counted pauses: one line for them."""
         self.log.warning("SMSC throttling continued", extra={"kv": {
@@ -278,11 +286,16 @@ class BindSlot:
                                    self.last_error)
                 )
         elif isinstance(event, PeerViolation):
-            self.log.warning(
-                "peer violated SMPP; answered",
-                extra={"kv": {"status": CommandStatus.name_of(event.status),
-                              "detail": event.detail}},
-            )
+            if pool.provider_metrics is not None:
+                pool.provider_metrics.peer_violation(event.status)
+            # A broken or hostile SMSC can send these as fast as the link carries them:
+            # the first of a streak is logged, the rest summed per period (ThrottleLog).
+            if self.violation_log.note():
+                self.log.warning(
+                    "peer violated SMPP; answered",
+                    extra={"kv": {"status": CommandStatus.name_of(event.status),
+                                  "detail": event.detail}},
+                )
         elif isinstance(event, Closed):
             handed_back = 0
             for tag, _request in event.unanswered:
@@ -481,8 +494,9 @@ class BindSlot:
         self._stopping = True
         if self.connection is not None:
             self.connection.abort()
-        # Say now what the period counted so far rather than lose it with the bind.
+        # Say now what the periods counted so far rather than lose it with the bind.
         self.throttle_log.close()
+        self.violation_log.close()
 
     def status(self, now: float) -> BindStatus:
         return BindStatus(

@@ -182,10 +182,11 @@ class WebhookPusher:
 
     def _headers(self, body: bytes) -> dict[str, str]:
         config = self.config
+        timestamp = str(int(self._wall_clock()))
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            TIMESTAMP_HEADER: str(int(self._wall_clock())),
+            TIMESTAMP_HEADER: timestamp,
         }
         if config.auth == "basic" and config.username is not None and config.password is not None:
             # RFC 7617 with UTF-8; built here since aiohttp.BasicAuth is deprecated.
@@ -194,7 +195,10 @@ class WebhookPusher:
         elif config.auth == "bearer" and config.token is not None:
             headers["Authorization"] = f"Bearer {config.token.reveal()}"
         if config.hmac_secret is not None:
-            digest = hmac.new(config.hmac_secret.reveal().encode(), body, hashlib.sha256)
+            # Over "<timestamp>.<body>": the receiver checks the timestamp is recent, so a
+            # captured POST replayed later fails (README: verifying webhook signatures).
+            signed = timestamp.encode("ascii") + b"." + body
+            digest = hmac.new(config.hmac_secret.reveal().encode(), signed, hashlib.sha256)
             headers[SIGNATURE_HEADER] = f"sha256={digest.hexdigest()}"
         return headers
 

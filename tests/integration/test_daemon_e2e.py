@@ -619,7 +619,8 @@ async def test_a_webhook_receives_the_events_signed(
         assert polled[event["cursor"]] == event
     for headers, body in posts:
         assert headers["Authorization"] == "Bearer hook-token"
-        digest = hmac.new(b"hook-hmac", body, hashlib.sha256).hexdigest()
+        signed = headers["X-Smppgw-Timestamp"].encode() + b"." + body  # README's recipe
+        digest = hmac.new(b"hook-hmac", signed, hashlib.sha256).hexdigest()
         assert headers["X-Smppgw-Signature"] == f"sha256={digest}"
 
 

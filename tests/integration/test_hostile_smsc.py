@@ -176,7 +176,9 @@ FRAMING: list[tuple[str, bytes, bytes]] = [
 ]
 
 
-async def test_a_hostile_smsc_cannot_stop_or_unbind_the_daemon(running: Running) -> None:
+async def test_a_hostile_smsc_cannot_stop_or_unbind_the_daemon(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
     """Every PDU an SMSC can send, then frames that do not decode, all on one link: each
     answered as SMPP 3.4 requires, the link still bound, the daemon still serving; then
     frames that break the stream, after each of which the daemon binds again."""
@@ -207,6 +209,14 @@ async def test_a_hostile_smsc_cannot_stop_or_unbind_the_daemon(running: Running)
     await running.rebound()
     await running.still_serving()
     assert running.daemon.failure is None
+    # Every violation counted; the journal got the first of the streak, not one per PDU.
+    violations = sum(
+        sample.value for family in running.daemon.metrics.registry.collect()
+        if family.name == "smppgw_peer_violations" for sample in family.samples
+        if sample.name == "smppgw_peer_violations_total")
+    assert violations >= len(MALFORMED) + len(FRAMING)
+    warned = [r for r in caplog.records if r.getMessage() == "peer violated SMPP; answered"]
+    assert len(warned) == 1
 
 
 async def test_a_worker_that_fails_is_started_again_and_counted(

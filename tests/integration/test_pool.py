@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from smppgw.backoff import DEFAULT_POLICIES, Backoff, BackoffPolicy
 from smppgw.config import ProviderConfig, parse_config
 from smppgw.logs import KeyValueFormatter
+from smppgw.metrics import Metrics
 from smppgw.pool import BindPool, BindSlot, Inbound, SubmitFailure
 from smppgw.simulator import Account, Faults, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
@@ -416,3 +418,34 @@ async def test_a_fault_in_one_bind_attempt_is_logged_and_the_bind_tries_again(
     [failed] = pool_records(caplog, "bind attempt failed")
     assert failed.exc_info is not None
     assert "RuntimeError: a bug in resolving" in (pool.slots[0].last_error or "")
+
+
+async def test_a_flood_of_malformed_pdus_is_one_warning_a_summary_and_a_counter(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An SMSC that sends garbage as fast as the link carries cannot flood the journal: the
+    first violation of a streak is logged, the rest are counted into one line per period
+    (as throttling is), and smppgw_peer_violations_total counts every one."""
+    sim = await sim_factory(SimulatorConfig())
+    metrics = Metrics(CollectorRegistry())
+    pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge(),
+                    metrics=metrics, throttle_log_interval=30.0)
+    pools.append(pool)
+    caplog.set_level(logging.INFO, logger="smppgw.pool")
+    pool.start()
+    await wait_until(lambda: pool.bound_count == 1)
+    (link,) = sim.open_connection_ids()
+    for _ in range(50):
+        sim.send_malformed(link, "unknown_command_id")
+    await wait_until(lambda: metrics.registry.get_sample_value(
+        "smppgw_peer_violations_total",
+        {"provider": "sim", "status": "ESME_RINVCMDID"}) == 50)
+    [first] = pool_records(caplog, "peer violated SMPP; answered")
+    assert first.kv["status"] == "ESME_RINVCMDID"  # type: ignore[attr-defined]
+    slot = pool.slots[0]
+    assert slot.violation_log.summary_at is not None
+    slot.violation_log.summarize()  # the end of the period, without waiting 30 s
+    [summary] = pool_records(caplog, "peer kept violating SMPP")
+    assert summary.kv["violations"] == 49  # type: ignore[attr-defined]
+    assert pool.bound_count == 1

@@ -201,17 +201,53 @@ async def test_bearer_auth(store: IdleStore, receiver: Receiver) -> None:
     assert receiver.received[0].headers["Authorization"] == "Bearer tok-123"
 
 
-async def test_hmac_signature_verifies_over_the_exact_body(
+async def test_hmac_signature_covers_the_timestamp_and_the_exact_body(
     store: IdleStore, receiver: Receiver,
 ) -> None:
+    """X-Smppgw-Signature is HMAC-SHA256 over "<X-Smppgw-Timestamp>.<body>": a captured POST
+    replayed later, with a fresh timestamp, no longer verifies; nor does a changed body."""
     await add_state_events(store, 3)
     config = WebhookConfig(url=receiver.url, hmac_secret=Secret("shared-key"))
-    await push_until_idle(WebhookPusher(config, store, name="w"), store, 3)
+    pusher = WebhookPusher(config, store, name="w", wall_clock=lambda: 1_800_000_000.5)
+    await push_until_idle(pusher, store, 3)
     (got,) = receiver.received
-    expected = hmac.new(b"shared-key", got.body, hashlib.sha256).hexdigest()
+    timestamp = got.headers["X-Smppgw-Timestamp"]
+    assert timestamp == "1800000000"
+    signed = timestamp.encode() + b"." + got.body
+    expected = hmac.new(b"shared-key", signed, hashlib.sha256).hexdigest()
     assert got.headers["X-Smppgw-Signature"] == f"sha256={expected}"
-    tampered = got.body.replace(b"queued", b"delivered")
+    replayed = b"1800000600." + got.body  # the same body, ten minutes later
+    assert hmac.new(b"shared-key", replayed, hashlib.sha256).hexdigest() != expected
+    tampered = timestamp.encode() + b"." + got.body.replace(b"queued", b"delivered")
     assert hmac.new(b"shared-key", tampered, hashlib.sha256).hexdigest() != expected
+
+
+def readme_recipe() -> dict[str, Any]:
+    """The verification snippet from README.md, run as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Verifying webhook signatures"):]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    namespace: dict[str, Any] = {}
+    exec(code[:code.index("```")], namespace)  # our own README, run as written
+    return namespace
+
+
+async def test_the_readme_recipe_accepts_a_fresh_post_and_refuses_a_replay(
+    store: IdleStore, receiver: Receiver,
+) -> None:
+    await add_state_events(store, 1)
+    config = WebhookConfig(url=receiver.url, hmac_secret=Secret("shared-key"))
+    pusher = WebhookPusher(config, store, name="w", wall_clock=lambda: 1_800_000_000.0)
+    await push_until_idle(pusher, store, 1)
+    (got,) = receiver.received
+    verify = readme_recipe()["verify"]
+    headers = {k.lower(): v for k, v in got.headers.items()}
+    assert verify(b"shared-key", headers, got.body, now=1_800_000_010.0)
+    assert not verify(b"shared-key", headers, got.body, now=1_800_000_000.0 + 301)  # replayed
+    assert not verify(b"other-key", headers, got.body, now=1_800_000_010.0)
+    assert not verify(b"shared-key", headers, got.body + b" ", now=1_800_000_010.0)
+    forged = {**headers, "x-smppgw-timestamp": "1800000290"}  # a fresh time on an old POST
+    assert not verify(b"shared-key", forged, got.body, now=1_800_000_300.0)
 
 
 # --- failures and retries --------------------------------------------------------------------

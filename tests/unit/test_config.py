@@ -21,6 +21,7 @@ from smppgw.config import (
     Secret,
     format_problem,
     load_config,
+    mask_url,
     parse_config,
     parse_host_port,
     render_config,
@@ -755,6 +756,24 @@ hmac_secret_file = "hmac"
     assert check_config_cmd.run(argparse.Namespace(config=config_file, quiet=False)) == 0
     out, err = capsys.readouterr()
     assert SECRET not in out and SECRET not in err
+
+
+def test_check_config_masks_secrets_inside_urls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook URL may carry a token in its query string: the resolved config shows the
+    URL with every query value (and any userinfo) as ***."""
+    text = webhook(f'url = "https://hooks.example.com/in?token={SECRET}&v=2#{SECRET}"')
+    config_file = tmp_path / "smppgw.toml"
+    config_file.write_text(text)
+    monkeypatch.setenv("PW", "pw")
+    assert check_config_cmd.run(argparse.Namespace(config=config_file, quiet=False)) == 0
+    out, err = capsys.readouterr()
+    assert SECRET not in out and SECRET not in err
+    assert 'url = "https://hooks.example.com/in?token=***&v=***#***"' in out
+    assert mask_url(f"https://bob:{SECRET}@h.example:8443/p?a=1&flag") == (
+        "https://***@h.example:8443/p?a=***&flag")
+    assert mask_url("https://h.example/p") == "https://h.example/p"
 
 
 def test_wrong_type_never_echoes_the_value(tmp_path: Path) -> None:

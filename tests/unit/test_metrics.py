@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "smppgw_submit_response_duration_seconds": ("histogram", {"provider"}),
     "smppgw_response_timeouts": ("counter", {"provider", "command"}),
     "smppgw_pdus": ("counter", {"provider", "command", "direction"}),
+    "smppgw_peer_violations": ("counter", {"provider", "status"}),
     "smppgw_receipts": ("counter", {"provider", "stat"}),
     "smppgw_receipts_unmatched": ("counter", {"provider"}),
     "smppgw_receipts_unmatched_pending": ("gauge", {"provider"}),
@@ -105,6 +106,7 @@ def exercise(metrics: Metrics) -> None:
     wavy.receipt(MessageState.ACCEPTED, matched=False)
     wavy.mo_received()
     wavy.alert_notification()
+    wavy.peer_violation(CommandStatus.ESME_RINVCMDID)
     wavy.rate_limit_wait(0.25)
     wavy.reconnect("peer_closed")
     wavy.set_queue(7, 1_000.0)
