@@ -29,6 +29,7 @@ from typing import Final, Literal
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import (
+    BadHttpMethod,
     BadStatusLine,
     HttpProcessingError,
     InvalidHeader,
@@ -663,11 +664,13 @@ def _parse_error(exc: HttpProcessingError) -> _ApiError:
         return _ApiError(400, "invalid_http",
                          "a header holds a character HTTP forbids (such as NUL)",
                          field="headers")
-    if isinstance(exc, BadStatusLine):   # BadHttpMethod included
+    if isinstance(exc, BadHttpMethod):
         what = ("TLS on a plain HTTP listener: use http://, not https://"
-                if "HTTPS" in exc.message else
-                "the request line is not 'METHOD /path HTTP/1.1'")
+                if "HTTPS" in exc.message else "the request line has no valid HTTP method")
         return _ApiError(400, "invalid_http", what, field="request_line")
+    if isinstance(exc, BadStatusLine):
+        return _ApiError(400, "invalid_http", "the request line is not 'METHOD /path HTTP/1.1'",
+                         field="request_line")
     if isinstance(exc, InvalidURLError):
         return _ApiError(400, "invalid_http",
                          "the request target holds characters HTTP forbids; percent-encode "
@@ -704,6 +707,8 @@ class _RequestHandler(web.RequestHandler):
 
 
 class _Server(web.Server):
+    """aiohttp's low-level server, handing out _RequestHandler connections."""
+
     def __call__(self) -> web.RequestHandler:
         handler = super().__call__()
         # Same slots, one method overridden: aiohttp has no hook to choose the class.
