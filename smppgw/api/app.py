@@ -1,6 +1,11 @@
 """The local submit API: an aiohttp application served on the unix socket, and optionally on a
 TCP listener that requires a bearer token. Owns HTTP framing, auth, error bodies and listeners;
-validation lives in schemas.py / wiraya.py and acceptance in SubmitService, never here.
+validation lives in schemas.py / wiraya.py (Wiraya's XML and forms in wiraya_formats.py) and
+acceptance in SubmitService, never here.
+
+No client bytes give a 500: what aiohttp's HTTP parser refuses (over-long request lines and
+headers, bytes HTTP forbids) is answered with our JSON error by _RequestHandler; a credential
+header that is not UTF-8 is a 400 naming it; every rule on a body names its field.
 """
 
 from __future__ import annotations
@@ -17,22 +22,39 @@ import secrets
 import socket
 import stat
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import (
+    BadHttpMethod,
+    BadStatusLine,
+    HttpProcessingError,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+)
 
 from smppgw.api.events_json import event_json
-from smppgw.api.schemas import RequestError, parse_submit_body
-from smppgw.api.wiraya import parse_enqueue_body, wiraya_result
+from smppgw.api.schemas import FieldError, RequestError, parse_submit_body, shown
+from smppgw.api.wiraya import enqueue_results, parse_enqueue_body
+from smppgw.api.wiraya_formats import (
+    FORM_TYPE,
+    JSON_TYPES,
+    XML_TYPES,
+    answer_type,
+    error_xml,
+    read_form,
+    read_xml,
+    results_xml,
+)
 from smppgw.config import GatewayConfig
 from smppgw.errors import SmppgwError
 from smppgw.metrics import Metrics
 from smppgw.store import MessageView, SegmentView, Store, StoreError, StoreWriteError
-from smppgw.submission import SubmitAnswer, SubmitService
+from smppgw.submission import SubmitService
 
 __all__ = [
     "EVENTS_MAX_LIMIT",
@@ -62,16 +84,25 @@ _SOCKET_DIR_MODE: Final = 0o750
 # sqlite INTEGER is signed 64-bit; a larger cursor cannot exist and would overflow the query.
 _MAX_CURSOR: Final = 2**63 - 1
 
+# What aiohttp's HTTP parser accepts. Our longest request target is ~80 bytes, bearer tokens
+# fit a header line many times over; the two limits differ so a refusal can say which it was
+# (414 or 431). The header count is aiohttp's default.
+MAX_REQUEST_TARGET: Final = 4096
+MAX_HEADER_LINE: Final = 8190
+MAX_HEADERS: Final = 128
+# JSON numbers longer than this are refused by name (Python's own limit, 4300 digits, would
+# give a message about sys.set_int_max_str_digits); no field of ours comes close.
+_MAX_NUMBER_DIGITS: Final = 100
+
 _TRACKING_ID: Final = re.compile(r"[0-9a-f]{32}")
 _UNSIGNED: Final = re.compile(r"[0-9]{1,19}")
 _SECONDS: Final = re.compile(r"[0-9]{1,5}(?:\.[0-9]{1,6})?")
-_JSON_TYPES: Final = frozenset({"application/json", "text/json"})
-_FORM_TYPE: Final = "application/x-www-form-urlencoded"
 _UTF8_NAMES: Final = frozenset({"utf-8", "utf8"})
 _EVENTS_PARAMS: Final = ("after", "wait", "limit")
 _WIRAYA_ROUTE: Final = "enqueue_communications"
+_WIRAYA_KEY_HEADER: Final = "X-ApiKey"
 _UNAUTHENTICATED_ROUTES: Final = frozenset({"healthz"})
-_dumps: Final = partial(json.dumps, ensure_ascii=False)
+_JSON: Final = JSON_TYPES[0]
 
 
 class ApiStartError(SmppgwError):
@@ -106,14 +137,37 @@ class _ApiError(Exception):
         self.body = {"code": code, "field": field, "message": message}
         self.headers = dict(headers or {})
 
-    def response(self) -> web.Response:
+    @classmethod
+    def of(cls, error: FieldError, status: int = 400) -> _ApiError:
+        return cls(status, error.code, error.message, error.field)
+
+    def response(self, media_type: str = _JSON) -> web.Response:
+        if media_type in XML_TYPES:
+            return _answer(error_xml(self.body), media_type, status=self.status,
+                           headers=self.headers)
         return _json({"error": self.body}, status=self.status, headers=self.headers)
 
 
 def _json(
-    data: object, *, status: int = 200, headers: Mapping[str, str] | None = None
+    data: object, *, status: int = 200, headers: Mapping[str, str] | None = None,
+    media_type: str = _JSON,
 ) -> web.Response:
-    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (one a status provider or a stored value carried past validation):
+        # JSON's \u escapes still say it, so the client gets its answer instead of a 500.
+        body = json.dumps(data).encode("ascii")
+    return _answer(body, media_type, status=status, headers=headers)
+
+
+def _answer(
+    body: bytes, media_type: str, *, status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    return web.Response(body=body, status=status, headers=headers, content_type=media_type,
+                        charset="utf-8")
 
 
 # --- the application -----------------------------------------------------------------------------
@@ -174,44 +228,54 @@ async def _middleware(
         _authorize(request, deps.gateway)
         response = await handler(request)
     except _ApiError as exc:
-        response = exc.response()
+        response = exc.response(_answer_type(request))
     except web.HTTPException as exc:
-        response = _http_exception_response(request, exc)
+        response = _http_exception_error(request, exc).response(_answer_type(request))
     except StoreWriteError as exc:
         # A full or failing disk: said once by the daemon for the whole store, not per request.
-        response = _ApiError(503, "unavailable", f"{exc}; retry later").response()
+        response = _ApiError(503, "unavailable", f"{exc}; retry later").response(
+            _answer_type(request))
     except StoreError as exc:
         # Closed during shutdown or a failing disk: the client should retry, not give up.
         log.warning("api: store unavailable endpoint=%s error=%s", endpoint, exc)
         response = _ApiError(
             503, "unavailable", "the store is unavailable; retry later",
-        ).response()
+        ).response(_answer_type(request))
     except Exception:
         reference = secrets.token_hex(4)
         log.exception("api: unexpected error endpoint=%s ref=%s", endpoint, reference)
         response = _ApiError(
             500, "internal", f"internal error; the smppgw log has the details (ref {reference})",
-        ).response()
+        ).response(_answer_type(request))
     if deps.metrics is not None:
         deps.metrics.api_request(endpoint, response.status, loop.time() - started)
     return response
 
 
-def _http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+def _answer_type(request: web.Request) -> str:
+    """JSON everywhere but on Wiraya's endpoint, which answers in the request's own format
+    (or the one its Accept header prefers), errors included."""
+    if _route_name(request) != _WIRAYA_ROUTE:
+        return _JSON
+    request_type = request.content_type if hdrs.CONTENT_TYPE in request.headers else None
+    return answer_type(request.headers.get(hdrs.ACCEPT), request_type)
+
+
+def _http_exception_error(request: web.Request, exc: web.HTTPException) -> _ApiError:
     if isinstance(exc, web.HTTPNotFound):
         return _ApiError(
-            404, "not_found", f"no such endpoint: {request.method} {request.path[:200]}",
-        ).response()
+            404, "not_found", f"no such endpoint: {request.method} {shown(request.path)}",
+        )
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
         return _ApiError(
             405, "method_not_allowed", f"{request.method} is not allowed here; use {allowed}",
             headers={hdrs.ALLOW: allowed},
-        ).response()
+        )
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return _too_large(request.app[_DEPS].gateway.max_body_bytes).response()
+        return _too_large(request.app[_DEPS].gateway.max_body_bytes)
     code = "http_error" if exc.status >= 400 else "unexpected_status"
-    return _ApiError(exc.status, code, exc.reason).response()
+    return _ApiError(exc.status, code, exc.reason)
 
 
 def _over_tcp(request: web.Request) -> bool:
@@ -228,12 +292,12 @@ def _authorize(request: web.Request, gateway: GatewayConfig) -> None:
     if _route_name(request) in _UNAUTHENTICATED_ROUTES or not _over_tcp(request):
         return
     presented: str | None = None
-    authorization = request.headers.get(hdrs.AUTHORIZATION, "")
+    authorization = _credential_header(request, hdrs.AUTHORIZATION) or ""
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         presented = credentials.strip()
     elif _route_name(request) == _WIRAYA_ROUTE:
-        presented = request.headers.get("X-ApiKey")
+        presented = _credential_header(request, _WIRAYA_KEY_HEADER)
     token = gateway.api_token
     if (
         token is None
@@ -246,6 +310,19 @@ def _authorize(request: web.Request, gateway: GatewayConfig) -> None:
         )
 
 
+def _credential_header(request: web.Request, name: str) -> str | None:
+    """The header's value, or a 400 naming it when it is not UTF-8: aiohttp hands such bytes
+    over as surrogate escapes, which no token can equal and no answer may echo."""
+    value = request.headers.get(name)
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _ApiError(400, "invalid_header", f"the {name} header is not UTF-8 text",
+                            field=name) from None
+    return value
+
+
 def _too_large(limit: int) -> _ApiError:
     return _ApiError(
         413, "body_too_large",
@@ -253,41 +330,83 @@ def _too_large(limit: int) -> _ApiError:
     )
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
+BodyKind = Literal["json", "xml", "form"]
+_EMPTY: Final[dict[BodyKind, tuple[str, str]]] = {
+    "json": ("invalid_json", "JSON"), "xml": ("invalid_xml", "XML"),
+    "form": ("invalid_form", "form"),
+}
 
 
-async def _read_json(request: web.Request, limit: int) -> object:
-    """The request body as parsed JSON, or an _ApiError (415, 413, 400 invalid_json).
+@dataclass(frozen=True, slots=True)
+class _Body:
+    kind: BodyKind
+    raw: bytes
+    charset: str | None
 
-    The body is always parsed as JSON. Accepted Content-Types: application/json, text/json,
-    ``*/*+json``, none at all, and application/x-www-form-urlencoded, because that is what
-    ``curl -d`` and Python's urllib send unless told otherwise (curl before 7.82 has no
-    --json). Anything else (XML, multipart, text/plain) is a 415: such a body was never
-    meant to be JSON, and saying so is clearer than a parse error.
+
+async def _read_body(request: web.Request, limit: int, *, xml: bool) -> _Body:
+    """The request body and how to read it, or an _ApiError (415, 413, 400 when empty).
+
+    Accepted Content-Types: application/json, text/json, ``*/*+json``, none at all, and
+    application/x-www-form-urlencoded (what ``curl -d`` and Python's urllib send unless told
+    otherwise: curl before 7.82 has no --json); with ``xml``, also application/xml, text/xml
+    and ``*/*+xml``. JSON and forms must be UTF-8; XML may name any charset expat reads.
+    Anything else (multipart, text/plain) is a 415: such a body was never meant for us, and
+    saying so is clearer than a parse error.
     """
-    form = False
+    kind: BodyKind = "json"
+    charset: str | None = None
     if hdrs.CONTENT_TYPE in request.headers:
         content_type = request.content_type
         charset = request.charset
-        form = content_type == _FORM_TYPE
-        if not (form or content_type in _JSON_TYPES or content_type.endswith("+json")) or (
-            charset is not None and charset.lower() not in _UTF8_NAMES
-        ):
-            raise _ApiError(
-                415, "unsupported_media_type",
-                "send the body as UTF-8 JSON with 'Content-Type: application/json' "
-                "(curl: -H 'Content-Type: application/json')",
-            )
+        if content_type == FORM_TYPE:
+            kind = "form"
+        elif xml and (content_type in XML_TYPES or content_type.endswith("+xml")):
+            kind = "xml"
+        elif not (content_type in JSON_TYPES or content_type.endswith("+json")):
+            raise _unsupported_media_type(xml)
+        if kind != "xml" and charset is not None and charset.lower() not in _UTF8_NAMES:
+            raise _unsupported_media_type(xml)
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
-    hint = " (the body was sent as a form; send JSON)" if form else ""
+    except web.RequestPayloadError as exc:
+        # Nothing more can be read: say the body ended, or aiohttp's lingering close reads
+        # on, meets the same error and logs it with a traceback.
+        request.content.feed_eof()
+        raise _unreadable_body(request, exc) from None
     if not raw.strip():
-        raise _ApiError(400, "invalid_json", "invalid JSON: the body is empty")
+        code, what = _EMPTY[kind] if xml else _EMPTY["json"]
+        raise _ApiError(400, code, f"invalid {what}: the body is empty")
+    return _Body(kind, raw, charset)
+
+
+def _unreadable_body(request: web.Request, exc: web.RequestPayloadError) -> _ApiError:
+    """A body aiohttp could not deliver: compressed data that does not decompress, or a
+    body shorter than its Content-Length or chunks announced."""
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING)
+    if encoding is not None:
+        return _ApiError(400, "invalid_http", f"the body is not valid '{shown(encoding)}' data",
+                         field="Content-Encoding")
+    reason = str(exc).partition("\n")[0][:200] or "the body ended early"
+    return _ApiError(400, "invalid_http", f"the body cannot be read: {reason}")
+
+
+def _unsupported_media_type(xml: bool) -> _ApiError:
+    also = " (or XML with 'Content-Type: application/xml')" if xml else ""
+    return _ApiError(
+        415, "unsupported_media_type",
+        "send the body as UTF-8 JSON with 'Content-Type: application/json'"
+        f"{also} (curl: -H 'Content-Type: application/json')",
+    )
+
+
+def _parse_json(raw: bytes, *, sent_as_form: bool = False) -> object:
+    """``raw`` parsed as JSON, or an _ApiError(400, invalid_json) saying where it broke."""
+    hint = " (the body was sent as a form; send JSON)" if sent_as_form else ""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -295,7 +414,7 @@ async def _read_json(request: web.Request, limit: int) -> object:
             400, "invalid_json", f"invalid JSON: the body is not UTF-8 (byte {exc.start})",
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise _ApiError(
             400, "invalid_json",
@@ -307,37 +426,68 @@ async def _read_json(request: web.Request, limit: int) -> object:
         raise _ApiError(400, "invalid_json", "invalid JSON: nested too deeply") from None
 
 
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits) > _MAX_NUMBER_DIGITS:
+        raise ValueError(f"a number has more than {_MAX_NUMBER_DIGITS} digits")
+    return int(digits)
+
+
+def _wiraya_document(body: _Body) -> object:
+    """Wiraya's body in any of its formats as the one document wiraya.py reads. A form body
+    that is JSON (``curl -d '{...}'`` labels JSON a form) is read as JSON."""
+    if body.kind == "xml":
+        return read_xml(body.raw, body.charset)
+    if body.kind == "form" and not body.raw.lstrip().startswith(b"{"):
+        try:
+            text = body.raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _ApiError(400, "invalid_form",
+                            f"the form is not UTF-8 (byte {exc.start})") from None
+        return read_form(text)
+    return _parse_json(body.raw)
+
+
 # --- handlers ------------------------------------------------------------------------------------
 
 
 async def _post_messages(request: web.Request) -> web.Response:
-    """POST /v1/messages: one answer per message, in request order (DESIGN.md)."""
+    """POST /v1/messages: one answer per message, in request order (DESIGN.md); a refused
+    message's answer carries its id whenever the id itself was valid."""
     deps = request.app[_DEPS]
-    body = await _read_json(request, deps.gateway.max_body_bytes)
+    body = await _read_body(request, deps.gateway.max_body_bytes, xml=False)
+    document = _parse_json(body.raw, sent_as_form=body.kind == "form")
     try:
-        parsed = parse_submit_body(body, sender_policy=deps.gateway.sender_policy)
+        parsed = parse_submit_body(document, sender_policy=deps.gateway.sender_policy)
     except RequestError as exc:
-        return _json({"error": exc.error.as_json()}, status=exc.status)
+        raise _ApiError.of(exc.error, exc.status) from None
     answers = await deps.submit.submit(parsed)
-    return _json({"messages": [answer.as_json() for answer in answers]})
+    return _json({"messages": [
+        (replace(answer, client_id=item.client_id)
+         if isinstance(item, FieldError) and answer.client_id is None else answer).as_json()
+        for item, answer in zip(parsed, answers, strict=True)
+    ]})
 
 
 async def _post_enqueue(request: web.Request) -> web.Response:
-    """POST /api/EnqueueCommunications: Wiraya's request and answer shapes, our submit path."""
+    """POST /api/EnqueueCommunications: Wiraya's request and answer shapes (JSON, XML or a
+    form in; JSON or XML out, as the request), our submit path."""
     deps = request.app[_DEPS]
-    body = await _read_json(request, deps.gateway.max_body_bytes)
+    body = await _read_body(request, deps.gateway.max_body_bytes, xml=True)
     try:
-        pairs = parse_enqueue_body(body, sender_policy=deps.gateway.sender_policy)
+        pairs = parse_enqueue_body(
+            _wiraya_document(body), sender_policy=deps.gateway.sender_policy)
     except RequestError as exc:
-        return _json({"error": exc.error.as_json()}, status=exc.status)
-    answers: list[SubmitAnswer] = await deps.submit.submit([request for _, request in pairs])
-    results = {
-        client_message_id: wiraya_result(
-            answer.tracking_id, answer.accepted, answer.transient, answer.error
-        )
-        for (client_message_id, _), answer in zip(pairs, answers, strict=True)
-    }
-    return _json({"results": results})
+        raise _ApiError.of(exc.error, exc.status) from None
+    answers = await deps.submit.submit([request for _, request in pairs])
+    results = enqueue_results(pairs, answers)
+    media_type = _answer_type(request)
+    if media_type in XML_TYPES:
+        return _answer(results_xml(results), media_type)
+    return _json({"results": results}, media_type=media_type)
 
 
 async def _get_message(request: web.Request) -> web.Response:
@@ -378,8 +528,9 @@ def _events_params(request: web.Request) -> tuple[int, float, int]:
     query = request.query
     for key in query:
         if key not in _EVENTS_PARAMS:
-            raise _ApiError(400, "unknown_field", f"unknown parameter {key!r}; use after, "
-                            "wait and limit", field=key)
+            name = shown(key)
+            raise _ApiError(400, "unknown_field", f"unknown parameter '{name}'; use after, "
+                            "wait and limit", field=name)
         if len(query.getall(key)) > 1:
             raise _ApiError(400, "invalid_value", f"{key!r} is given more than once", field=key)
 
@@ -503,6 +654,83 @@ def message_json(view: MessageView) -> dict[str, object]:
 # --- listeners -----------------------------------------------------------------------------------
 
 
+def _parse_error(exc: HttpProcessingError) -> _ApiError:
+    """What aiohttp's HTTP parser refused, as our error. The message never quotes the
+    client's bytes (an over-long Authorization line would otherwise be sent back)."""
+    if isinstance(exc, LineTooLong):
+        limit = exc.args[1] if len(exc.args) > 1 else None
+        if limit == MAX_REQUEST_TARGET:
+            return _ApiError(414, "request_too_long",
+                             f"the request target is longer than {limit} bytes",
+                             field="request_line")
+        return _ApiError(431, "headers_too_large",
+                         f"a header line is longer than {MAX_HEADER_LINE} bytes",
+                         field="headers")
+    if isinstance(exc, InvalidHeader):
+        return _ApiError(400, "invalid_http",
+                         "a header holds a character HTTP forbids (such as NUL)",
+                         field="headers")
+    if isinstance(exc, BadHttpMethod):
+        what = ("TLS on a plain HTTP listener: use http://, not https://"
+                if "HTTPS" in exc.message else "the request line has no valid HTTP method")
+        return _ApiError(400, "invalid_http", what, field="request_line")
+    if isinstance(exc, BadStatusLine):
+        return _ApiError(400, "invalid_http", "the request line is not 'METHOD /path HTTP/1.1'",
+                         field="request_line")
+    if isinstance(exc, InvalidURLError):
+        return _ApiError(400, "invalid_http",
+                         "the request target holds characters HTTP forbids; percent-encode "
+                         "them", field="request_line")
+    if exc.message.startswith("Too many headers"):
+        return _ApiError(431, "headers_too_large", f"more than {MAX_HEADERS} headers",
+                         field="headers")
+    # llhttp's reason is the part before the quoted request bytes.
+    reason = exc.message.partition(":")[0].strip()[:200] or "malformed request"
+    return _ApiError(400, "invalid_http", f"malformed HTTP request: {reason}",
+                     field="headers" if "header" in reason.lower() else "")
+
+
+class _RequestHandler(web.RequestHandler):
+    """aiohttp's per-connection protocol, answering what its HTTP parser refuses with our JSON
+    error and one debug line, instead of a text/plain page and an ERROR with a traceback (a
+    client could fill the journal with those). Every other error keeps aiohttp's handling."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        error = _parse_error(exc)
+        log.debug("api: refused a malformed request", extra={"kv": {
+            "status": error.status, "code": error.body["code"], "field": error.body["field"],
+            "error": type(exc).__name__}})
+        response = error.response()
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server, handing out _RequestHandler connections."""
+
+    def __call__(self) -> web.RequestHandler:
+        handler = super().__call__()
+        # Same slots, one method overridden: aiohttp has no hook to choose the class.
+        handler.__class__ = _RequestHandler
+        return handler
+
+
+class _Runner(web.AppRunner):
+    """An AppRunner whose connections are _RequestHandler instances."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _Server
+        return server
+
+
 class ApiServer:
     """The running API: the unix socket (own or inherited) and the optional TCP listener.
 
@@ -554,7 +782,8 @@ async def start_api(
     live one (another smppgw) or a path that is not a socket raises ApiStartError and nothing
     is touched.
     """
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = _Runner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, max_line_size=MAX_REQUEST_TARGET,
+                     max_field_size=MAX_HEADER_LINE, max_headers=MAX_HEADERS)
     await runner.setup()
     socket_path: Path | None = None
     identity: tuple[int, int] | None = None

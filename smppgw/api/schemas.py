@@ -6,10 +6,11 @@ can fix its request without reading our logs. One bad message never rejects the 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Final, Literal
 
 from smppgw.smpp.text import ENCODINGS, Encoding
 
@@ -22,6 +23,11 @@ _DESTINATION = re.compile(r"\+?[0-9]{1,20}")
 _NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,20}")
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9]{3,11}")
 _TLV_KEY = re.compile(r"0[xX][0-9a-fA-F]{1,4}|[0-9]{1,5}")
+# json.loads joins a high and a low surrogate escape into one character, so any surrogate left
+# in a parsed string stands alone: it is not a Unicode character and cannot be UTF-8 encoded.
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# A client-chosen name (an unknown field, a TLV tag) is echoed in errors up to this length.
+MAX_SHOWN_NAME: Final = 64
 
 MESSAGE_KEYS = frozenset(
     {"id", "to", "from", "text", "provider", "flash", "validity_minutes", "tlvs", "receipt",
@@ -30,6 +36,8 @@ MESSAGE_KEYS = frozenset(
 
 ErrorCode = Literal[
     "invalid_json",
+    "invalid_xml",
+    "invalid_form",
     "invalid_request",
     "missing_field",
     "unknown_field",
@@ -49,11 +57,16 @@ ErrorCode = Literal[
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """A permanent, client-side error in one message or the whole request."""
+    """A permanent, client-side error in one message or the whole request.
+
+    ``client_id`` is the refused message's own id when it had a valid one, so the answer for
+    that message can carry it; it is not part of the error's JSON.
+    """
 
     code: ErrorCode
     field: str
     message: str
+    client_id: str | None = None
 
     def as_json(self) -> dict[str, str]:
         return {"code": self.code, "field": self.field, "message": self.message}
@@ -81,6 +94,32 @@ class SubmitRequest:
         return f"messages[{self.index}]"
 
 
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """How one door names a message's fields in its errors: ``messages[3].to`` on
+    ``POST /v1/messages``, ``communications[3].recipient`` on Wiraya's endpoint.
+
+    ``fields`` maps our key (``to``) to its path inside the door's message (``recipient``,
+    ``content.sender``); keys not in it keep our name.
+    """
+
+    collection: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def prefix(self, index: int) -> str:
+        return f"{self.collection}[{index}]"
+
+    def path(self, index: int, key: str) -> str:
+        return f"{self.prefix(index)}.{self.fields.get(key, key)}"
+
+    def label(self, key: str) -> str:
+        """The name quoted in an error's message: the last part of the path."""
+        return self.fields.get(key, key).rpartition(".")[2]
+
+
+MESSAGES: Final = Naming("messages")
+
+
 class RequestError(Exception):
     """The request as a whole is unusable (HTTP 400); nothing of it is stored."""
 
@@ -98,16 +137,20 @@ def parse_submit_body(
     Raises RequestError when the envelope itself is wrong (not an object, no list, too many).
     """
     if not isinstance(body, Mapping):
-        raise RequestError(FieldError("invalid_request", "", "the body must be a JSON object"))
+        raise RequestError(FieldError(
+            "invalid_request", "", 'the body must be a JSON object: {"messages": [...]}'))
     unknown = sorted(set(body) - {"messages"})
     if unknown:
+        name = shown(unknown[0])
+        raise RequestError(FieldError("unknown_field", name, f"unknown field '{name}'"))
+    if "messages" not in body:
         raise RequestError(
-            FieldError("unknown_field", unknown[0], f"unknown field {unknown[0]!r}")
+            FieldError("missing_field", "messages", "'messages' is required: a list of messages")
         )
-    messages = body.get("messages")
+    messages = body["messages"]
     if not isinstance(messages, list):
         raise RequestError(
-            FieldError("missing_field", "messages", "'messages' must be a list of messages")
+            FieldError("invalid_type", "messages", "'messages' must be a list of messages")
         )
     if not 1 <= len(messages) <= MAX_MESSAGES_PER_REQUEST:
         raise RequestError(
@@ -129,6 +172,7 @@ def parse_submit_body(
                     "duplicate_id",
                     f"messages[{index}].id",
                     f"id {client_id!r} appears twice in this request",
+                    client_id=client_id,
                 )
             else:
                 seen_ids.add(client_id)
@@ -137,90 +181,141 @@ def parse_submit_body(
 
 
 def parse_message(
-    item: object, index: int, *, sender_policy: Literal["error", "warn"] = "error"
+    item: object, index: int, *, sender_policy: Literal["error", "warn"] = "error",
+    naming: Naming = MESSAGES,
 ) -> SubmitRequest | FieldError:
-    """Validate one message; the first broken rule is returned as a FieldError."""
-    prefix = f"messages[{index}]"
+    """Validate one message; the first broken rule is returned as a FieldError, named as
+    ``naming`` says and carrying the message's id when that id is valid."""
+    result = _parse_message(item, index, sender_policy, naming)
+    if isinstance(result, FieldError) and isinstance(item, Mapping):
+        return replace(result, client_id=valid_client_id(item.get("id")))
+    return result
+
+
+def valid_client_id(value: object) -> str | None:
+    """``value`` if it is a usable client id, else None (an answer then carries no id)."""
+    if (
+        isinstance(value, str)
+        and 1 <= len(value) <= MAX_CLIENT_ID_LENGTH
+        and not _LONE_SURROGATE.search(value)
+    ):
+        return value
+    return None
+
+
+# The fields whose value is text; each is checked for lone surrogates before anything else
+# reads it, so no rule below can echo, encode or store one.
+_TEXT_FIELDS: Final = ("id", "to", "from", "text", "provider", "encoding")
+
+
+def _parse_message(
+    item: object, index: int, sender_policy: Literal["error", "warn"], naming: Naming,
+) -> SubmitRequest | FieldError:
+    prefix = naming.prefix(index)
+
+    def path(key: str) -> str:
+        return naming.path(index, key)
+
+    def label(key: str) -> str:
+        return naming.label(key)
+
     if not isinstance(item, Mapping):
         return FieldError("invalid_type", prefix, "each message must be a JSON object")
     unknown = sorted(set(item) - MESSAGE_KEYS)
     if unknown:
-        suggestion = _suggest(unknown[0])
+        name = shown(unknown[0])
         return FieldError(
-            "unknown_field", f"{prefix}.{unknown[0]}", f"unknown field {unknown[0]!r}{suggestion}"
+            "unknown_field", f"{prefix}.{name}", f"unknown field '{name}'{_suggest(name)}"
         )
+    for key in _TEXT_FIELDS:
+        value = item.get(key)
+        if isinstance(value, str):
+            surrogate = lone_surrogate_error(value, path(key), label(key))
+            if surrogate is not None:
+                return surrogate
 
     client_id = item.get("id")
-    if client_id is not None and (
-        not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_LENGTH
-    ):
-        return FieldError(
-            "invalid_value", f"{prefix}.id",
-            f"'id' must be a string of 1 to {MAX_CLIENT_ID_LENGTH} characters",
-        )
+    if client_id is not None:
+        if not isinstance(client_id, str):
+            return FieldError("invalid_type", path("id"), f"'{label('id')}' must be a string")
+        if not 1 <= len(client_id) <= MAX_CLIENT_ID_LENGTH:
+            return FieldError(
+                "invalid_value", path("id"),
+                f"'{label('id')}' must be 1 to {MAX_CLIENT_ID_LENGTH} characters",
+            )
 
     to = item.get("to")
     if to is None:
-        return FieldError("missing_field", f"{prefix}.to", "'to' is required")
-    if not isinstance(to, str) or not _DESTINATION.fullmatch(to):
+        return FieldError("missing_field", path("to"), f"'{label('to')}' is required")
+    if not isinstance(to, str):
         return FieldError(
-            "invalid_destination", f"{prefix}.to",
-            "'to' must be 1 to 20 digits, optionally after a '+' (international format)",
+            "invalid_type", path("to"), f"'{label('to')}' must be a string of digits"
+        )
+    if not _DESTINATION.fullmatch(to):
+        return FieldError(
+            "invalid_destination", path("to"),
+            f"'{label('to')}' must be 1 to 20 digits, optionally after a '+' "
+            "(international format)",
         )
 
     warnings: list[str] = []
     sender = item.get("from", "")
     if not isinstance(sender, str):
-        return FieldError("invalid_type", f"{prefix}.from", "'from' must be a string")
+        return FieldError("invalid_type", path("from"), f"'{label('from')}' must be a string")
     if sender and not _NUMERIC_SENDER.fullmatch(sender) and not _ALPHANUMERIC_SENDER.fullmatch(
         sender
     ):
-        rule = "'from' must be 3 to 11 letters and digits (A-Z a-z 0-9) or up to 20 digits"
+        rule = (f"'{label('from')}' must be 3 to 11 letters and digits (A-Z a-z 0-9) "
+                "or up to 20 digits")
         if sender_policy == "error" or len(sender.encode("latin-1", "replace")) > 20:
-            return FieldError("invalid_sender", f"{prefix}.from", rule)
-        warnings.append(f"{prefix}.from: {rule}")
+            return FieldError("invalid_sender", path("from"), rule)
+        warnings.append(f"{path('from')}: {rule}")
 
     text = item.get("text")
     if text is None:
-        return FieldError("missing_field", f"{prefix}.text", "'text' is required")
-    if not isinstance(text, str) or not text:
-        return FieldError("invalid_value", f"{prefix}.text", "'text' must be a non-empty string")
+        return FieldError("missing_field", path("text"), f"'{label('text')}' is required")
+    if not isinstance(text, str):
+        return FieldError("invalid_type", path("text"), f"'{label('text')}' must be a string")
+    if not text:
+        return FieldError("invalid_value", path("text"), f"'{label('text')}' must not be empty")
     if len(text) > MAX_TEXT_LENGTH:
         return FieldError(
-            "too_many_parts", f"{prefix}.text",
-            f"'text' has {len(text)} characters; more than 255 parts would be needed",
+            "too_many_parts", path("text"),
+            f"'{label('text')}' has {len(text)} characters; more than 255 parts would be needed",
         )
 
     provider = item.get("provider")
     if provider is not None and not isinstance(provider, str):
-        return FieldError("invalid_type", f"{prefix}.provider", "'provider' must be a string")
+        return FieldError(
+            "invalid_type", path("provider"), f"'{label('provider')}' must be a string"
+        )
 
     flags: dict[str, bool] = {}
     for key, default in (("flash", False), ("receipt", True)):
         value = item.get(key, default)
         if not isinstance(value, bool):
-            return FieldError("invalid_type", f"{prefix}.{key}", f"'{key}' must be true or false")
+            return FieldError(
+                "invalid_type", path(key), f"'{label(key)}' must be true or false"
+            )
         flags[key] = value
 
     validity = item.get("validity_minutes")
-    if validity is not None and (
-        isinstance(validity, bool)
-        or not isinstance(validity, int)
-        or not 1 <= validity <= MAX_VALIDITY_MINUTES
-    ):
-        return FieldError(
-            "invalid_value", f"{prefix}.validity_minutes",
-            f"'validity_minutes' must be an integer from 1 to {MAX_VALIDITY_MINUTES}",
-        )
+    rule = f"'{label('validity_minutes')}' must be an integer from 1 to {MAX_VALIDITY_MINUTES}"
+    if validity is not None:
+        if isinstance(validity, bool) or not isinstance(validity, int):
+            return FieldError("invalid_type", path("validity_minutes"), rule)
+        if not 1 <= validity <= MAX_VALIDITY_MINUTES:
+            return FieldError("invalid_value", path("validity_minutes"), rule)
 
     encoding = item.get("encoding")
-    if encoding is not None and encoding not in ENCODINGS:
-        return FieldError(
-            "invalid_value", f"{prefix}.encoding",
-            f"'encoding' must be one of {', '.join(ENCODINGS)}",
-        )
+    if encoding is not None:
+        rule = f"'{label('encoding')}' must be one of {', '.join(ENCODINGS)}"
+        if not isinstance(encoding, str):
+            return FieldError("invalid_type", path("encoding"), rule)
+        if encoding not in ENCODINGS:
+            return FieldError("invalid_value", path("encoding"), rule)
 
-    tlvs = parse_tlvs(item.get("tlvs"), f"{prefix}.tlvs")
+    tlvs = parse_tlvs(item.get("tlvs"), path("tlvs"))
     if isinstance(tlvs, FieldError):
         return tlvs
 
@@ -245,10 +340,10 @@ def parse_tlvs(value: object, field: str) -> tuple[tuple[int, bytes], ...] | Fie
     if value is None:
         return ()
     if not isinstance(value, Mapping):
-        return FieldError("invalid_tlv", field, "'tlvs' must be an object of tag → value")
+        return FieldError("invalid_type", field, "'tlvs' must be an object of tag → value")
     result: list[tuple[int, bytes]] = []
     for key, raw_value in value.items():
-        path = f"{field}.{key}"
+        path = f"{field}.{shown(str(key))}"
         if not isinstance(key, str) or not _TLV_KEY.fullmatch(key):
             return FieldError(
                 "invalid_tlv", path, "a TLV tag is hex like '0x1401' or decimal, 0 to 65535"
@@ -282,8 +377,27 @@ def parse_tlvs(value: object, field: str) -> tuple[tuple[int, bytes], ...] | Fie
     return tuple(result)
 
 
-def _suggest(name: str) -> str:
-    import difflib
+def lone_surrogate_error(value: str, field: str, label: str) -> FieldError | None:
+    """An ``invalid_value`` error when ``value`` holds a lone UTF-16 surrogate (``"\\ud800"``
+    in JSON), which no SMS alphabet, store or answer can carry; else None."""
+    match = _LONE_SURROGATE.search(value)
+    if match is None:
+        return None
+    return FieldError(
+        "invalid_value", field,
+        f"'{label}' holds a lone UTF-16 surrogate (U+{ord(match.group()):04X} at character "
+        f"{match.start()}), which is not Unicode text; send surrogates in pairs",
+    )
 
+
+def shown(name: str) -> str:
+    """A client-chosen name as an error may echo it: lone surrogates written as ``\\udXXX``
+    escapes (so the answer can always be encoded) and cut after MAX_SHOWN_NAME characters
+    (so a megabyte of field name is not sent back twice)."""
+    text = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_SHOWN_NAME else text[:MAX_SHOWN_NAME] + "…"
+
+
+def _suggest(name: str) -> str:
     close = difflib.get_close_matches(name, sorted(MESSAGE_KEYS), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

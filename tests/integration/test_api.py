@@ -148,7 +148,7 @@ async def test_batch_answers_in_order_and_one_bad_message_rejects_only_itself(ap
     answers = await api.post_messages(
         ok_message(id="m0"), ok_message(id="m1", to="55-11"), ok_message(id="m2", text="é€"))
     assert [a["accepted"] for a in answers] == [True, False, True]
-    assert [a["id"] for a in answers] == ["m0", None, "m2"]
+    assert [a["id"] for a in answers] == ["m0", "m1", "m2"]   # refusals carry the id too
     assert answers[1]["transient"] is False
     assert answers[1]["error"]["code"] == "invalid_destination"
     assert answers[1]["error"]["field"] == "messages[1].to"
@@ -157,13 +157,35 @@ async def test_batch_answers_in_order_and_one_bad_message_rejects_only_itself(ap
     assert await api.store.get_tracking_id("m1") is None
 
 
+
+async def test_every_refusal_carries_the_client_id_in_request_order(api: Api) -> None:
+    answers = await api.post_messages(
+        ok_message(id="r0", to="55-11"),            # refused by validation
+        ok_message(id="r1", to="4915112345678"),    # refused by routing
+        ok_message(id="r2"),
+        ok_message(id="r2"),                        # the same id twice in one request
+        ok_message(id=5),                           # not an id: nothing to echo
+        ok_message(id="r5", colour="red"),
+        ok_message(id="r6", text=""),
+    )
+    assert [a["id"] for a in answers] == ["r0", "r1", "r2", "r2", None, "r5", "r6"]
+    assert [a["accepted"] for a in answers] == [False, False, True, False, False, False, False]
+    assert [a.get("error", {}).get("field") for a in answers] == [
+        "messages[0].to", "messages[1].to", None, "messages[3].id", "messages[4].id",
+        "messages[5].colour", "messages[6].text"]
+    assert await api.message_count() == 1
+
 LONG_UCS2 = "ж" * (255 * 67 + 1)   # under the schema's length cap, but 256 UCS-2 parts
 
 
 @pytest.mark.parametrize(("message", "code", "field"), [
     (ok_message(flash="yes"), "invalid_type", "messages[0].flash"),
-    (ok_message(to=5511999990000), "invalid_destination", "messages[0].to"),
-    (ok_message(text=["hello"]), "invalid_value", "messages[0].text"),
+    (ok_message(to=5511999990000), "invalid_type", "messages[0].to"),
+    (ok_message(text=["hello"]), "invalid_type", "messages[0].text"),
+    (ok_message(id=7), "invalid_type", "messages[0].id"),
+    (ok_message(validity_minutes="60"), "invalid_type", "messages[0].validity_minutes"),
+    (ok_message(encoding=["gsm7"]), "invalid_type", "messages[0].encoding"),
+    (ok_message(tlvs=["0x1401"]), "invalid_type", "messages[0].tlvs"),
     ({"from": "Acme", "text": "hi"}, "missing_field", "messages[0].to"),
     ({"to": "5511999990000"}, "missing_field", "messages[0].text"),
     (ok_message(to="+55 11 9999"), "invalid_destination", "messages[0].to"),
@@ -199,7 +221,10 @@ async def test_bad_message_is_refused_with_its_field_and_nothing_is_stored(
     (b'{"messages": [NaN]}', "application/json", 400, "invalid_json", "NaN"),
     (b'["not", "an", "object"]', "application/json", 400, "invalid_request", "object"),
     (b'{"message": []}', "application/json", 400, "unknown_field", "message"),
-    (b'{"messages": "hi"}', "application/json", 400, "missing_field", "messages"),
+    (b'{"messages": "hi"}', "application/json", 400, "invalid_type", "messages"),
+    (b'{"messages": {"to": "5511999990000"}}', "application/json", 400, "invalid_type",
+     "messages"),
+    (b'{}', "application/json", 400, "missing_field", "messages"),
     (b'{"messages": []}', "application/json", 400, "invalid_request", "1 to"),
     (b'{"messages": [{}]}', "application/xml", 415, "unsupported_media_type",
      "application/json"),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from smppgw.api.schemas import (
+    MAX_SHOWN_NAME,
     FieldError,
     RequestError,
     SubmitRequest,
     parse_submit_body,
+    shown,
 )
 from smppgw.api.wiraya import parse_enqueue_body
 
@@ -34,7 +36,20 @@ def test_a_good_message() -> None:
         ({"to": "55"}, "missing_field", "messages[0].text"),
         ({"to": "55 11", "text": "x"}, "invalid_destination", "messages[0].to"),
         ({"to": "5" * 21, "text": "x"}, "invalid_destination", "messages[0].to"),
-        ({"to": 5511, "text": "x"}, "invalid_destination", "messages[0].to"),
+        ({"to": 5511, "text": "x"}, "invalid_type", "messages[0].to"),
+        ({"to": "55", "text": 5}, "invalid_type", "messages[0].text"),
+        ({"to": "55", "text": "x", "id": 5}, "invalid_type", "messages[0].id"),
+        ({"to": "55", "text": "x", "validity_minutes": 1.5}, "invalid_type",
+         "messages[0].validity_minutes"),
+        ({"to": "55", "text": "x", "validity_minutes": True}, "invalid_type",
+         "messages[0].validity_minutes"),
+        ({"to": "55", "text": "x", "encoding": 8}, "invalid_type", "messages[0].encoding"),
+        ({"to": "55", "text": "x", "tlvs": []}, "invalid_type", "messages[0].tlvs"),
+        ({"to": "55", "text": "a\ud800"}, "invalid_value", "messages[0].text"),
+        ({"to": "55", "text": "x", "id": "\udc00"}, "invalid_value", "messages[0].id"),
+        ({"to": "55", "text": "x", "\ud800": 1}, "unknown_field", "messages[0].\\ud800"),
+        ({"to": "55", "text": "x", "tlvs": {"\ud800": "a"}}, "invalid_tlv",
+         "messages[0].tlvs.\\ud800"),
         ({"to": "55", "text": ""}, "invalid_value", "messages[0].text"),
         ({"to": "55", "text": "x", "from": "Ac"}, "invalid_sender", "messages[0].from"),
         ({"to": "55", "text": "x", "from": "Acme Corp"}, "invalid_sender", "messages[0].from"),
@@ -93,6 +108,37 @@ def test_envelope_errors_reject_the_request(body: object, field: str) -> None:
     with pytest.raises(RequestError) as caught:
         parse_submit_body(body)
     assert caught.value.error.field == field and caught.value.status == 400
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({}, "missing_field"), ({"messages": "hi"}, "invalid_type"),
+    ({"messages": None}, "invalid_type"), ({"messages": {"to": "55"}}, "invalid_type"),
+    ({"messages": 3}, "invalid_type"),
+])
+def test_messages_missing_or_of_the_wrong_type(body: object, code: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_submit_body(body)
+    assert (caught.value.error.code, caught.value.error.field) == (code, "messages")
+
+
+def test_a_refusal_carries_the_message_id_only_when_the_id_is_valid() -> None:
+    results = parse_submit_body({"messages": [
+        {"id": "a", "to": "x", "text": "t"}, {"id": 5, "to": "55", "text": "t"},
+        {"id": "b" * 129, "to": "55", "text": "t"}, {"id": "\ud800", "to": "55", "text": "t"},
+        {"id": "c", "to": "55", "text": "t"}, {"id": "c", "to": "55", "text": "t"},
+    ]})
+    assert [r.client_id for r in results] == ["a", None, None, None, "c", "c"]
+    assert [type(r).__name__ for r in results] == ["FieldError"] * 4 + [
+        "SubmitRequest", "FieldError"]
+    assert "client_id" not in results[0].as_json()   # type: ignore[union-attr]
+
+
+def test_shown_names_are_escaped_and_bounded() -> None:
+    assert shown("tlvs") == "tlvs"
+    assert shown("a\ud800b") == "a\\ud800b"
+    long = shown("\udfff" * 100)
+    assert len(long) == MAX_SHOWN_NAME + 1 and long.endswith("…")
+    long.encode("utf-8")   # whatever the name held, an error can carry it
 
 
 def test_wiraya_translation() -> None:
