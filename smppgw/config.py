@@ -35,6 +35,7 @@ from smppgw.profiles import (
 from smppgw.smpp.constants import Npi, Tag, Ton
 from smppgw.smpp.errors import LocalProtocolError, PduEncodeError
 from smppgw.smpp.session import SessionConfig
+from smppgw.smpp.text import CodedAlphabet, Encoding, data_coding_alphabet, message_class
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -49,6 +50,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_host_port",
+    "parse_text_settings",
     "render_config",
 ]
 
@@ -109,6 +111,7 @@ _PROVIDER_KEYS: Final = (
     "failover",
     "failover_after",
     "tlv_defaults",
+    "template_id",
     "sender_as_system_id",
     "hosts",
     "tls",
@@ -154,6 +157,23 @@ _TLS_ONLY_KEYS: Final = (
     "tls_pin_sha256",
 )
 _DATA_CODING_KEYS: Final = ("gsm7", "latin1", "ucs2", "flash_gsm7", "flash_ucs2")
+# The alphabet each data_coding key labels, and what to write instead of a wrong value.
+_DATA_CODING_ALPHABET: Final[dict[str, Encoding]] = {
+    "gsm7": "gsm7",
+    "latin1": "latin1",
+    "ucs2": "ucs2",
+    "flash_gsm7": "gsm7",
+    "flash_ucs2": "ucs2",
+}
+_ALPHABET_NAMES: Final[dict[CodedAlphabet, str]] = {
+    "gsm7": "GSM 7-bit",
+    "latin1": "Latin-1",
+    "ucs2": "UCS-2",
+    "ia5": "IA5",
+    "binary": "8-bit binary data",
+}
+# Where Qikberry's DLT TLVs are mandatory: destinations in India (seed 004, "Additional TLV").
+_DLT_PREFIX: Final = "91"
 _WEBHOOK_KEYS: Final = (
     "url",
     "events",
@@ -329,6 +349,12 @@ class ProviderConfig:
             enquire_link_interval=profile.enquire_link_interval,
             bind_timeout=self.bind_timeout,
         )
+    def default_tlv(self, tag: int) -> bytes | None:
+        """The raw value tlv_defaults gives ``tag`` (``template_id`` lands there), else None."""
+        for default_tag, raw in self.tlv_defaults:
+            if default_tag == tag:
+                return raw
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +444,28 @@ def parse_config(
         webhooks=tuple(webhooks),
         warnings=tuple(ctx.warnings),
     )
+
+
+def parse_text_settings(
+    data: Mapping[str, object], prefix: str
+) -> tuple[ProviderProfile, bool]:
+    """How one ``[[provider]]`` table encodes text, checked exactly as check-config does:
+    its profile with ``data_coding``, ``gsm_extension``, ``concat`` and
+    ``max_octets_per_part`` applied (named after the table's ``name`` when set), and its
+    ``transliterate``. For `smppgw encode`, which needs no credentials or hosts: other keys
+    are only checked to be known. Raises ConfigError with every problem, paths under
+    ``prefix`` (e.g. "provider[0]")."""
+    ctx = _Context(base_dir=Path.cwd(), environ={})
+    table = _Table(data, prefix, _PROVIDER_KEYS, ctx)
+    name = table.string("name", nonempty=True)
+    base, _ = _parse_profile_name(table)
+    profile = _with_text_settings(table, base)
+    transliterate = _default(table.boolean("transliterate"), False)
+    if ctx.errors:
+        raise ConfigError(ctx.errors)
+    if name is not None:
+        profile = dataclasses.replace(profile, name=name)
+    return profile, transliterate
 
 
 def format_problem(file: Path | str, problem: Problem) -> str:
@@ -824,15 +872,7 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
     if name and not _NAME_RE.fullmatch(name):
         ctx.error(table.path("name"), f"must match [a-z0-9_-]+, got {_quote(name)}")
 
-    base = GENERIC
-    profile_known = True
-    profile_name = table.string("profile")
-    if profile_name is not None:
-        if profile_name in BUILTIN_PROFILES:
-            base = BUILTIN_PROFILES[profile_name]
-        else:
-            ctx.error(table.path("profile"), _choice_rule(profile_name, tuple(BUILTIN_PROFILES)))
-            profile_known = False
+    base, profile_known = _parse_profile_name(table)
 
     system_id = table.string("system_id", required=True, nonempty=True) or ""
     _check_c_octet(table, "system_id", system_id, _MAX_SYSTEM_ID)
@@ -853,7 +893,7 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
     enquire_link_interval = _parse_enquire_link_interval(table, base)
 
     profile = dataclasses.replace(
-        base,
+        _with_text_settings(table, base),
         hosts=tuple(str(h) for h in hosts),
         tls=tls,
         tls_min_version=table.choice("tls_min_version", _TLS_VERSIONS) or base.tls_min_version,
@@ -877,13 +917,6 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
         registered_delivery=_default(
             table.integer("registered_delivery", minimum=0, maximum=0x1F),
             base.registered_delivery,
-        ),
-        data_coding=_parse_data_coding(table, base.data_coding),
-        gsm_extension=_default(table.boolean("gsm_extension"), base.gsm_extension),
-        concat=table.choice("concat", _CONCAT_METHODS) or base.concat,
-        max_octets_per_part=_default(
-            table.integer("max_octets_per_part", minimum=16, maximum=254),
-            base.max_octets_per_part,
         ),
         max_pdu_octets=_default(
             table.integer("max_pdu_octets", minimum=MIN_PDU_OCTETS, maximum=MAX_PDU_OCTETS),
@@ -910,7 +943,7 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
         routes=routes,
         failover=failover,
         failover_after=failover_after,
-        tlv_defaults=_parse_tlv_defaults(table),
+        tlv_defaults=_with_template_id(table, base, _parse_tlv_defaults(table)),
         sender_as_system_id=_default(table.boolean("sender_as_system_id"), False),
         tls_verify=tls_settings.verify,
         ca_file=tls_settings.ca_file,
@@ -954,6 +987,29 @@ def _check_password(table: _Table, password: Secret) -> None:
         else:
             return
     table.ctx.error(table.path(key), f"{rule}: every bind would fail")
+def _parse_profile_name(table: _Table) -> tuple[ProviderProfile, bool]:
+    """The built-in profile the table names (generic when none), and whether it is known."""
+    profile_name = table.string("profile")
+    if profile_name is None:
+        return GENERIC, True
+    if profile_name in BUILTIN_PROFILES:
+        return BUILTIN_PROFILES[profile_name], True
+    table.ctx.error(table.path("profile"), _choice_rule(profile_name, tuple(BUILTIN_PROFILES)))
+    return GENERIC, False
+
+
+def _with_text_settings(table: _Table, base: ProviderProfile) -> ProviderProfile:
+    """``base`` with the keys that decide how text is encoded and cut (shared with encode)."""
+    return dataclasses.replace(
+        base,
+        data_coding=_parse_data_coding(table, base),
+        gsm_extension=_default(table.boolean("gsm_extension"), base.gsm_extension),
+        concat=table.choice("concat", _CONCAT_METHODS) or base.concat,
+        max_octets_per_part=_default(
+            table.integer("max_octets_per_part", minimum=16, maximum=254),
+            base.max_octets_per_part,
+        ),
+    )
 
 
 def _check_c_octet(table: _Table, key: str, value: str, limit: int) -> None:
@@ -1169,7 +1225,8 @@ def _parse_enum_int(
     return value
 
 
-def _parse_data_coding(table: _Table, base: DataCodingMap) -> DataCodingMap:
+def _parse_data_coding(table: _Table, profile: ProviderProfile) -> DataCodingMap:
+    base = profile.data_coding
     sub = table.table("data_coding", _DATA_CODING_KEYS)
     if sub is None:
         return base
@@ -1182,7 +1239,11 @@ def _parse_data_coding(table: _Table, base: DataCodingMap) -> DataCodingMap:
         if value is False and optional:
             values[key] = None  # this provider does not offer it
         elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFF:
-            values[key] = value
+            rule = _data_coding_rule(key, value, profile)
+            if rule is None:
+                values[key] = value
+            else:
+                sub.ctx.error(sub.path(key), rule)
         elif isinstance(value, int) and not isinstance(value, bool):
             sub.ctx.error(sub.path(key), "must be between 0 and 255")
         else:
@@ -1195,6 +1256,49 @@ def _parse_data_coding(table: _Table, base: DataCodingMap) -> DataCodingMap:
         flash_gsm7=values.get("flash_gsm7", base.flash_gsm7),
         flash_ucs2=values.get("flash_ucs2", base.flash_ucs2),
     )
+
+
+def _data_coding_rule(key: str, value: int, profile: ProviderProfile) -> str | None:
+    """Why ``value`` cannot stand for ``key``'s alphabet, None when it can.
+
+    A value labelling another alphabet (latin1 = 8) makes handsets show the wrong
+    characters: SMPP 3.4 §5.2.19 and the GSM 03.38 coding groups (3GPP TS 23.038 §4) say
+    what each value labels. IA5 (1) is GSM7 or Latin-1 depending on the SMSC: the profile
+    says which when its document does (Wavy: Latin-1; Qikberry: GSM 03.38). A flash value
+    must also set message class 0, or flash messages would go out as normal ones.
+    """
+    want = _DATA_CODING_ALPHABET[key]
+    coded = data_coding_alphabet(value)
+    ia5 = profile.ia5_alphabet
+    fits = coded == want or (coded == "ia5" and want != "ucs2" and ia5 in (None, want))
+    flash = key.startswith("flash_")
+    if flash:
+        choices = "0x10 or 0xF0" if want == "gsm7" else "0x18"
+    else:
+        choices = {
+            "gsm7": "0" if ia5 == "latin1" else "0 or 1",
+            "latin1": "3" if ia5 == "gsm7" else "3 or 1",
+            "ucs2": "8",
+        }[want]
+    offer = " or false (not offered)" if key not in ("gsm7", "ucs2") else ""
+    if not fits:
+        if coded is None:
+            label = "another alphabet, or a compressed or reserved scheme"
+        elif coded == "ia5" and ia5 is not None:
+            label = f'IA5, which profile "{profile.name}" reads as {_ALPHABET_NAMES[ia5]}'
+        else:
+            label = _ALPHABET_NAMES[coded]
+        return (
+            f"0x{value:02X} labels {label}, not {_ALPHABET_NAMES[want]} "
+            f"(SMPP 3.4 §5.2.19, 3GPP TS 23.038 §4): handsets would show the wrong "
+            f"characters; use {choices}{offer}"
+        )
+    if flash and message_class(value) != 0:
+        return (
+            f"0x{value:02X} sets no message class 0 (3GPP TS 23.038 §4), so flash "
+            f"messages would go out as normal ones; use {choices}{offer}"
+        )
+    return None
 
 
 def _parse_routes(table: _Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -1247,6 +1351,34 @@ def _parse_tlv_defaults(table: _Table) -> tuple[tuple[int, bytes], ...]:
         seen[tag] = path
         result.append((tag, raw))
     return tuple(result)
+
+
+def _with_template_id(
+    table: _Table, base: ProviderProfile, defaults: tuple[tuple[int, bytes], ...]
+) -> tuple[tuple[int, bytes], ...]:
+    """``defaults`` plus ``template_id`` as the profile's template TLV (Qikberry 0x1401).
+
+    The key is a named spelling of that TLV default, so it lands in tlv_defaults: every
+    message without its own template id carries it, and render_config shows it there.
+    """
+    text = table.string("template_id", nonempty=True)
+    if text is None:
+        return defaults
+    path = table.path("template_id")
+    tag = base.template_id_tag
+    if tag is None:
+        table.ctx.error(
+            path,
+            f'profile "{base.name}" has no DLT template TLV; set the tag in tlv_defaults',
+        )
+        return defaults
+    if not text.isascii() or not text.isprintable():
+        table.ctx.error(path, "must be printable ASCII (sent as a C-Octet String)")
+        return defaults
+    if any(default_tag == tag for default_tag, _ in defaults):
+        table.ctx.error(path, f"set template_id or tlv_defaults.0x{tag:04X}, not both")
+        return defaults
+    return (*defaults, (tag, text.encode("ascii") + b"\x00"))
 
 
 def _tlv_value(item: object, path: str, ctx: _Context) -> bytes | None:
@@ -1336,6 +1468,37 @@ def _check_providers(
                 "no routes and not gateway.default_provider: only messages that name this "
                 "provider reach it",
             )
+        _check_account_tlvs(parsed, default, failover_targets, ctx)
+
+
+def _check_account_tlvs(
+    parsed: _ParsedProvider, default: str | None, failover_targets: set[str], ctx: _Context
+) -> None:
+    """Warn when a provider that may carry Indian traffic lacks a DLT default (Qikberry's
+    PE_ID 0x1400 and Telemarketer_ID 0x1402, seed 004 "Additional TLV").
+
+    Indian traffic may arrive through a route overlapping +91, with no routes at all (named
+    messages), as the default provider or as a failover target. A message can still carry
+    the ids in its own ``tlvs``, hence a warning rather than an error.
+    """
+    config = parsed.config
+    missing = [
+        (tag, what) for tag, what in config.profile.account_tlvs if config.default_tlv(tag) is None
+    ]
+    if not missing:
+        return
+    indian = any(r.startswith(_DLT_PREFIX) or _DLT_PREFIX.startswith(r) for r in config.routes)
+    if config.routes and not indian and config.name not in (default, *failover_targets):
+        return
+    named = " and ".join(f"0x{tag:04X} ({what})" for tag, what in missing)
+    example = ", ".join(f'0x{tag:04X} = "..."' for tag, _ in missing)
+    ctx.warn(
+        f"{parsed.path}.tlv_defaults",
+        f"no default for {named}: India's DLT rules require them on every message "
+        f'(Qikberry\'s SMPP document, "Additional TLV"), and messages to India without them '
+        f"are rejected; set tlv_defaults = {{ {example} }} unless every message carries "
+        "them in its tlvs",
+    )
 
 
 # --------------------------------------------------------------------------- [[webhook]]

@@ -1,23 +1,25 @@
 """`smppgw encode`: show how a text would go out to a provider, without sending anything.
 
 Owns the subcommand's arguments and output (human or JSON). It reads at most one TOML file
-for a provider's overrides; the full configuration loader lives elsewhere and is not used here.
+for a provider's overrides, whose text keys are checked by config.parse_text_settings exactly
+as check-config checks them (credentials, hosts and files are not needed here).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from smppgw.profiles import BUILTIN_PROFILES, DataCodingMap, ProviderProfile
+from smppgw.config import format_problem, parse_text_settings
+from smppgw.errors import ConfigError
+from smppgw.profiles import BUILTIN_PROFILES, ProviderProfile
 from smppgw.smpp.errors import EncodingError, SegmentationError
 from smppgw.smpp.segment import EncodedMessage, encode_message
-from smppgw.smpp.text import ENCODINGS, ConcatMethod, Encoding, TextPolicy
+from smppgw.smpp.text import ENCODINGS, Encoding, Skipped, TextPolicy
 
 __all__ = ["ProviderFileError", "add_arguments", "load_provider", "run"]
 
@@ -26,8 +28,7 @@ EXIT_TEXT: Final = 1  # the text cannot be encoded or split as asked
 EXIT_USAGE: Final = 2  # unknown provider, unreadable or invalid provider file
 
 _UNIT_NAMES: Final[dict[str, str]] = {"gsm7": "septets", "latin1": "octets", "ucs2": "UTF-16 units"}
-_CONCAT_METHODS: Final[tuple[ConcatMethod, ...]] = ("udh8", "udh16", "sar", "payload")
-_DATA_CODING_KEYS: Final = frozenset(f.name for f in dataclasses.fields(DataCodingMap))
+_ALPHABET_NAMES: Final[dict[str, str]] = {"gsm7": "GSM7", "latin1": "Latin-1", "ucs2": "UCS-2"}
 
 
 class ProviderFileError(Exception):
@@ -84,8 +85,9 @@ def load_provider(source: str, name: str | None = None) -> tuple[ProviderProfile
     """A profile by built-in name, or from a TOML file's [[provider]] table.
 
     Returns the profile and the file's ``transliterate`` choice (False for built-ins).
-    Only ``profile``, ``data_coding``, ``gsm_extension``, ``concat`` and ``transliterate``
-    are read from the file; every other key is left to the configuration loader.
+    The table's text keys (``profile``, ``data_coding``, ``gsm_extension``, ``concat``,
+    ``max_octets_per_part``, ``transliterate``) are read and checked as check-config does;
+    every other key is only checked to be known.
     """
     builtin = BUILTIN_PROFILES.get(source)
     if builtin is not None:
@@ -111,45 +113,12 @@ def load_provider(source: str, name: str | None = None) -> tuple[ProviderProfile
         if name not in names:
             raise ProviderFileError(f"{source}: no [[provider]] named {name!r}")
         index = names.index(name)
-    return _profile_from_table(tables[index], f"{source}: provider[{index}]")
-
-
-def _profile_from_table(table: dict[str, Any], where: str) -> tuple[ProviderProfile, bool]:
-    profile_name = table.get("profile", "generic")
-    base = BUILTIN_PROFILES.get(profile_name) if isinstance(profile_name, str) else None
-    if base is None:
+    try:
+        return parse_text_settings(tables[index], f"provider[{index}]")
+    except ConfigError as exc:
         raise ProviderFileError(
-            f"{where}.profile: unknown profile {profile_name!r}; "
-            f"use one of {', '.join(BUILTIN_PROFILES)}"
-        )
-    changes: dict[str, Any] = {}
-    if "data_coding" in table:
-        overrides = table["data_coding"]
-        if not isinstance(overrides, dict):
-            raise ProviderFileError(f"{where}.data_coding: must be a table")
-        for key, value in overrides.items():
-            if key not in _DATA_CODING_KEYS:
-                raise ProviderFileError(
-                    f"{where}.data_coding.{key}: unknown key; "
-                    f"use {', '.join(sorted(_DATA_CODING_KEYS))}"
-                )
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFF:
-                raise ProviderFileError(f"{where}.data_coding.{key}: must be an integer 0..255")
-        changes["data_coding"] = dataclasses.replace(base.data_coding, **overrides)
-    if "gsm_extension" in table:
-        if not isinstance(table["gsm_extension"], bool):
-            raise ProviderFileError(f"{where}.gsm_extension: must be true or false")
-        changes["gsm_extension"] = table["gsm_extension"]
-    if "concat" in table:
-        if table["concat"] not in _CONCAT_METHODS:
-            raise ProviderFileError(f"{where}.concat: must be one of {', '.join(_CONCAT_METHODS)}")
-        changes["concat"] = table["concat"]
-    transliterate = table.get("transliterate", False)
-    if not isinstance(transliterate, bool):
-        raise ProviderFileError(f"{where}.transliterate: must be true or false")
-    if isinstance(table.get("name"), str):
-        changes["name"] = table["name"]
-    return dataclasses.replace(base, **changes), transliterate
+            "; ".join(format_problem(source, problem) for problem in exc.problems)
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,17 +144,79 @@ def run(args: argparse.Namespace) -> int:
     except (EncodingError, SegmentationError, ValueError) as exc:
         print(f"smppgw encode: {exc}", file=sys.stderr)
         return EXIT_TEXT
+    why = _why(profile, policy, message, forced=force is not None)
     if args.json:
-        json.dump(_as_json(profile, policy, message), out, ensure_ascii=False)
+        json.dump(_as_json(profile, policy, message, why), out, ensure_ascii=False)
         out.write("\n")
     else:
-        _print_human(profile, policy, message, out)
+        _print_human(profile, policy, message, why, out)
     return EXIT_OK
 
 
+def _char_at(char: str, position: int) -> str:
+    return f"{char!r} at position {position}"
+
+
+def _skip_clause(profile: ProviderProfile, policy: TextPolicy, skip: Skipped) -> str:
+    if skip.reason == "not_offered":
+        return f"{profile.name} takes no Latin-1 (data_coding.latin1 is not set)"
+    if skip.reason == "no_flash":
+        return "flash has no Latin-1 data_coding"
+    assert skip.char is not None and skip.position is not None  # reason "character"
+    where = _char_at(skip.char, skip.position)
+    if skip.encoding == "latin1":
+        return f"{where} is not in Latin-1"
+    table = f"{profile.name}'s GSM table"
+    if not policy.gsm_extension:
+        table += " (no extension table)"
+    if policy.transliterate:
+        return f"{where} has no spelling in {table}"
+    return f"{where} is not in {table}"
+
+
+def _why(
+    profile: ProviderProfile, policy: TextPolicy, message: EncodedMessage, *, forced: bool
+) -> str | None:
+    """Which character forced the alphabet, as a sentence; None when GSM7 simply fitted."""
+    chosen = _ALPHABET_NAMES[message.encoding]
+    if forced:
+        return f"forced with --encoding: {chosen}"
+    skipped = message.skipped
+    if not skipped:
+        return None
+    if (
+        len(skipped) == 2
+        and skipped[0].reason == skipped[1].reason == "character"
+        and skipped[0].position == skipped[1].position
+    ):
+        # One character ruled out both: '€' is in neither Wavy's GSM table nor Latin-1.
+        return f"{_skip_clause(profile, policy, skipped[0])} nor in Latin-1: {chosen}"
+    clauses = " and ".join(_skip_clause(profile, policy, skip) for skip in skipped)
+    return f"{clauses}: {chosen}"
+
+
+def _forced_by(message: EncodedMessage) -> dict[str, Any] | None:
+    """The character that ruled out the last alphabet passed over for a character."""
+    for skip in reversed(message.skipped):
+        if skip.reason == "character":
+            return {"char": skip.char, "position": skip.position}
+    return None
+
+
+def _billing(profile: ProviderProfile, message: EncodedMessage) -> str | None:
+    if message.outside_billing_charset is None:
+        return None
+    char, position = message.outside_billing_charset
+    return (
+        f"{_char_at(char, position)} is outside {profile.name}'s 160-character table: "
+        "billed, and cut, per 70 characters (67 with UDH)"
+    )
+
+
 def _as_json(
-    profile: ProviderProfile, policy: TextPolicy, message: EncodedMessage
+    profile: ProviderProfile, policy: TextPolicy, message: EncodedMessage, why: str | None
 ) -> dict[str, Any]:
+    outside = message.outside_billing_charset
     return {
         "provider": profile.name,
         "encoding": message.encoding,
@@ -198,6 +229,20 @@ def _as_json(
         "characters": message.characters,
         "units": message.units,
         "unit": _UNIT_NAMES[message.encoding],
+        "why": why,
+        "forced_by": _forced_by(message),
+        "skipped": [
+            {
+                "encoding": skip.encoding,
+                "reason": skip.reason,
+                "char": skip.char,
+                "position": skip.position,
+            }
+            for skip in message.skipped
+        ],
+        "billing": None
+        if outside is None
+        else {"char": outside[0], "position": outside[1], "rule": _billing(profile, message)},
         "concat": message.concat,
         "reference": message.reference,
         "cost": message.billed_parts,
@@ -216,7 +261,11 @@ def _as_json(
 
 
 def _print_human(
-    profile: ProviderProfile, policy: TextPolicy, message: EncodedMessage, out: TextIO
+    profile: ProviderProfile,
+    policy: TextPolicy,
+    message: EncodedMessage,
+    why: str | None,
+    out: TextIO,
 ) -> None:
     unit = _UNIT_NAMES[message.encoding]
     flash = " flash" if message.flash else ""
@@ -225,6 +274,10 @@ def _print_human(
     rows = [
         ("provider", profile.name),
         ("encoding", f"{message.encoding}{flash}{packed}"),
+    ]
+    if why is not None:
+        rows.append(("why", why))
+    rows += [
         ("data_coding", f"{message.data_coding} (0x{message.data_coding:02X})"),
         ("esm_class", f"0x{message.esm_class:02X}{udhi}"),
         ("characters", str(message.characters)),
@@ -236,6 +289,9 @@ def _print_human(
     if message.reference is not None:
         concat += f", reference {message.reference}"
     rows.append(("concat", concat))
+    billing = _billing(profile, message)
+    if billing is not None:
+        rows.append(("billing", billing))
     rows.append(("parts", str(len(message.parts))))
     rows.append(("cost", f"{message.billed_parts} part{'s' if message.billed_parts != 1 else ''}"))
     for label, value in rows:

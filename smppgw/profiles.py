@@ -23,6 +23,18 @@ PROVIDER_MAX_PDU_OCTETS = 4096
 ConcatMethod = Literal["udh8", "udh16", "sar", "payload"]
 BindType = Literal["transceiver", "transmitter", "receiver"]
 MessageIdFormat = Literal["uuid", "hex", "decimal"]
+Ia5Alphabet = Literal["gsm7", "latin1"]
+
+# Wavy bills per 160 characters a text made only of the characters of its table, and per 70
+# (67 with UDH) a text holding any other one, whatever its data_coding (seed 003,
+# "Acentos e caracteres especiais", lines 1252-1261). The table is printed as 12 columns
+# of 8: column k holds ASCII 0x20+8k .. 0x27+8k (Space ( 0 8 @ H P X ` h p x across the
+# first row), i.e. printable ASCII 0x20-0x7E with DEL's cell empty. The text extraction
+# lost " ' | ~ from their cells and shows { } where [ ] stand; the layout puts every one of
+# them in the table, so all of printable ASCII is in. Line breaks: a printable grid has no
+# cell for the ASCII control block; LF and CR are in ASCII and in GSM 03.38's default
+# alphabet alike, so they are counted in the table as well (a decision, the seed is silent).
+WAVY_BILLING_CHARSET = "".join(chr(c) for c in range(0x20, 0x7F)) + "\n\r"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +78,19 @@ class ProviderProfile:
     max_octets_per_part: int = 140
     # SMPP 3.4 sets no limit but message_payload's 64 KiB (§5.3.2.32): the codec's maximum.
     max_pdu_octets: int = DEFAULT_MAX_COMMAND_LENGTH
+    # Characters billed at 160 per part; a text with any other one is billed and cut per 70
+    # characters (67 with UDH) whatever its alphabet. None = billed as the parts go.
+    billing_charset: str | None = None
+    # How the SMSC reads data_coding 1 (IA5); None = unknown, either is accepted in config.
+    ia5_alphabet: Ia5Alphabet | None = None
     submit_multi: bool = False
     message_id_format: MessageIdFormat = "hex"
     receipt_style: Literal["standard", "wavy", "qikberry"] = "standard"
+    # TLV a per-message DLT template id travels in (Qikberry 0x1401); None = no such TLV.
+    template_id_tag: int | None = None
+    # TLVs every message of the account needs, with what they are: check-config warns when
+    # tlv_defaults lacks one (Qikberry's DLT entity and telemarketer ids).
+    account_tlvs: tuple[tuple[int, str], ...] = ()
 
 
 WAVY = ProviderProfile(
@@ -94,6 +116,8 @@ WAVY = ProviderProfile(
     gsm_extension=False,
     concat="udh8",
     max_pdu_octets=PROVIDER_MAX_PDU_OCTETS,
+    billing_charset=WAVY_BILLING_CHARSET,
+    ia5_alphabet="latin1",  # seed 003: "LATIN1 (data_coding = 1)"
     message_id_format="uuid",
     receipt_style="wavy",
 )
@@ -117,15 +141,24 @@ QIKBERRY = ProviderProfile(
     default_ton=1,
     default_npi=1,
     registered_delivery=1,
-    # Latin-1 is 3 on Qikberry; 1 "works" but is not recommended.
-    data_coding=DataCodingMap(gsm7=0x00, latin1=0x03, ucs2=0x08, flash_gsm7=0x10, flash_ucs2=0x18),
+    # Seed 004 ("Character Sets, Class, and Data Coding"): data_coding 3 for ISO-8859-1 "if
+    # and only if told so explicitly", so Latin-1 text goes as UCS-2 until the account's
+    # provider table sets data_coding.latin1 = 3; 1 is GSM 03.38 there, not recommended.
+    data_coding=DataCodingMap(gsm7=0x00, latin1=None, ucs2=0x08, flash_gsm7=0x10, flash_ucs2=0x18),
     gsm_extension=True,
     concat="udh8",
     max_octets_per_part=140,
     max_pdu_octets=PROVIDER_MAX_PDU_OCTETS,
+    ia5_alphabet="gsm7",
     submit_multi=False,
     message_id_format="hex",
     receipt_style="qikberry",
+    # Seed 004, "Additional TLV": PE_ID 0x1400, Template_ID 0x1401, Telemarketer_ID 0x1402.
+    template_id_tag=0x1401,
+    account_tlvs=(
+        (0x1400, "PE_ID, the DLT entity id"),
+        (0x1402, "Telemarketer_ID, the DLT telemarketer id"),
+    ),
 )
 
 GENERIC = ProviderProfile(name="generic", hosts=())

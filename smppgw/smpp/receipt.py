@@ -326,11 +326,14 @@ WAVY_SENT_STATUS: Mapping[int, str] = MappingProxyType(
         204: "DESTINATION_BLOCKED_BY_OPTOUT",
         205: "DESTINATION_MESSAGE_LIMIT_REACHED",
         207: "INVALID_MESSAGE_TEXT",
+        213: "COUNTRY_NOT_ALLOWED_FOR_CUSTOMER",
+        214: "INVALID_CUSTOMER_CONFIGURATION",
+        215: "CUSTOMER_QUOTA_BLOCKED",
         301: "INTERNAL_ERROR",
     }
 )
 WAVY_DELIVERED_STATUS: Mapping[int, str] = MappingProxyType(
-    {4: "DELIVERED_SUCCESS", 104: "NOT_DELIVERED"}
+    {4: "DELIVERED_SUCCESS", 104: "NOT_DELIVERED", 401: "MESSAGE_SPLIT"}
 )
 
 WAVY_ERRORS: Mapping[str, ErrorInfo] = _table(
@@ -392,7 +395,46 @@ WAVY_ERRORS: Mapping[str, ErrorInfo] = _table(
             _P,
             _REJECTED,
         ),
+        # 213-215 are listed with the sent statuses of Wavy's API ("Códigos de Status de
+        # Envio"), not in its SMPP table: refusals of the account's settings, which a
+        # resubmit meets again until the operator has them changed.
+        _e(
+            "213",
+            "COUNTRY_NOT_ALLOWED_FOR_CUSTOMER",
+            "the account may not send to the destination's country",
+            _P,
+            _REJECTED,
+            alert=True,
+        ),
+        _e(
+            "214",
+            "INVALID_CUSTOMER_CONFIGURATION",
+            "some of the account's settings are invalid or missing",
+            _P,
+            _REJECTED,
+            alert=True,
+        ),
+        _e(
+            "215",
+            "CUSTOMER_QUOTA_BLOCKED",
+            "the account's quota is blocked or used up",
+            _P,
+            _REJECTED,
+            alert=True,
+        ),
         _e("301", "INTERNAL_ERROR", "internal error in Wavy's platform", _T, _REJECTED),
+        # A delivered-status code (0x1405) that is no verdict: Wavy cut the text at its
+        # billing limit (160 plain characters, 70 with accents) and reports the parts as cut
+        # (seed 003: "A mensagem final será formatada de acordo com o limite de caracteres").
+        # The handset outcome follows, so it is ENROUTE: not final, not an error.
+        ErrorInfo(
+            "401",
+            "MESSAGE_SPLIT",
+            "Wavy split the text at its billing limit; the handset outcome follows",
+            False,
+            ok=True,
+            message_state=MessageState.ENROUTE,
+        ),
     )
 )
 
@@ -614,6 +656,9 @@ def _wavy_stat_and_err(vendor: Mapping[str, int | str]) -> tuple[str, str]:
     if isinstance(delivered, int):
         if delivered == 4:
             return "DELIVRD", "000"
+        info = WAVY_ERRORS.get(f"{delivered:03d}")
+        if info is not None and info.message_state is MessageState.ENROUTE:
+            return "ENROUTE", info.code  # 401 MESSAGE_SPLIT: the outcome is still to come
         return "UNDELIV", f"{delivered:03d}"
     sent = vendor.get("sent_status_code")
     if isinstance(sent, int):

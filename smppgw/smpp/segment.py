@@ -18,9 +18,11 @@ from smppgw.smpp.text import (
     EncodedText,
     Encoding,
     Ia5Alphabet,
+    Skipped,
     TextPolicy,
     decode_text,
     encode_text,
+    first_outside,
     pack_septets,
 )
 
@@ -49,6 +51,10 @@ IEI_CONCAT_8BIT: Final = 0x00
 IEI_CONCAT_16BIT: Final = 0x08
 MAX_PARTS: Final = 255  # the total is one octet in the UDH and in sar_total_segments
 MAX_PAYLOAD_OCTETS: Final = 0xFFFF  # message_payload length is two octets (SMPP 3.4 §5.3.2.32)
+# TP-User-Data of one SMS on the carrier's network (3GPP TS 23.040 §9.2.3.24): the size a
+# provider's per-70-characters billing is counted in, whatever our short_message budget.
+_SMS_OCTETS: Final = 140
+_ESCAPE: Final = 0x1B
 # SAR parts carry no UDH but keep the UDH 8-bit capacity (see encode_message).
 _UDH_OCTETS: Final[dict[str, int]] = {"udh8": 6, "udh16": 7, "sar": 6}
 _UNIT_NAMES: Final[dict[str, str]] = {"gsm7": "septets", "latin1": "octets", "ucs2": "UTF-16 units"}
@@ -92,7 +98,11 @@ class EncodedMessage:
     ``characters`` counts code points of the text sent (``text``, after any transliteration).
     ``billed_parts`` is what the handset receives, hence what providers bill: the number of
     parts, or for message_payload the parts the SMSC will cut it into at UDH 8-bit capacity.
-    ``concat`` is the method used, None for a single part.
+    ``concat`` is the method used, None for a single part. ``outside_billing_charset`` is
+    the first character of ``text`` (with its index there) outside the policy's
+    billing_charset, when there is one: the parts were then cut at 70 characters, 67 after
+    a 6-octet UDH (66 after 7), as the provider bills them. ``skipped`` is the alphabet
+    choice's account (text.EncodedText.skipped).
     """
 
     data_coding: int
@@ -107,6 +117,8 @@ class EncodedMessage:
     concat: ConcatMethod | None = None
     reference: int | None = None
     billed_parts: int = 1
+    outside_billing_charset: tuple[str, int] | None = None
+    skipped: tuple[Skipped, ...] = ()
 
 
 def part_capacity(encoding: Encoding, udh_octets: int = 0, max_octets: int = 140) -> int:
@@ -133,14 +145,29 @@ def _fill_bits(udh_octets: int) -> int:
     return (7 - (udh_octets * 8) % 7) % 7
 
 
-def _split(encoded: EncodedText, capacity: int) -> list[bytes]:
-    """Cut ``encoded.data`` into chunks of at most ``capacity`` units.
+def _characters(encoded: EncodedText) -> int:
+    """The text's length as a per-character biller counts it: in UTF-16 units, the measure
+    of a UCS-2 part, so a surrogate pair (emoji) counts 2 and a GSM escape pair 1."""
+    if encoded.encoding == "gsm7":
+        return len(encoded.data) - encoded.data.count(_ESCAPE)
+    return encoded.units
+
+
+def _split(
+    encoded: EncodedText, capacity: int, max_characters: int | None = None
+) -> list[bytes]:
+    """Cut ``encoded.data`` into chunks of at most ``capacity`` units and, when given,
+    ``max_characters`` characters (counted as ``_characters`` does).
 
     A GSM escape pair (0x1B + code) and a UTF-16 surrogate pair stay whole: a cut that would
     separate them moves the pair to the next part, which leaves this part one unit short.
     0x1B only ever appears as an escape prefix here, because the encoder never emits ESC ESC.
     """
     data = encoded.data
+    if max_characters is not None and max_characters < capacity:
+        if encoded.encoding == "gsm7" and _ESCAPE in data:
+            return _split_gsm7_characters(data, capacity, max_characters)
+        capacity = max_characters  # one unit per character
     size = len(data)
     unit = 2 if encoded.encoding == "ucs2" else 1
     step = capacity * unit
@@ -154,6 +181,38 @@ def _split(encoded: EncodedText, capacity: int) -> list[bytes]:
                     end -= 1
             elif encoded.encoding == "ucs2" and 0xD8 <= data[end - 2] <= 0xDB:
                 end -= 2  # high surrogate last: keep it with its low surrogate
+        chunks.append(data[start:end])
+        start = end
+    return chunks
+
+
+def _billing_limit(outside: tuple[str, int] | None, udh_octets: int) -> int | None:
+    """Characters per part for a text billed per character (``outside`` its first character
+    beyond the billing charset): what one UCS-2 SMS holds after this UDH, 70/67/66."""
+    return None if outside is None else part_capacity("ucs2", udh_octets, _SMS_OCTETS)
+
+
+def _split_gsm7_characters(data: bytes, capacity: int, max_characters: int) -> list[bytes]:
+    """Cut unpacked septets into chunks of at most ``capacity`` septets and ``max_characters``
+    characters, where an escape pair is two septets but one character.
+
+    Each chunk starts as ``max_characters`` septets and grows by one septet per escape it
+    holds (data.count, no loop per septet); a trailing escape prefix moves to the next chunk.
+    """
+    size = len(data)
+    chunks: list[bytes] = []
+    start = 0
+    while start < size:
+        limit = min(start + capacity, size)
+        end = min(start + max_characters, limit)
+        while end < limit:
+            # A dangling prefix at end - 1 counts 0 here; the septet completing it adds 1.
+            room = max_characters - (end - start - data.count(_ESCAPE, start, end))
+            if room <= 0:
+                break
+            end = min(end + room, limit)
+        if end < size and data[end - 1] == _ESCAPE:
+            end -= 1
         chunks.append(data[start:end])
         start = end
     return chunks
@@ -178,6 +237,11 @@ def encode_message(
     than one part, so that single-part messages (most traffic) take no reference from the
     destination's counter. More than 255 parts raises SegmentationError;
     characters the encoding cannot carry raise EncodingError (see text.encode_text).
+
+    With a policy ``billing_charset`` (Wavy), a text holding any character outside it is
+    cut into parts of at most 70 characters, 67 after a UDH, whatever its alphabet: the
+    provider bills it so (seed 003, "Acentos e caracteres especiais") and would otherwise
+    re-split our parts, breaking their UDH.
     """
     encoded = encode_text(text, policy, flash=flash, force_encoding=force_encoding)
     method: ConcatMethod = policy.concat if concat is None else concat
@@ -185,10 +249,15 @@ def encode_message(
         raise ValueError(f"unknown concatenation method {method!r}")
     max_octets = policy.max_octets_per_part
     packed = policy.packed and encoded.encoding == "gsm7"
-
-    if encoded.units <= part_capacity(encoded.encoding, 0, max_octets):
+    outside = None
+    if policy.billing_charset is not None:
+        outside = first_outside(encoded.text, policy.billing_charset)
+    single = _billing_limit(outside, 0)
+    if encoded.units <= part_capacity(encoded.encoding, 0, max_octets) and (
+        single is None or _characters(encoded) <= single
+    ):
         body = pack_septets(encoded.data) if packed else encoded.data
-        return _result(encoded, 0, (Part(b"", body, units=encoded.units),))
+        return _result(encoded, 0, (Part(b"", body, units=encoded.units),), outside=outside)
 
     if method == "payload":
         body = pack_septets(encoded.data) if packed else encoded.data
@@ -197,8 +266,9 @@ def encode_message(
                 f"message_payload of {len(body)} octets exceeds the limit of "
                 f"{MAX_PAYLOAD_OCTETS} octets"
             )
-        capacity = part_capacity(encoded.encoding, _UDH_OCTETS["udh8"], max_octets)
-        billed = len(_split(encoded, capacity))
+        udh8 = _UDH_OCTETS["udh8"]
+        capacity = part_capacity(encoded.encoding, udh8, max_octets)
+        billed = len(_split(encoded, capacity, _billing_limit(outside, udh8)))
         return _result(
             encoded,
             0,
@@ -206,11 +276,16 @@ def encode_message(
             "payload",
             None,
             billed,
+            outside=outside,
         )
 
     udh_octets = _UDH_OCTETS[method]
     unit = 2 if encoded.encoding == "ucs2" else 1
-    chunks = _split(encoded, part_capacity(encoded.encoding, udh_octets, max_octets))
+    chunks = _split(
+        encoded,
+        part_capacity(encoded.encoding, udh_octets, max_octets),
+        _billing_limit(outside, udh_octets),
+    )
     total = len(chunks)
     if total > MAX_PARTS:
         raise SegmentationError(
@@ -237,7 +312,7 @@ def encode_message(
             )
             for seq, chunk in enumerate(chunks, 1)
         )
-        return _result(encoded, 0, parts, method, reference, total)
+        return _result(encoded, 0, parts, method, reference, total, outside=outside)
 
     if method == "udh8":
         # 3GPP TS 23.040 §9.2.3.24.1: UDHL 05, IEI 00, IEDL 03, reference, total, sequence.
@@ -254,7 +329,9 @@ def encode_message(
         )
         for seq, chunk in enumerate(chunks, 1)
     )
-    return _result(encoded, EsmClass.UDHI.value, parts, method, reference, total)
+    return _result(
+        encoded, EsmClass.UDHI.value, parts, method, reference, total, outside=outside
+    )
 
 
 def _result(
@@ -264,6 +341,8 @@ def _result(
     concat: ConcatMethod | None = None,
     reference: int | None = None,
     billed_parts: int = 1,
+    *,
+    outside: tuple[str, int] | None,
 ) -> EncodedMessage:
     return EncodedMessage(
         data_coding=encoded.data_coding,
@@ -278,6 +357,8 @@ def _result(
         concat=concat,
         reference=reference,
         billed_parts=billed_parts,
+        outside_billing_charset=outside,
+        skipped=encoded.skipped,
     )
 
 

@@ -22,11 +22,15 @@ __all__ = [
     "GSM7_BASIC",
     "GSM7_ESCAPE",
     "GSM7_EXTENSION",
+    "CodedAlphabet",
     "ConcatMethod",
     "EncodedText",
     "Encoding",
     "Ia5Alphabet",
+    "SkipReason",
+    "Skipped",
     "TextPolicy",
+    "data_coding_alphabet",
     "decode_gsm7",
     "decode_gsm7_packed",
     "decode_text",
@@ -34,8 +38,10 @@ __all__ = [
     "encode_latin1",
     "encode_text",
     "encode_ucs2",
+    "first_outside",
     "gsm7_septets",
     "is_gsm7",
+    "message_class",
     "pack_septets",
     "transliterate",
     "unpack_septets",
@@ -45,6 +51,12 @@ Encoding = Literal["gsm7", "latin1", "ucs2"]
 # Same spelling as smppgw.profiles.ConcatMethod, restated so the core imports nothing above it.
 ConcatMethod = Literal["udh8", "udh16", "sar", "payload"]
 Ia5Alphabet = Literal["gsm7", "latin1"]
+# What a data_coding value labels its octets as: one of our alphabets, IA5 (0x01, which
+# providers read as GSM7 or as Latin-1), 8-bit binary, or None for any other alphabet.
+CodedAlphabet = Literal["gsm7", "latin1", "ucs2", "ia5", "binary"]
+# Why encode_text passed over an alphabet: a character it cannot carry, no data_coding for
+# it at this provider, or no flash (class 0) value for it.
+SkipReason = Literal["character", "not_offered", "no_flash"]
 
 ENCODINGS: Final[tuple[Encoding, ...]] = ("gsm7", "latin1", "ucs2")
 
@@ -95,6 +107,11 @@ _ENCODE_EXTENDED: Final[dict[int, str]] = {
 
 def _negated_class(chars: frozenset[str]) -> re.Pattern[str]:
     return re.compile("[^" + "".join(re.escape(c) for c in sorted(chars)) + "]")
+
+
+@lru_cache(maxsize=16)
+def _outside(charset: str) -> re.Pattern[str]:
+    return _negated_class(frozenset(charset))
 
 
 # One C-level scan finds the first character outside the alphabet (or proves there is none).
@@ -180,6 +197,14 @@ _TRANSLITERATE_NO_EXTENSION: Final[dict[int, str]] = {
     **_TRANSLITERATE_KEEP_EXTENSION,
     **{ord(k): v for k, v in _EXTENSION_SUBSTITUTES.items()},
 }
+# Every substitute above is plain GSM, so a character stays outside GSM after
+# transliteration exactly when it is neither GSM nor a key of the table: one C-level scan.
+_NOT_TRANSLITERABLE_KEEP_EXTENSION: Final = _negated_class(
+    _BASIC_CHARS | _EXTENSION_CHARS | {chr(k) for k in _TRANSLITERATE_KEEP_EXTENSION}
+)
+_NOT_TRANSLITERABLE_NO_EXTENSION: Final = _negated_class(
+    _BASIC_CHARS | {chr(k) for k in _TRANSLITERATE_NO_EXTENSION}
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +217,11 @@ class TextPolicy:
     Built from a ProviderProfile (``from_profile``) by the layer that owns configuration, so
     the core never sees config. ``latin1`` / ``flash_*`` of None mean the provider offers no
     such data_coding. ``max_octets_per_part`` is the short_message budget UDH included
-    (SMPP/GSM: 140), from which every per-part capacity is derived.
+    (SMPP/GSM: 140), from which every per-part capacity is derived. ``billing_charset``,
+    when set, holds the characters the provider bills at 160 per part: a text with any
+    other character is billed per 70 (67 with UDH) whatever data_coding carries it, so
+    segment.encode_message cuts it at that size (Wavy, seed 003 "Acentos e caracteres
+    especiais").
     """
 
     gsm7: int = 0x00
@@ -205,6 +234,7 @@ class TextPolicy:
     concat: ConcatMethod = "udh8"
     packed: bool = False
     max_octets_per_part: int = 140
+    billing_charset: str | None = None
 
     def __post_init__(self) -> None:
         if not 16 <= self.max_octets_per_part <= 254:
@@ -236,6 +266,7 @@ class TextPolicy:
             concat=profile.concat,
             packed=packed,
             max_octets_per_part=profile.max_octets_per_part,
+            billing_charset=profile.billing_charset,
         )
 
     @property
@@ -245,12 +276,31 @@ class TextPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """An alphabet encode_text passed over before the one it chose, and why.
+
+    ``reason`` "character": ``char`` at ``position`` (an index into the text as given) is the
+    first one the alphabet cannot carry, after transliteration when the policy allows it;
+    "not_offered": the provider has no data_coding for the alphabet (Qikberry's Latin-1
+    unless configured); "no_flash": the message is flash and the alphabet has no class 0
+    value (Latin-1 never has). ``char`` and ``position`` are None for the last two.
+    """
+
+    encoding: Encoding
+    reason: SkipReason
+    char: str | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EncodedText:
     """A text in the alphabet chosen for it, before any split.
 
     ``data`` is unpacked septets (one per octet, escapes included), Latin-1 octets or UTF-16BE.
     ``text`` is what is actually sent (after transliteration, when that was applied).
-    ``flash`` says whether ``data_coding`` is a flash (class 0) value.
+    ``flash`` says whether ``data_coding`` is a flash (class 0) value. ``skipped`` lists the
+    alphabets tried before this one, in order, with what ruled each out: empty when the
+    first choice (GSM7) fitted or the encoding was forced.
     """
 
     encoding: Encoding
@@ -259,6 +309,7 @@ class EncodedText:
     text: str
     flash: bool = False
     transliterated: bool = False
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def units(self) -> int:
@@ -405,15 +456,19 @@ def transliterate(text: str, *, extension: bool = True) -> str:
     return text.translate(table)
 
 
-def _first_untransliterable(text: str, extension: bool) -> tuple[str, int] | None:
-    """The first character of the original text that stays outside GSM after transliteration.
+def _first_untransliterable(text: str, extension: bool) -> re.Match[str] | None:
+    """The first character of the original text that stays outside GSM after transliteration."""
+    pattern = _NOT_TRANSLITERABLE_KEEP_EXTENSION if extension else _NOT_TRANSLITERABLE_NO_EXTENSION
+    return pattern.search(text)
 
-    Error path only, so a loop per character is fine here.
+
+def first_outside(text: str, charset: str) -> tuple[str, int] | None:
+    """The first character of ``text`` not in ``charset``, with its index; None if all are.
+
+    One regular-expression scan; the compiled class is cached per charset.
     """
-    for position, char in enumerate(text):
-        if not is_gsm7(transliterate(char, extension=extension), extension=extension):
-            return char, position
-    return None
+    found = _outside(charset).search(text)
+    return None if found is None else (found.group(), found.start())
 
 
 def _data_coding(policy: TextPolicy, encoding: Encoding, flash: bool) -> tuple[int, bool]:
@@ -448,12 +503,14 @@ def encode_text(
 
     Order: GSM7 (escape table only if the provider carries it), then GSM7 after
     transliteration (if the policy allows), then Latin-1 (if the provider has a value, and
-    never for flash: no Latin-1 flash value exists), then UCS-2. A forced encoding skips the
-    choice; text it cannot carry raises EncodingError with the first offending character and
-    its position in ``text``. An impossible combination (Latin-1 on a provider without it,
+    never for flash: no Latin-1 flash value exists), then UCS-2; ``skipped`` of the result
+    says what ruled out each alphabet passed over. A forced encoding skips the choice; text
+    it cannot carry raises EncodingError with the first offending character and its
+    position in ``text``. An impossible combination (Latin-1 on a provider without it,
     flash Latin-1) raises ValueError.
     """
     extension = policy.gsm_extension
+    skipped: list[Skipped] = []
     if force_encoding is None or force_encoding == "gsm7":
         bad = (_NOT_EXTENDED if extension else _NOT_BASIC).search(text)
         if bad is None:
@@ -472,25 +529,73 @@ def encode_text(
                     used_flash,
                     transliterated=True,
                 )
-            if force_encoding == "gsm7":
-                found = _first_untransliterable(text, extension)
-                if found is not None:
-                    raise EncodingError(found[0], found[1], "gsm7")
+            # The character to blame is one transliteration could not replace.
+            bad = _first_untransliterable(text, extension) or bad
         if force_encoding == "gsm7":
             raise EncodingError(bad.group(), bad.start(), "gsm7")
-    if force_encoding == "latin1" or (
-        force_encoding is None and policy.latin1 is not None and not flash
-    ):
-        try:
-            octets = text.encode("latin-1")
-        except UnicodeEncodeError as exc:
-            if force_encoding == "latin1":
-                raise EncodingError(text[exc.start], exc.start, "latin1") from None
+        skipped.append(Skipped("gsm7", "character", bad.group(), bad.start()))
+    if force_encoding == "latin1":
+        octets = encode_latin1(text)
+        dcs, used_flash = _data_coding(policy, "latin1", flash)
+        return EncodedText("latin1", dcs, octets, text, used_flash)
+    if force_encoding is None:
+        if policy.latin1 is None:
+            skipped.append(Skipped("latin1", "not_offered"))
+        elif flash:
+            skipped.append(Skipped("latin1", "no_flash"))
         else:
-            dcs, used_flash = _data_coding(policy, "latin1", flash)
-            return EncodedText("latin1", dcs, octets, text, used_flash)
+            try:
+                octets = text.encode("latin-1")
+            except UnicodeEncodeError as exc:
+                skipped.append(Skipped("latin1", "character", text[exc.start], exc.start))
+            else:
+                return EncodedText(
+                    "latin1", policy.latin1, octets, text, skipped=tuple(skipped)
+                )
     dcs, used_flash = _data_coding(policy, "ucs2", flash)
-    return EncodedText("ucs2", dcs, encode_ucs2(text), text, used_flash)
+    return EncodedText(
+        "ucs2", dcs, encode_ucs2(text), text, used_flash, skipped=tuple(skipped)
+    )
+
+
+_SMPP_ALPHABETS: Final[dict[int, CodedAlphabet]] = {
+    0x00: "gsm7", 0x01: "ia5", 0x02: "binary", 0x03: "latin1", 0x04: "binary", 0x08: "ucs2",
+}  # fmt: skip
+
+
+def data_coding_alphabet(data_coding: int) -> CodedAlphabet | None:
+    """What a data_coding value labels the octets as, for checking a provider's map.
+
+    SMPP 3.4 §5.2.19 for 0x00-0x0F: 0 = SMSC default (GSM 03.38 here), 1 = IA5 (read as
+    GSM7 or as Latin-1 depending on the SMSC), 2 and 4 = 8-bit binary, 3 = Latin-1,
+    8 = UCS-2; 5-7 and 9-15 are other alphabets (JIS, Cyrillic, Hebrew, pictograms, ...).
+    Above that, the GSM 03.38 data coding scheme (3GPP TS 23.038 §4): the general group
+    0x10-0x3F uncompressed has the alphabet in bits 3-2, the group 0xF0-0xFF GSM7 or 8-bit
+    data in bit 2; anything else (compression, message waiting, reserved) is None.
+    """
+    if data_coding < 0x10:
+        return _SMPP_ALPHABETS.get(data_coding)
+    if data_coding < 0x40:
+        if data_coding & 0x20:
+            return None  # compressed
+        alphabets: tuple[CodedAlphabet | None, ...] = ("gsm7", "binary", "ucs2", None)
+        return alphabets[(data_coding >> 2) & 0x03]
+    if data_coding & 0xF0 == 0xF0:
+        return "binary" if data_coding & 0x04 else "gsm7"
+    return None
+
+
+def message_class(data_coding: int) -> int | None:
+    """The GSM message class a data_coding value sets (0 = flash), None when it sets none.
+
+    3GPP TS 23.038 §4: the general group 0x10-0x3F when bit 4 is set, and the group
+    0xF0-0xFF, carry the class in bits 1-0. SMPP's own values 0x00-0x0F set no class.
+    """
+    if 0x10 <= data_coding < 0x40 and data_coding & 0x10:
+        return data_coding & 0x03
+    if data_coding & 0xF0 == 0xF0:
+        return data_coding & 0x03
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,21 +615,14 @@ def decode_text(
     0xF0-0xFF (message classes, e.g. flash 0x10/0x18) by their alphabet bits (TS 23.038 §4);
     anything else → Latin-1, which maps every octet.
     """
+    coded = data_coding_alphabet(data_coding)
     alphabet: Encoding
-    if data_coding == 0x00:
-        alphabet = "gsm7"
-    elif data_coding == 0x01:
+    if coded == "gsm7" or coded == "ucs2":
+        alphabet = coded
+    elif coded == "ia5":
         alphabet = ia5_as
-    elif data_coding == 0x08:
-        alphabet = "ucs2"
-    elif 0x10 <= data_coding <= 0x3F and not data_coding & 0x20:
-        # General data coding group, uncompressed: bits 3-2 are the alphabet.
-        alphabet = ("gsm7", "latin1", "ucs2", "latin1")[(data_coding >> 2) & 0x03]
-    elif data_coding & 0xF0 == 0xF0:
-        # Data coding / message class group: bit 2 set = 8-bit data, else GSM7.
-        alphabet = "latin1" if data_coding & 0x04 else "gsm7"
     else:
-        alphabet = "latin1"
+        alphabet = "latin1"  # Latin-1, binary or an alphabet we lack: every octet maps
     if alphabet == "gsm7":
         return decode_gsm7_packed(data) if packed else decode_gsm7(data)
     if alphabet == "ucs2":

@@ -341,7 +341,7 @@ async def test_every_encoding_through_wavy_with_two_stage_receipts(
     assert resp.status == 200 and "smppgw_" in text
 
 
-# --- Qikberry: Latin-1 is 3, err-coded final receipts, receipts on another bind ----------------
+# --- Qikberry: Latin-1 (3) when opted in, err-coded final receipts, receipts on another bind
 
 
 async def test_qikberry_err_coded_receipts_map_to_final_states_on_another_bind(
@@ -349,11 +349,13 @@ async def test_qikberry_err_coded_receipts_map_to_final_states_on_another_bind(
 ) -> None:
     """Qikberry relays receipts to another bind of the account and reports the outcome in
     stat/err only: UNDELIV err 034 → 'undeliverable', REJECTD err 458 → 'rejected',
-    DELIVRD → 'delivered'. Latin-1 goes out as data_coding 3 on Qikberry."""
+    DELIVRD → 'delivered'. Latin-1 goes out as data_coding 3 on Qikberry once the provider
+    opts in (its document: 3 "if and only if told so explicitly")."""
     sim = await sim_factory(SimulatorConfig.qikberry(
         receipts=ReceiptPlan(style="qikberry", outcomes={"UNDELIV": 1}, routing="other")))
     gw = await gateways(make_config(tmp_path, sock_dir / "s.sock", [
-        provider_table("qik", "qikberry", sim, ["91"], binds_per_host=3)]))
+        provider_table("qik", "qikberry", sim, ["91"], binds_per_host=3,
+                       data_coding={"latin1": 3})]))
     await sim.wait_bound(3, timeout=WAIT)
 
     tracking = {}

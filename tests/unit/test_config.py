@@ -27,7 +27,7 @@ from smppgw.config import (
     render_config,
 )
 from smppgw.errors import ConfigError, Problem
-from smppgw.profiles import QIKBERRY, WAVY, DataCodingMap, ProviderProfile
+from smppgw.profiles import BUILTIN_PROFILES, QIKBERRY, WAVY, DataCodingMap, ProviderProfile
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "smppgw.example.toml"
@@ -170,6 +170,87 @@ def test_data_coding_overrides_only_named_alphabets(tmp_path: Path) -> None:
     assert merged.providers[0].profile.data_coding == DataCodingMap(
         gsm7=0, latin1=3, ucs2=8, flash_gsm7=0x10, flash_ucs2=None
     )
+
+
+@pytest.mark.parametrize(
+    ("profile", "data_coding", "overrides"),
+    [
+        ("wavy", "{ latin1 = 1 }", {"latin1": 1}),
+        ("qikberry", "{ latin1 = 3 }", {"latin1": 3}),
+        ("qikberry", "{ gsm7 = 1 }", {"gsm7": 1}),
+        ("generic", "{ gsm7 = 1, latin1 = 1 }", {"gsm7": 1, "latin1": 1}),
+        ("generic", "{ gsm7 = 0xF0, flash_gsm7 = 0xF0 }", {"gsm7": 0xF0, "flash_gsm7": 0xF0}),
+        ("wavy", "{ latin1 = false, flash_ucs2 = 0x18 }", {"latin1": None}),
+    ],
+)
+def test_data_coding_values_that_label_their_alphabet(
+    tmp_path: Path, profile: str, data_coding: str, overrides: dict[str, int | None]
+) -> None:
+    merged = parse(provider(f"data_coding = {data_coding}", profile=profile), tmp_path)
+    base = BUILTIN_PROFILES[profile].data_coding
+    assert merged.providers[0].profile.data_coding == dataclasses.replace(base, **overrides)
+
+
+def test_qikberry_sends_latin1_only_when_told_so(tmp_path: Path) -> None:
+    # Seed 004: data_coding 3 "if and only if told so explicitly".
+    default = parse(provider(profile="qikberry"), tmp_path).providers[0].profile
+    assert default.data_coding.latin1 is None
+    opted = parse(provider("data_coding = { latin1 = 3 }", profile="qikberry"), tmp_path)
+    assert opted.providers[0].profile.data_coding.latin1 == 3
+
+
+def test_template_id_becomes_the_profile_template_tlv(tmp_path: Path) -> None:
+    extra = 'template_id = "1107161234567890123"\ntlv_defaults = { 0x1400 = "11", 0x1402 = "17" }'
+    loaded = parse(provider(extra, profile="qikberry"), tmp_path)
+    (qikberry,) = loaded.providers
+    assert qikberry.tlv_defaults == (
+        (0x1400, b"11\x00"),
+        (0x1402, b"17\x00"),
+        (0x1401, b"1107161234567890123\x00"),
+    )
+    assert qikberry.default_tlv(0x1401) == b"1107161234567890123\x00"
+    assert qikberry.default_tlv(0x1403) is None
+    # Rendered as the TLV default it is, so the output loads back to the same config.
+    rendered = tomllib.loads(render_config(loaded))["provider"][0]
+    assert rendered["tlv_defaults"]["0x1401"] == "1107161234567890123"
+    assert "template_id" not in rendered
+
+
+@pytest.mark.parametrize(
+    ("extra", "missing"),
+    [
+        ('routes = ["91"]', "0x1400 (PE_ID, the DLT entity id) and 0x1402"),
+        ('routes = ["9"]', "0x1400"),  # 9 covers +91
+        ('routes = ["9198"]\ntlv_defaults = { 0x1400 = "1" }', "no default for 0x1402 ("),
+        ("", "0x1400"),  # no routes: messages naming it may go to India
+    ],
+)
+def test_qikberry_without_dlt_defaults_warns(tmp_path: Path, extra: str, missing: str) -> None:
+    text = provider(extra, profile="qikberry").replace('routes = ["1"]\n', "")
+    loaded = parse(text, tmp_path)
+    dlt = [w for w in loaded.warnings if w.path == "provider[0].tlv_defaults"]
+    assert len(dlt) == 1, loaded.warnings
+    assert missing in dlt[0].rule
+    assert "India's DLT rules require them on every message" in dlt[0].rule
+
+
+def test_qikberry_dlt_warning_only_where_india_can_be_reached(tmp_path: Path) -> None:
+    outside_india = parse(provider('routes = ["44"]', profile="qikberry")
+                          .replace('routes = ["1"]\n', ""), tmp_path)  # fmt: skip
+    assert outside_india.warnings == ()
+    complete = 'routes = ["91"]\ntlv_defaults = { 0x1400 = "11", 0x1402 = "17" }'
+    assert parse(provider(complete, profile="qikberry").replace('routes = ["1"]\n', ""),
+                 tmp_path).warnings == ()  # fmt: skip
+    # The default provider gets whatever matches no route, India included.
+    as_default = parse(
+        '[gateway]\ndefault_provider = "acme"\n' + provider('routes = ["44"]', profile="qikberry")
+        .replace('routes = ["1"]\n', ""),
+        tmp_path,
+    )  # fmt: skip
+    assert [w.path for w in as_default.warnings] == ["provider[0].tlv_defaults"]
+    # Other profiles carry no DLT TLVs.
+    assert parse(provider('routes = ["91"]', profile="wavy").replace('routes = ["1"]\n', ""),
+                 tmp_path).warnings == ()  # fmt: skip
 
 
 def test_rate_zero_lifts_the_profile_limit(tmp_path: Path) -> None:
@@ -362,6 +443,65 @@ RULES = [
         'expected a string or { hex = "..." }, got an integer',
     ),
     ('tlv_defaults = { 0x1400 = "é" }', "generic", "provider[0].tlv_defaults.0x1400", "ASCII"),
+]
+
+
+# data_coding values must label their own alphabet (SMPP 3.4 §5.2.19, 3GPP TS 23.038 §4).
+RULES += [
+    (
+        "data_coding = { latin1 = 8 }",
+        "generic",
+        "provider[0].data_coding.latin1",
+        "0x08 labels UCS-2, not Latin-1 (SMPP 3.4 §5.2.19, 3GPP TS 23.038 §4): handsets would "
+        "show the wrong characters; use 3 or 1 or false (not offered)",
+    ),
+    ("data_coding = { gsm7 = 8 }", "generic", "provider[0].data_coding.gsm7", "labels UCS-2"),
+    ("data_coding = { ucs2 = 3 }", "wavy", "provider[0].data_coding.ucs2", "use 8"),
+    ("data_coding = { ucs2 = 1 }", "generic", "provider[0].data_coding.ucs2", "labels IA5"),
+    ("data_coding = { latin1 = 4 }", "generic", "provider[0].data_coding.latin1", "binary"),
+    ("data_coding = { latin1 = 6 }", "generic", "provider[0].data_coding.latin1", "another"),
+    ("data_coding = { gsm7 = 0x30 }", "generic", "provider[0].data_coding.gsm7", "compressed"),
+    # IA5 is GSM 03.38 on Qikberry (seed 004) and Latin-1 on Wavy (seed 003).
+    (
+        "data_coding = { latin1 = 1 }",
+        "qikberry",
+        "provider[0].data_coding.latin1",
+        'labels IA5, which profile "qikberry" reads as GSM 7-bit, not Latin-1',
+    ),
+    (
+        "data_coding = { gsm7 = 1 }",
+        "wavy",
+        "provider[0].data_coding.gsm7",
+        'labels IA5, which profile "wavy" reads as Latin-1, not GSM 7-bit',
+    ),
+    (
+        "data_coding = { flash_ucs2 = 0x10 }",
+        "generic",
+        "provider[0].data_coding.flash_ucs2",
+        "labels GSM 7-bit, not UCS-2",
+    ),
+    (
+        "data_coding = { flash_gsm7 = 0 }",
+        "wavy",
+        "provider[0].data_coding.flash_gsm7",
+        "sets no message class 0 (3GPP TS 23.038 §4), so flash messages would go out as normal "
+        "ones; use 0x10 or 0xF0 or false (not offered)",
+    ),
+    ("data_coding = { flash_ucs2 = 0x19 }", "wavy", "provider[0].data_coding.flash_ucs2", "class"),
+    (
+        'template_id = "1107161234567890123"',
+        "generic",
+        "provider[0].template_id",
+        'profile "generic" has no DLT template TLV; set the tag in tlv_defaults',
+    ),
+    (
+        'template_id = "1107"\ntlv_defaults = { 0x1400 = "1", 0x1401 = "2", 0x1402 = "3" }',
+        "qikberry",
+        "provider[0].template_id",
+        "set template_id or tlv_defaults.0x1401, not both",
+    ),
+    ('template_id = "é"', "qikberry", "provider[0].template_id", "printable ASCII"),
+    ('template_id = ""', "qikberry", "provider[0].template_id", "must not be empty"),
 ]
 
 

@@ -58,8 +58,66 @@ def test_json_wavy_euro_is_ucs2_and_qikberry_euro_is_gsm7(
 
 def test_json_latin1_per_provider(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_json(capsys, "--provider", "wavy", "ação")["data_coding"] == 1
-    assert run_json(capsys, "--provider", "qikberry", "ação")["data_coding"] == 3
+    # Qikberry: Latin-1 (3) only when the provider opts in (seed 004): UCS-2 by default.
+    assert run_json(capsys, "--provider", "qikberry", "ação")["data_coding"] == 8
     assert run_json(capsys, "--provider", "generic", "ação")["data_coding"] == 8
+
+
+def test_why_names_the_character_that_forced_the_alphabet(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    euro = run_json(capsys, "--provider", "wavy", "10€")
+    assert euro["why"] == (
+        "'€' at position 2 is not in wavy's GSM table (no extension table) nor in Latin-1: UCS-2"
+    )
+    assert euro["forced_by"] == {"char": "€", "position": 2}
+    assert [s["encoding"] for s in euro["skipped"]] == ["gsm7", "latin1"]
+    accents = run_json(capsys, "--provider", "wavy", "ação 😀")
+    assert accents["why"] == (
+        "'ç' at position 1 is not in wavy's GSM table (no extension table) and '😀' at "
+        "position 5 is not in Latin-1: UCS-2"
+    )
+    assert accents["forced_by"] == {"char": "😀", "position": 5}
+    latin = run_json(capsys, "--provider", "wavy", "ação")
+    assert latin["why"] == (
+        "'ç' at position 1 is not in wavy's GSM table (no extension table): Latin-1"
+    )
+    qikberry = run_json(capsys, "--provider", "qikberry", "ação")
+    assert qikberry["why"] == (
+        "'ç' at position 1 is not in qikberry's GSM table and qikberry takes no Latin-1 "
+        "(data_coding.latin1 is not set): UCS-2"
+    )
+    assert qikberry["forced_by"] == {"char": "ç", "position": 1}
+    flash = run_json(capsys, "--provider", "wavy", "--flash", "ação")
+    assert flash["why"].endswith("and flash has no Latin-1 data_coding: UCS-2")
+    plain = run_json(capsys, "--provider", "wavy", "Hello")
+    assert (plain["why"], plain["forced_by"], plain["skipped"]) == (None, None, [])
+    forced = run_json(capsys, "--provider", "wavy", "--encoding", "ucs2", "Hello")
+    assert (forced["why"], forced["forced_by"]) == ("forced with --encoding: UCS-2", None)
+
+
+def test_human_output_says_why_and_how_wavy_bills(capsys: pytest.CaptureFixture[str]) -> None:
+    assert encode_cmd.run(parse("--provider", "wavy", "--reference", "7", "ã" * 125)) == 0
+    out = capsys.readouterr().out
+    assert "why          'ã' at position 0 is not in wavy's GSM table" in out
+    assert (
+        "billing      'ã' at position 0 is outside wavy's 160-character table: billed, and cut, "
+        "per 70 characters (67 with UDH)"
+    ) in out
+    assert "cost         2 parts" in out
+    assert "part 1/2  67 octets in 73 octets of short_message" in out
+    assert "udh  050003070202" in out
+
+
+def test_json_wavy_billing(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, "--provider", "wavy", "é" + "a" * 159)
+    assert (result["data_coding"], result["cost"]) == (0, 3)
+    assert [p["units"] for p in result["parts"]] == [67, 67, 26]
+    assert result["billing"]["char"] == "é"
+    assert result["billing"]["position"] == 0
+    assert run_json(capsys, "--provider", "wavy", "a" * 160)["billing"] is None
+    # Qikberry bills what each part carries.
+    assert run_json(capsys, "--provider", "qikberry", "é" + "a" * 159)["cost"] == 1
 
 
 def test_json_long_message_udh8(capsys: pytest.CaptureFixture[str]) -> None:
@@ -157,14 +215,51 @@ profile = "qikberry"
     assert run_json(capsys, "--provider", path, "--flash", "hi")["data_coding"] == 0xF0
     assert run_json(capsys, "--provider", path, "a" * 161)["parts"][0]["udh"] == "06080400000201"
     other = run_json(capsys, "--provider", path, "--name", "other", "ação")
-    assert (other["provider"], other["data_coding"]) == ("other", 3)
+    assert (other["provider"], other["data_coding"]) == ("other", 8)
+
+
+@pytest.mark.parametrize(
+    ("data_coding", "text", "expected"),
+    [
+        # Every form check-config accepts: false = not offered.
+        ("{ latin1 = false }", "ação", 8),
+        ("{ latin1 = 3 }", "ação", 3),
+        ("{ latin1 = 0x03, flash_ucs2 = false }", "ação", 3),
+    ],
+)
+def test_provider_file_takes_every_data_coding_form(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    data_coding: str,
+    text: str,
+    expected: int,
+) -> None:
+    for profile in ("wavy", "qikberry"):
+        path = write(
+            tmp_path, f'[[provider]]\nprofile = "{profile}"\ndata_coding = {data_coding}\n'
+        )
+        assert run_json(capsys, "--provider", path, text)["data_coding"] == expected
+
+
+def test_provider_file_is_checked_like_check_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        '[[provider]]\nprofile = "qikberry"\n'
+        "data_coding = { latin1 = 8 }\nmax_octets_per_part = 9\n",
+    )
+    assert encode_cmd.run(parse("--provider", path, "hi")) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: provider[0].data_coding.latin1: 0x08 labels UCS-2, not Latin-1" in err
+    assert f"{path}: provider[0].max_octets_per_part: must be between 16 and 254" in err
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         ("[gateway]\n", "no [[provider]] table"),
-        ('[[provider]]\nprofile = "nope"\n', "unknown profile 'nope'"),
+        ('[[provider]]\nprofile = "nope"\n', 'provider[0].profile: must be one of "wavy"'),
         ('[[provider]]\nconcat = "udh9"\n', "provider[0].concat"),
         ("[[provider]]\ngsm_extension = 1\n", "provider[0].gsm_extension"),
         ("[[provider]]\ndata_coding = { latin2 = 3 }\n", "data_coding.latin2"),

@@ -17,7 +17,9 @@ from smppgw.smpp.pdu import DataSm, DeliverSm, NetworkErrorCode, Tlv
 from smppgw.smpp.receipt import (
     QIKBERRY_ERRORS,
     TEXT_FIELDS,
+    WAVY_DELIVERED_STATUS,
     WAVY_ERRORS,
+    WAVY_SENT_STATUS,
     ErrorInfo,
     Receipt,
     ReceiptError,
@@ -382,12 +384,25 @@ WAVY_ROWS: list[tuple[Any, ...]] = [
      MS.REJECTED, OUT.REJECTED, True, True),
     ("REJECTD", "207", 207, "INVALID_MESSAGE_TEXT", None, None,
      MS.REJECTED, OUT.REJECTED, True, False),
+    # 213-215: seed 003's sent-status list ("Códigos de Status de Envio"), absent from its
+    # SMPP table; they arrive as the other refusals do, REJECTD with the code as err.
+    ("REJECTD", "213", 213, "COUNTRY_NOT_ALLOWED_FOR_CUSTOMER", None, None,
+     MS.REJECTED, OUT.REJECTED, True, False),
+    ("REJECTD", "214", 214, "INVALID_CUSTOMER_CONFIGURATION", None, None,
+     MS.REJECTED, OUT.REJECTED, True, False),
+    ("REJECTD", "215", 215, "CUSTOMER_QUOTA_BLOCKED", None, None,
+     MS.REJECTED, OUT.REJECTED, True, False),
     ("REJECTD", "301", 301, "INTERNAL_ERROR", None, None, MS.REJECTED, OUT.REJECTED, True, True),
     ("UNKNOWN", "301", 301, "INTERNAL_ERROR", None, None, MS.UNKNOWN, OUT.UNKNOWN, True, True),
     ("DELIVRD", "000", 2, "SENT_SUCCESS", 4, "DELIVERED_SUCCESS",
      MS.DELIVERED, OUT.DELIVERED, True, False),
     ("UNDELIV", "104", 2, "SENT_SUCCESS", 104, "NOT_DELIVERED",
      MS.UNDELIVERABLE, OUT.UNDELIVERABLE, True, True),
+    # 401 MESSAGE_SPLIT, a delivered status (seed 003): Wavy cut the text at its billing limit
+    # and the handset outcome is still to come, so ENROUTE, not final, not an error. The
+    # seed gives it no stat word; ENROUTE is the one Appendix B has for "not yet".
+    ("ENROUTE", "401", 2, "SENT_SUCCESS", 401, "MESSAGE_SPLIT",
+     MS.ENROUTE, OUT.ENROUTE, False, False),
 ]  # fmt: skip
 
 
@@ -461,6 +476,35 @@ def test_wavy_one_octet_codes() -> None:
 def test_wavy_no_credit_alerts_the_operator() -> None:
     r = parse_receipt(wavy_pdu(WAVY_ROWS[4]), "wavy")
     assert r.error is not None and r.error.text == "NO_CREDIT" and r.error.alert
+
+
+@pytest.mark.parametrize("code", ["213", "214", "215"])
+def test_wavy_account_refusals_alert_the_operator(code: str) -> None:
+    # Country not allowed, account misconfigured, quota blocked: only the operator can fix
+    # them, like NO_CREDIT.
+    row = next(r for r in WAVY_ROWS if r[1] == code)
+    r = parse_receipt(wavy_pdu(row), "wavy")
+    assert r.error is not None and r.error.alert and r.final
+    assert r.error.transient is False
+
+
+def test_wavy_message_split_is_not_final_and_the_outcome_follows() -> None:
+    split = next(r for r in WAVY_ROWS if r[1] == "401")
+    delivered = next(r for r in WAVY_ROWS if r[0] == "DELIVRD")
+    first = parse_receipt(wavy_pdu(split), "wavy")
+    assert (first.final, first.outcome, first.transient) == (False, OUT.ENROUTE, False)
+    assert first.error is not None and first.error.ok and not first.error.alert
+    assert parse_receipt(wavy_pdu(delivered), "wavy").final
+
+
+def test_wavy_status_names_cover_the_seed_lists() -> None:
+    # Seed 003, "Códigos de Status de Envio": every sent and delivered code with its name.
+    assert {213, 214, 215} <= set(WAVY_SENT_STATUS)
+    assert WAVY_SENT_STATUS[213] == "COUNTRY_NOT_ALLOWED_FOR_CUSTOMER"
+    assert WAVY_SENT_STATUS[214] == "INVALID_CUSTOMER_CONFIGURATION"
+    assert WAVY_SENT_STATUS[215] == "CUSTOMER_QUOTA_BLOCKED"
+    assert WAVY_DELIVERED_STATUS == {4: "DELIVERED_SUCCESS", 104: "NOT_DELIVERED",
+                                     401: "MESSAGE_SPLIT"}  # fmt: skip
 
 
 @pytest.mark.parametrize("row", WAVY_ROWS, ids=lambda r: f"{r[0]}-{r[1]}")
@@ -786,7 +830,7 @@ def test_message_id_variants_order_and_no_duplicates() -> None:
 
 
 def test_receipt_as_dict_is_json() -> None:
-    pdu = wavy_pdu(WAVY_ROWS[-1])
+    pdu = wavy_pdu(next(row for row in WAVY_ROWS if row[0] == "UNDELIV"))
     r = parse_receipt(
         deliver(pdu.short_message, *pdu.tlvs, Tlv(Tag.NETWORK_ERROR_CODE, b"\x03\x00\x01")),
         "wavy",

@@ -25,10 +25,12 @@ from smppgw.smpp.segment import (
     reference_bits,
     split_udh,
 )
-from smppgw.smpp.text import TextPolicy, decode_gsm7, unpack_septets
+from smppgw.smpp.text import TextPolicy, decode_gsm7, decode_text, unpack_septets
 
 WAVY_POLICY = TextPolicy.from_profile(WAVY)
 QIKBERRY_POLICY = TextPolicy.from_profile(QIKBERRY)
+# Qikberry with data_coding.latin1 = 3 set, the opt-in its document asks for.
+QIKBERRY_LATIN1_POLICY = dataclasses.replace(QIKBERRY_POLICY, latin1=3)
 GENERIC_POLICY = TextPolicy.from_profile(GENERIC)
 EMOJI = "😀"  # U+1F600: surrogate pair D83D DE00
 
@@ -100,9 +102,10 @@ def test_70_and_71_ucs2_units() -> None:
 
 
 def test_140_and_141_latin1_octets() -> None:
-    one = encode_message("ã" * 140, QIKBERRY_POLICY)
+    one = encode_message("ã" * 140, QIKBERRY_LATIN1_POLICY)
     assert (one.encoding, one.data_coding, len(one.parts)) == ("latin1", 3, 1)
-    two = encode_message("ã" * 141, QIKBERRY_POLICY, reference=3)
+    assert one.outside_billing_charset is None  # Qikberry bills by the octet budget
+    two = encode_message("ã" * 141, QIKBERRY_LATIN1_POLICY, reference=3)
     assert [len(p.body) for p in two.parts] == [134, 7]
     assert all(len(p.short_message) <= 140 for p in two.parts)
 
@@ -173,7 +176,7 @@ def test_udh16() -> None:
     assert [p.units for p in message.parts] == [152, 9]
     ucs2 = encode_message("ж" * 71, GENERIC_POLICY, concat="udh16", reference=1)
     assert [p.units for p in ucs2.parts] == [66, 5]
-    latin = encode_message("ã" * 141, QIKBERRY_POLICY, concat="udh16", reference=1)
+    latin = encode_message("ã" * 141, QIKBERRY_LATIN1_POLICY, concat="udh16", reference=1)
     assert [p.units for p in latin.parts] == [133, 8]
 
 
@@ -231,6 +234,118 @@ def test_flash_long_message() -> None:
 def test_wavy_euro_goes_ucs2_and_qikberry_stays_gsm7() -> None:
     assert encode_message("10€", WAVY_POLICY).data_coding == 8
     assert encode_message("10€", QIKBERRY_POLICY).parts[0].body == bytes.fromhex("31301b65")
+
+
+# --- Wavy's per-character billing (seed 003, "Acentos e caracteres especiais") -------------------
+# Wavy bills a text made only of its table's characters per 160, any other text per 70 (67
+# with UDH) whatever the data_coding: such a text is cut where a UCS-2 text would be.
+def test_wavy_125_accented_latin1_characters_are_two_parts() -> None:
+    message = encode_message("ã" * 125, WAVY_POLICY, reference=0x2A)
+    assert (message.encoding, message.data_coding, message.esm_class) == ("latin1", 1, 0x40)
+    assert [p.udh for p in message.parts] == [
+        bytes.fromhex("0500032a0201"),
+        bytes.fromhex("0500032a0202"),
+    ]
+    assert [p.body for p in message.parts] == [b"\xe3" * 67, b"\xe3" * 58]
+    assert message.billed_parts == 2
+    assert message.outside_billing_charset == ("ã", 0)
+
+
+def test_wavy_70_and_71_latin1_characters() -> None:
+    one = encode_message("x" * 69 + "ç", WAVY_POLICY)
+    assert (len(one.parts), one.parts[0].udh, one.outside_billing_charset) == (1, b"", ("ç", 69))
+    two = encode_message("x" * 70 + "ç", WAVY_POLICY, reference=1)
+    assert [p.units for p in two.parts] == [67, 4]
+
+
+def test_wavy_gsm7_with_an_accent_keeps_data_coding_0_and_is_cut_at_67() -> None:
+    # é is GSM 03.38 (septet 0x05) but not in Wavy's table: GSM7 still, billed per 70.
+    message = encode_message("é" + "a" * 159, WAVY_POLICY, reference=3)
+    assert (message.encoding, message.data_coding) == ("gsm7", 0)
+    assert [p.body for p in message.parts] == [b"\x05" + b"a" * 66, b"a" * 67, b"a" * 26]
+    assert message.billed_parts == 3
+
+
+def test_wavy_plain_text_keeps_160_and_153() -> None:
+    plain = encode_message("Seu codigo: 482913\n" * 8, WAVY_POLICY)
+    assert (len(plain.parts), plain.outside_billing_charset) == (1, None)  # 160 characters
+    long = encode_message("a" * 161, WAVY_POLICY, reference=1)
+    assert [p.units for p in long.parts] == [153, 8]
+
+
+def test_wavy_table_reconstructed_from_the_seed() -> None:
+    # Seed 003 lines 1254-1261 print the table as 12 columns of 8 ASCII cells (0x20-0x7F);
+    # the extraction lost " ' | ~ and shows { } in the cells of [ ]. All of printable
+    # ASCII is in it. [ is not GSM7 without the escape table, so it goes Latin-1 (1), still
+    # at 160 per part: a 140-character text is one part.
+    brackets = encode_message('[' * 70 + ']"|~`' + "'" * 65, WAVY_POLICY)
+    assert (brackets.encoding, brackets.data_coding, len(brackets.parts)) == ("latin1", 1, 1)
+    assert brackets.outside_billing_charset is None
+    # Line breaks: a decision, the printed grid has no cell for control characters (see
+    # profiles.WAVY_BILLING_CHARSET).
+    assert encode_message("a\r\nb", WAVY_POLICY).outside_billing_charset is None
+    assert encode_message("a\tb", WAVY_POLICY).outside_billing_charset == ("\t", 1)
+
+
+def test_wavy_surrogate_pair_counts_two_and_is_never_cut() -> None:
+    # 36 emoji = 72 UTF-16 units: a cut at 67 would split the 34th pair, so 33 + 3.
+    message = encode_message(EMOJI * 36, WAVY_POLICY, reference=1)
+    assert [p.units for p in message.parts] == [66, 6]
+    assert message.characters == 36
+
+
+def test_wavy_escape_pairs_count_one_character_each() -> None:
+    # With the escape table turned back on for Wavy (gsm_extension = true), € is 2 septets
+    # but 1 character: 1 + 69 = 70 characters (139 septets) is one part, one more is not.
+    policy = dataclasses.replace(WAVY_POLICY, gsm_extension=True)
+    one = encode_message("é" + "€" * 69, policy)
+    assert (one.encoding, one.units, len(one.parts)) == ("gsm7", 139, 1)
+    two = encode_message("é" + "€" * 70, policy, reference=1)
+    assert [p.body for p in two.parts] == [
+        b"\x05" + b"\x1b\x65" * 66,
+        b"\x1b\x65" * 4,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("concat", "units", "billed"),
+    [("udh16", [66, 59], 2), ("sar", [67, 58], 2), ("payload", [125], 2)],
+)
+def test_wavy_billing_with_every_concatenation(concat: str, units: list[int], billed: int) -> None:
+    message = encode_message("ã" * 125, WAVY_POLICY, concat=concat, reference=1)  # type: ignore[arg-type]
+    assert [p.units for p in message.parts] == units
+    assert message.billed_parts == billed
+
+
+def test_wavy_billing_ignores_a_larger_octet_budget() -> None:
+    # Wavy bills per carrier SMS (140 octets), whatever short_message budget we give parts.
+    policy = dataclasses.replace(WAVY_POLICY, max_octets_per_part=200)
+    assert [p.units for p in encode_message("ã" * 125, policy, reference=1).parts] == [67, 58]
+
+
+def test_wavy_billing_looks_at_the_text_sent() -> None:
+    policy = dataclasses.replace(WAVY_POLICY, transliterate=True)
+    assert encode_message("Promoção", policy).outside_billing_charset is None
+    assert encode_message("Promoção é", policy).outside_billing_charset == ("é", 9)
+
+
+def test_qikberry_bills_by_octets() -> None:
+    assert len(encode_message("é" * 160, QIKBERRY_POLICY).parts) == 1
+
+
+@given(st.text(alphabet="a[\n€" + EMOJI + "éã", min_size=1, max_size=500))
+def test_wavy_parts_rejoin_and_hold_at_most_70_or_67_characters(text: str) -> None:
+    message = encode_message(text, WAVY_POLICY, reference=5)
+    joined = b"".join(p.body for p in message.parts)
+    assert decode_text(joined, message.data_coding, ia5_as="latin1") == text
+    limit = 160
+    if message.outside_billing_charset is not None:
+        limit = 70 if len(message.parts) == 1 else 67
+    for part in message.parts:
+        assert len(part.short_message) <= 140
+        characters = len(decode_text(part.body, message.data_coding, ia5_as="latin1")
+                         .encode("utf-16-be")) // 2  # fmt: skip
+        assert characters <= limit
 
 
 # --- packed septets ------------------------------------------------------------------------------

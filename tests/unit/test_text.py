@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smppgw.profiles import GENERIC, QIKBERRY, WAVY, DataCodingMap, ProviderProfile
+from smppgw.profiles import (
+    GENERIC,
+    QIKBERRY,
+    WAVY,
+    WAVY_BILLING_CHARSET,
+    DataCodingMap,
+    ProviderProfile,
+)
 from smppgw.smpp.errors import EncodingError
 from smppgw.smpp.text import (
     GSM7_BASIC,
+    Skipped,
     TextPolicy,
+    data_coding_alphabet,
     decode_gsm7,
     decode_gsm7_packed,
     decode_text,
@@ -20,6 +31,7 @@ from smppgw.smpp.text import (
     encode_ucs2,
     gsm7_septets,
     is_gsm7,
+    message_class,
     pack_septets,
     transliterate,
     unpack_septets,
@@ -52,6 +64,8 @@ GSM_EXTENSION_CHARS = "".join(chr(cp) for cp in SPEC_EXTENSION.values())
 
 WAVY_POLICY = TextPolicy.from_profile(WAVY)
 QIKBERRY_POLICY = TextPolicy.from_profile(QIKBERRY)
+# Qikberry with Latin-1 opted in, as its document allows "if and only if told so explicitly".
+QIKBERRY_LATIN1_POLICY = dataclasses.replace(QIKBERRY_POLICY, latin1=3)
 GENERIC_POLICY = TextPolicy.from_profile(GENERIC)
 
 gsm_texts = st.text(alphabet=GSM_BASIC_CHARS + GSM_EXTENSION_CHARS, max_size=400)
@@ -187,10 +201,18 @@ def test_ucs2_surrogate_pairs() -> None:
 # --- policy --------------------------------------------------------------------------------------
 def test_policy_from_profiles() -> None:
     expected = TextPolicy(
-        gsm7=0, latin1=1, ucs2=8, flash_gsm7=0x10, flash_ucs2=0x18, gsm_extension=False
+        gsm7=0,
+        latin1=1,
+        ucs2=8,
+        flash_gsm7=0x10,
+        flash_ucs2=0x18,
+        gsm_extension=False,
+        billing_charset=WAVY_BILLING_CHARSET,
     )
     assert TextPolicy.from_profile(WAVY) == expected
-    assert QIKBERRY_POLICY.latin1 == 3
+    # Seed 004: Latin-1 (3) "if and only if told so explicitly": off in the profile.
+    assert QIKBERRY_POLICY.latin1 is None
+    assert QIKBERRY_POLICY.billing_charset is None
     assert QIKBERRY_POLICY.gsm_extension is True
     assert GENERIC_POLICY.latin1 is None
     assert not WAVY_POLICY.transliterate  # off unless asked
@@ -215,7 +237,9 @@ def test_policy_rejects_impossible_part_size() -> None:
         (WAVY_POLICY, "ação", "latin1", 1, bytes.fromhex("61e7e36f")),
         # Qikberry carries the escape table: € stays GSM7.
         (QIKBERRY_POLICY, "€", "gsm7", 0, bytes.fromhex("1b65")),
-        (QIKBERRY_POLICY, "ação", "latin1", 3, bytes.fromhex("61e7e36f")),
+        # Qikberry: UCS-2 unless the provider opted in to Latin-1 (3).
+        (QIKBERRY_POLICY, "ação", "ucs2", 8, bytes.fromhex("006100e700e3006f")),
+        (QIKBERRY_LATIN1_POLICY, "ação", "latin1", 3, bytes.fromhex("61e7e36f")),
         (QIKBERRY_POLICY, "😀", "ucs2", 8, bytes.fromhex("d83dde00")),
         # No Latin-1 value in the generic profile: straight to UCS-2.
         (GENERIC_POLICY, "ação", "ucs2", 8, bytes.fromhex("006100e700e3006f")),
@@ -265,13 +289,15 @@ def test_forced_gsm7_names_first_offending_character() -> None:
 
 
 def test_forced_latin1() -> None:
-    encoded = encode_text("hello", QIKBERRY_POLICY, force_encoding="latin1")
+    encoded = encode_text("hello", QIKBERRY_LATIN1_POLICY, force_encoding="latin1")
     assert (encoded.encoding, encoded.data_coding, encoded.data) == ("latin1", 3, b"hello")
     with pytest.raises(EncodingError) as info:
-        encode_text("olá 😀", QIKBERRY_POLICY, force_encoding="latin1")
+        encode_text("olá 😀", QIKBERRY_LATIN1_POLICY, force_encoding="latin1")
     assert (info.value.char, info.value.position, info.value.encoding) == ("😀", 4, "latin1")
     with pytest.raises(ValueError, match="no Latin-1 data_coding"):
         encode_text("hello", GENERIC_POLICY, force_encoding="latin1")
+    with pytest.raises(ValueError, match="no Latin-1 data_coding"):
+        encode_text("hello", QIKBERRY_POLICY, force_encoding="latin1")
     with pytest.raises(ValueError, match="flash"):
         encode_text("hello", WAVY_POLICY, force_encoding="latin1", flash=True)
 
@@ -320,6 +346,118 @@ def test_forced_gsm7_with_transliteration_names_original_position() -> None:
     with pytest.raises(EncodingError) as info:
         encode_text("ação… 😀", policy, force_encoding="gsm7")
     assert (info.value.char, info.value.position) == ("😀", 6)
+
+
+def test_every_substitute_is_plain_gsm() -> None:
+    # encode_text blames the first character that is neither GSM nor in the table, in one
+    # scan: right only because each substitute is plain GSM. Checked character by character
+    # against what transliteration actually does.
+    for extension in (True, False):
+        policy = TextPolicy(gsm_extension=extension, transliterate=True)
+        for cp in range(0x3100):
+            char = chr(cp)
+            replaced = transliterate(char, extension=extension)
+            if replaced != char:
+                assert is_gsm7(replaced, extension=False), char
+            fits = is_gsm7(replaced, extension=extension)
+            skipped = encode_text("a" + char, policy).skipped[:1]
+            assert skipped == (() if fits else (Skipped("gsm7", "character", char, 1),)), char
+
+
+# --- what ruled an alphabet out ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("policy", "text", "flash", "encoding", "skipped"),
+    [
+        (WAVY_POLICY, "Hello", False, "gsm7", ()),
+        # Wavy: no extension table, and € is not Latin-1 either.
+        (
+            WAVY_POLICY,
+            "10€",
+            False,
+            "ucs2",
+            (Skipped("gsm7", "character", "€", 2), Skipped("latin1", "character", "€", 2)),
+        ),
+        (WAVY_POLICY, "ação", False, "latin1", (Skipped("gsm7", "character", "ç", 1),)),
+        (
+            WAVY_POLICY,
+            "ação 😀",
+            False,
+            "ucs2",
+            (Skipped("gsm7", "character", "ç", 1), Skipped("latin1", "character", "😀", 5)),
+        ),
+        (
+            WAVY_POLICY,
+            "ação",
+            True,
+            "ucs2",
+            (Skipped("gsm7", "character", "ç", 1), Skipped("latin1", "no_flash")),
+        ),
+        (
+            QIKBERRY_POLICY,
+            "ação",
+            False,
+            "ucs2",
+            (Skipped("gsm7", "character", "ç", 1), Skipped("latin1", "not_offered")),
+        ),
+        (QIKBERRY_POLICY, "10€", False, "gsm7", ()),
+    ],
+)
+def test_skipped_alphabets_name_the_character(
+    policy: TextPolicy,
+    text: str,
+    flash: bool,
+    encoding: str,
+    skipped: tuple[Skipped, ...],
+) -> None:
+    encoded = encode_text(text, policy, flash=flash)
+    assert (encoded.encoding, encoded.skipped) == (encoding, skipped)
+
+
+def test_skipped_with_transliteration_blames_what_has_no_substitute() -> None:
+    # ã and ç have GSM spellings; the emoji does not, so it is what kept the text off GSM7.
+    policy = TextPolicy.from_profile(WAVY, transliterate=True)
+    encoded = encode_text("ação 😀", policy)
+    assert encoded.skipped[0] == Skipped("gsm7", "character", "😀", 5)
+
+
+def test_forced_encoding_skips_nothing() -> None:
+    assert encode_text("ação", WAVY_POLICY, force_encoding="ucs2").skipped == ()
+
+
+# --- data_coding values --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("data_coding", "alphabet", "klass"),
+    [
+        # SMPP 3.4 §5.2.19
+        (0x00, "gsm7", None),
+        (0x01, "ia5", None),
+        (0x02, "binary", None),
+        (0x03, "latin1", None),
+        (0x04, "binary", None),
+        (0x05, None, None),  # JIS
+        (0x06, None, None),  # Cyrillic
+        (0x08, "ucs2", None),
+        (0x0E, None, None),  # KS C 5601
+        # 3GPP TS 23.038 §4, general data coding group: bits 3-2 alphabet, bit 4 class valid.
+        (0x10, "gsm7", 0),
+        (0x11, "gsm7", 1),
+        (0x14, "binary", 0),
+        (0x18, "ucs2", 0),
+        (0x1C, None, 0),  # reserved alphabet
+        (0x30, None, 0),  # compressed
+        (0x08 | 0x00, "ucs2", None),
+        # Data coding / message class group: bit 2 GSM7 or 8-bit, bits 1-0 class.
+        (0xF0, "gsm7", 0),
+        (0xF1, "gsm7", 1),
+        (0xF4, "binary", 0),
+        (0xC0, None, None),  # message waiting indication
+    ],
+)
+def test_data_coding_alphabet_and_class(
+    data_coding: int, alphabet: str | None, klass: int | None
+) -> None:
+    assert data_coding_alphabet(data_coding) == alphabet
+    assert message_class(data_coding) == klass
 
 
 # --- inbound decoding ----------------------------------------------------------------------------
