@@ -181,8 +181,8 @@ def tag_name(tag: int) -> str:
 
 def cstring_value(raw: bytes) -> str:
     """Text of a C-octet string, with or without its NUL (vendors vary, e.g. Wavy 0x1404)."""
-    end = raw.find(0)
-    return (raw if end < 0 else raw[:end]).decode("latin-1")
+    # partition() is one fast C call; bytes.find(0) parses its arguments slowly (3.11).
+    return raw.partition(b"\0")[0].decode("latin-1")
 
 
 def _int_value(raw: bytes) -> int:
