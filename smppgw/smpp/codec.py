@@ -52,9 +52,9 @@ DEFAULT_MAX_COMMAND_LENGTH = 0x10000 + 1024
 _S = CommandStatus
 _unpack_header = HEADER.unpack_from
 
-# Strict TLV lengths, SMPP 3.4 §5.3.2: a range per standard tag (``in range`` is one C call).
-_TLV_LENGTHS: dict[int, range] = {
-    tag: range(spec.min_length, spec.max_length + 1) for tag, spec in TLV_SPECS.items()
+# Strict TLV lengths, SMPP 3.4 §5.3.2: (min, max) per standard tag.
+_TLV_LENGTHS: dict[int, tuple[int, int]] = {
+    tag: (spec.min_length, spec.max_length) for tag, spec in TLV_SPECS.items()
 }
 
 
@@ -101,11 +101,11 @@ def decode_tlvs(frame: bytes, pos: int, end: int, lenient: bool) -> tuple[Tlv, .
                 f"{tag_name(tag)} length {length} runs past the PDU", _S.ESME_RINVOPTPARSTREAM
             )
         if not lenient:
-            lengths = lengths_of.get(tag)
-            if lengths is not None and length not in lengths:
+            bounds = lengths_of.get(tag)
+            if bounds is not None and not bounds[0] <= length <= bounds[1]:
                 raise _FieldError(
                     f"{tag_name(tag)} length {length} outside "
-                    f"{lengths.start}..{lengths.stop - 1} (SMPP 3.4 §5.3.2)",
+                    f"{bounds[0]}..{bounds[1]} (SMPP 3.4 §5.3.2)",
                     _S.ESME_RINVPARLEN,
                 )
         tlv = _new_tlv()
@@ -652,15 +652,15 @@ def decode(frame: bytes, *, lenient: bool = False) -> Pdu:
             sequence_number,
             command_id,
         )
-    entry = _DECODERS.get(command_id)
-    if entry is None:
+    try:
+        decoder, cls, twin = _DECODERS[command_id]
+    except KeyError:
         raise PduDecodeError(
             f"unknown command_id 0x{command_id:08X}",
             _S.ESME_RINVCMDID,
             sequence_number,
             command_id,
-        )
-    decoder, cls, twin = entry
+        ) from None
     try:
         return decoder(cls, twin, frame, end, sequence_number, command_status, lenient)
     except _Truncated as exc:
