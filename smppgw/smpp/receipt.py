@@ -6,6 +6,7 @@ Pure functions over values: no I/O, no clock, no logging. Linear time on any inp
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -24,7 +25,16 @@ from smppgw.smpp.constants import (
     Tag,
     VendorTag,
 )
-from smppgw.smpp.pdu import DataSm, DeliverSm, NetworkErrorCode, Tlv, cstring_value, find_tlv
+from smppgw.smpp.pdu import (
+    DataSm,
+    DeliverSm,
+    NetworkErrorCode,
+    Tlv,
+    become,
+    cstring_value,
+    find_tlv,
+    writable_twin,
+)
 
 __all__ = [
     "QIKBERRY_ERRORS",
@@ -196,6 +206,27 @@ _VALUE = re.compile(r"\s*(\S*)", re.ASCII)
 TEXT_FIELDS = ("id", "sub", "dlvrd", "submit_date", "done_date", "stat", "err", "text")
 
 
+def _any_case(name: str) -> str:
+    """A field name for _STANDARD_TEXT in any case, without re.IGNORECASE (which made every
+    character of the values cost a case fold: most of the time of the match)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)
+
+
+# Appendix B exactly as most SMSCs write it (field names in any case): one anchored match.
+# A value here holds no blank and no colon, so no field name can hide in one (every name ends
+# with a colon): where this matches, the tokenizer below finds the same eight fields with the
+# same values. Anything else (other spellings, extra fields, blanks after colons) is left to
+# the tokenizer. Tested against it in tests/unit/test_receipt.py.
+_STANDARD_TEXT = re.compile(
+    " ".join(
+        f"{_any_case(name)}:([^\\s:]*)"
+        for name in ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err")
+    )
+    + f" {_any_case('text')}:(.*)",
+    re.ASCII | re.DOTALL,
+)
+
+
 def parse_receipt_text(text: str) -> dict[str, str]:
     """The Appendix B fields found in ``text``, raw, keyed by the names in ``TEXT_FIELDS``.
 
@@ -205,10 +236,28 @@ def parse_receipt_text(text: str) -> dict[str, str]:
     the rest of the input, colons and field names included. Absent fields are absent keys.
     Never raises for a str; one pass over the input.
     """
-    fields: dict[str, str] = {}
     end = len(text)
     while end and text[end - 1] == "\0":  # a NUL-terminated short_message
         end -= 1
+    standard = _STANDARD_TEXT.fullmatch(text, 0, end)
+    if standard is not None:
+        message_id, sub, dlvrd, submit_date, done_date, stat, err, rest = standard.groups()
+        return {
+            "id": message_id,
+            "sub": sub,
+            "dlvrd": dlvrd,
+            "submit_date": submit_date,
+            "done_date": done_date,
+            "stat": stat,
+            "err": err,
+            "text": rest.strip(),
+        }
+    return _tokenize_receipt_text(text, end)
+
+
+def _tokenize_receipt_text(text: str, end: int) -> dict[str, str]:
+    """parse_receipt_text for any layout: field names found by _KEY, values between them."""
+    fields: dict[str, str] = {}
     pending: str | None = None
     pending_at = 0
     for match in _KEY.finditer(text, 0, end):
@@ -233,6 +282,8 @@ def _take_value(fields: dict[str, str], name: str, text: str, start: int, stop: 
     fields[name] = value.group(1) if value is not None else ""
 
 
+# Receipts of one minute share their dates: cached (datetime is immutable), bounded.
+@functools.lru_cache(maxsize=1024)
 def parse_receipt_date(raw: str) -> datetime | None:
     """A receipt date as a naive datetime, or None if it is not a valid one.
 
@@ -573,6 +624,12 @@ def describe_error(style: ReceiptStyle, err: str, *, stat: str | None = None) ->
     """
     if style not in _STYLES:
         raise ValueError(f"unknown receipt style {style!r}")
+    return _describe_error(style, err, stat)
+
+
+# Pure, over the few codes and words providers send: cached (ErrorInfo is a frozen value).
+@functools.lru_cache(maxsize=1024)
+def _describe_error(style: ReceiptStyle, err: str, stat: str | None) -> ErrorInfo:
     key = _error_key(err)
     if style == "wavy":
         info = WAVY_ERRORS.get(key)
@@ -596,6 +653,8 @@ def describe_error(style: ReceiptStyle, err: str, *, stat: str | None = None) ->
 # --- vendor TLVs -------------------------------------------------------------------------------
 
 
+# Wavy sends a handful of distinct values: both readers are cached (bounded; values immutable).
+@functools.lru_cache(maxsize=256)
 def _vendor_int(raw: bytes) -> int | None:
     """An integer vendor TLV. Wavy's document gives no widths for 0x1403/0x1405.
 
@@ -603,51 +662,53 @@ def _vendor_int(raw: bytes) -> int | None:
     octets would be 48-57 (1 octet) or 12336-14649 (2 octets), none of them a Wavy code.
     Otherwise 1, 2 or 4 octets big-endian; any other width is unreadable (None).
     """
-    digits = _DECIMAL_TEXT.fullmatch(raw)
-    if digits is not None:
-        return int(digits.group(1))
-    if len(raw) in (1, 2, 4):
+    if raw and raw[0] in _DECIMAL_TEXT_START:  # the pattern only when it can match
+        digits = _DECIMAL_TEXT.fullmatch(raw)
+        if digits is not None:
+            return int(digits.group(1))
+    width = len(raw)
+    if width == 1:
+        return raw[0]
+    if width == 2:
+        return raw[0] << 8 | raw[1]
+    if width == 4:
         return int.from_bytes(raw, "big")
     return None
 
 
 _DECIMAL_TEXT = re.compile(rb"\s*([0-9]{1,9})\s*\x00*", re.ASCII)
+_DECIMAL_TEXT_START = frozenset(b"0123456789 \t\n\r\x0b\x0c")  # a digit or an ASCII \s
 
 
+@functools.lru_cache(maxsize=256)
 def _vendor_str(raw: bytes) -> str:
     """A string vendor TLV, with or without its NUL (Wavy 0x1404/0x1406)."""
     return cstring_value(raw).strip()
 
 
-_WAVY_INT_FIELDS = (
-    (VendorTag.WAVY_SENT_STATUS_CODE, "sent_status_code"),
-    (VendorTag.WAVY_DELIVERED_STATUS_CODE, "delivered_status_code"),
-)
-_WAVY_STR_FIELDS = (
-    (VendorTag.WAVY_SENT_STATUS, "sent_status"),
-    (VendorTag.WAVY_DELIVERED_STATUS, "delivered_status"),
+# Wavy's vendor TLVs in the order of its table (code, status; sent, delivered): tag, name, reader.
+_WAVY_FIELDS = (
+    (int(VendorTag.WAVY_SENT_STATUS_CODE), "sent_status_code", _vendor_int),
+    (int(VendorTag.WAVY_SENT_STATUS), "sent_status", _vendor_str),
+    (int(VendorTag.WAVY_DELIVERED_STATUS_CODE), "delivered_status_code", _vendor_int),
+    (int(VendorTag.WAVY_DELIVERED_STATUS), "delivered_status", _vendor_str),
 )
 
 
-def _decode_vendor(style: ReceiptStyle, tlvs: tuple[Tlv, ...]) -> dict[str, int | str]:
+def _decode_vendor(style: ReceiptStyle, first: Mapping[int, Tlv]) -> dict[str, int | str]:
+    """The profile's vendor TLVs, decoded; ``first`` maps each tag to its first TLV."""
     vendor: dict[str, int | str] = {}
     if style != "wavy":
         # Qikberry's vendor tags (0x1400-0x1402) are DLT ids on submit; its receipts carry
         # their detail in the err code. The standard style has no vendor TLVs.
         return vendor
-    for tag, name in _WAVY_INT_FIELDS:
-        tlv = find_tlv(tlvs, tag)
+    for tag, name, read in _WAVY_FIELDS:
+        tlv = first.get(tag)
         if tlv is not None:
-            number = _vendor_int(tlv.raw)
-            if number is not None:
-                vendor[name] = number
-    for tag, name in _WAVY_STR_FIELDS:
-        tlv = find_tlv(tlvs, tag)
-        if tlv is not None:
-            vendor[name] = _vendor_str(tlv.raw)
-    # Keep the order of Wavy's table: code, status; sent, delivered.
-    order = ("sent_status_code", "sent_status", "delivered_status_code", "delivered_status")
-    return {name: vendor[name] for name in order if name in vendor}
+            value = read(tlv.raw)
+            if value is not None:
+                vendor[name] = value
+    return vendor
 
 
 def _wavy_stat_and_err(vendor: Mapping[str, int | str]) -> tuple[str, str]:
@@ -774,6 +835,9 @@ class Receipt:
         }
 
 
+_UCS2 = int(DataCoding.UCS2)
+
+
 def _receipt_text(pdu: DeliverSm | DataSm) -> str:
     """The receipt text: short_message, else message_payload (data_sm carries only that)."""
     raw = pdu.short_message if isinstance(pdu, DeliverSm) else b""
@@ -784,29 +848,41 @@ def _receipt_text(pdu: DeliverSm | DataSm) -> str:
     text = raw.decode("latin-1")
     # Some SMSCs echo the submit's data_coding 8 and send the receipt in UCS-2: read it so
     # only when Latin-1 shows no field name and UTF-16 does.
-    if pdu.data_coding == DataCoding.UCS2 and len(raw) % 2 == 0 and _KEY.search(text) is None:
+    if pdu.data_coding == _UCS2 and len(raw) % 2 == 0 and _KEY.search(text) is None:
         wide = raw.decode("utf-16-be", errors="replace")
         if _KEY.search(wide) is not None:
             return wide
     return text
 
 
-def _message_state_tlv(tlvs: tuple[Tlv, ...]) -> MessageState | None:
-    tlv = find_tlv(tlvs, Tag.MESSAGE_STATE)
-    if tlv is None or not 1 <= len(tlv.raw) <= 4:
-        return None
-    try:
-        return MessageState(int.from_bytes(tlv.raw, "big"))
-    except ValueError:
-        return None
+_MESSAGE_STATES: dict[int, MessageState] = {state.value: state for state in MessageState}
 
 
-def _network_error_code(tlvs: tuple[Tlv, ...]) -> NetworkErrorCode | None:
+def _message_state_tlv(tlv: Tlv | None) -> MessageState | None:
+    # MessageState(n) goes through the enum machinery; the table is one look-up.
+    if tlv is None:
+        return None
+    raw = tlv.raw
+    if len(raw) == 1:  # the spec's width, read without int.from_bytes
+        return _MESSAGE_STATES.get(raw[0])
+    if not 1 <= len(raw) <= 4:
+        return None
+    return _MESSAGE_STATES.get(int.from_bytes(raw, "big"))
+
+
+def _network_error_code(tlv: Tlv | None) -> NetworkErrorCode | None:
     # SMPP 3.4 §5.3.2.31: exactly 3 octets, network type then a 2-octet error code.
-    tlv = find_tlv(tlvs, Tag.NETWORK_ERROR_CODE)
     if tlv is None or len(tlv.raw) != 3:
         return None
     return NetworkErrorCode(tlv.raw[0], int.from_bytes(tlv.raw[1:3], "big"))
+
+
+# The tags a receipt reads (parse_receipt takes the first TLV of each).
+_RECEIPTED_MESSAGE_ID = int(Tag.RECEIPTED_MESSAGE_ID)
+_MESSAGE_STATE = int(Tag.MESSAGE_STATE)
+_NETWORK_ERROR_CODE = int(Tag.NETWORK_ERROR_CODE)
+_INTERMEDIATE = int(EsmClass.INTERMEDIATE_DELIVERY_NOTIFICATION)
+_new_receipt = writable_twin(Receipt)
 
 
 def _is_final(state: MessageState | None, style: ReceiptStyle, intermediate: bool) -> bool:
@@ -831,9 +907,10 @@ def parse_receipt(pdu: DeliverSm | DataSm, style: ReceiptStyle = "standard") -> 
     raw_text = _receipt_text(pdu)
     fields = parse_receipt_text(raw_text)
     tlvs = pdu.tlvs
+    first = {tlv.tag: tlv for tlv in reversed(tlvs)}  # tag -> its first TLV
 
     text_id = fields.get("id", "").strip() or None
-    id_tlv = find_tlv(tlvs, Tag.RECEIPTED_MESSAGE_ID)
+    id_tlv = first.get(_RECEIPTED_MESSAGE_ID)
     tlv_id = cstring_value(id_tlv.raw).strip() if id_tlv is not None else ""
     message_id = tlv_id or text_id
     if not message_id:
@@ -842,10 +919,10 @@ def parse_receipt(pdu: DeliverSm | DataSm, style: ReceiptStyle = "standard") -> 
             f"({len(raw_text)} characters)"
         )
 
-    vendor = _decode_vendor(style, tlvs)
+    vendor = _decode_vendor(style, first)
     stat = fields.get("stat", "").strip().upper()
     err = fields.get("err", "").strip()
-    tlv_state = _message_state_tlv(tlvs)
+    tlv_state = _message_state_tlv(first.get(_MESSAGE_STATE))
     if style == "wavy" and (not stat or not err):
         wavy_stat, wavy_err = _wavy_stat_and_err(vendor)
         stat = stat or (_STAT_OF_STATE[tlv_state] if tlv_state is not None else wavy_stat)
@@ -853,8 +930,8 @@ def parse_receipt(pdu: DeliverSm | DataSm, style: ReceiptStyle = "standard") -> 
     if not stat and tlv_state is not None:
         stat = _STAT_OF_STATE[tlv_state]
 
-    error = describe_error(style, err, stat=stat) if err else None
-    state = tlv_state if tlv_state is not None else state_of_stat(stat)
+    error = _describe_error(style, err, stat) if err else None
+    state = tlv_state if tlv_state is not None else _STATE_OF_STAT.get(stat)
     if state is None and style == "qikberry":
         # Qikberry's stat word varies by route (INVALID-SUB, MOB-OFF ...): the err code
         # decides, else the word as its table uses it.
@@ -865,32 +942,34 @@ def parse_receipt(pdu: DeliverSm | DataSm, style: ReceiptStyle = "standard") -> 
     if state is None and style == "wavy" and error is not None:
         state = error.message_state
 
-    intermediate = is_intermediate_notification(pdu.esm_class)
+    intermediate = pdu.esm_class & ESM_CLASS_MESSAGE_TYPE_MASK == _INTERMEDIATE
     submit_raw = fields.get("submit_date")
     done_raw = fields.get("done_date")
-    return Receipt(
-        message_id=message_id,
-        stat=stat,
-        err=err,
-        message_state=state,
-        outcome=outcome_of(state),
-        final=_is_final(state, style, intermediate),
-        style=style,
-        text_message_id=text_id,
-        sub=fields.get("sub"),
-        dlvrd=fields.get("dlvrd"),
-        submit_date=parse_receipt_date(submit_raw) if submit_raw is not None else None,
-        done_date=parse_receipt_date(done_raw) if done_raw is not None else None,
-        submit_date_raw=submit_raw,
-        done_date_raw=done_raw,
-        text=fields.get("text"),
-        network_error_code=_network_error_code(tlvs),
-        vendor=MappingProxyType(vendor),
-        error=error,
-        intermediate=intermediate,
-        raw_text=raw_text,
-        tlvs=tlvs,
-    )
+    # Built as the Receipt dataclass would build it, field by field (see writable_twin: the
+    # frozen __init__ cost more than the rest of the parse).
+    receipt = _new_receipt()
+    receipt.message_id = message_id
+    receipt.stat = stat
+    receipt.err = err
+    receipt.message_state = state
+    receipt.outcome = _OUTCOME_OF_STATE[state] if state is not None else ReceiptOutcome.UNKNOWN
+    receipt.final = _is_final(state, style, intermediate)
+    receipt.style = style
+    receipt.text_message_id = text_id
+    receipt.sub = fields.get("sub")
+    receipt.dlvrd = fields.get("dlvrd")
+    receipt.submit_date = parse_receipt_date(submit_raw) if submit_raw is not None else None
+    receipt.done_date = parse_receipt_date(done_raw) if done_raw is not None else None
+    receipt.submit_date_raw = submit_raw
+    receipt.done_date_raw = done_raw
+    receipt.text = fields.get("text")
+    receipt.network_error_code = _network_error_code(first.get(_NETWORK_ERROR_CODE))
+    receipt.vendor = MappingProxyType(vendor)
+    receipt.error = error
+    receipt.intermediate = intermediate
+    receipt.raw_text = raw_text
+    receipt.tlvs = tlvs
+    return become(receipt, Receipt)
 
 
 # --- correlation: message id keys ------------------------------------------------------------

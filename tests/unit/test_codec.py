@@ -240,3 +240,31 @@ def test_bind_repr_masks_the_password() -> None:
     pdu = codec.decode(VECTORS[0].octets)
     assert "secret" not in repr(pdu)
     assert "***" in repr(pdu)
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        SubmitSmResp(sequence_number=3, message_id="abc"),
+        DeliverSm(sequence_number=4, esm_class=4, short_message=b"id:1",
+                  tlvs=(Tlv.of(Tag.MESSAGE_STATE, 2),)),
+        EnquireLink(sequence_number=5),
+    ],
+    ids=lambda p: type(p).__name__,
+)
+def test_fast_decoded_pdus_are_ordinary_frozen_values(pdu: object) -> None:
+    # The fast decoders build on a writable twin and then retype it (pdu.writable_twin):
+    # what comes out must be indistinguishable from a constructed value.
+    decoded = codec.decode(codec.encode(pdu))  # type: ignore[arg-type]
+    assert type(decoded) is type(pdu)
+    assert decoded == pdu and hash(decoded) == hash(pdu)
+    assert repr(decoded).startswith(f"{type(pdu).__name__}(sequence_number=")
+    assert dataclasses.replace(decoded) == pdu
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.sequence_number = 9  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del decoded.tlvs  # type: ignore[misc]
+    for tlv in decoded.tlvs:
+        assert type(tlv) is Tlv
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            tlv.raw = b""  # type: ignore[misc]

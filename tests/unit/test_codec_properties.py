@@ -7,6 +7,8 @@ frame decoder never grows without bound.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -159,3 +161,165 @@ def test_lenient_decoding_never_raises_foreign_errors(body: bytes, command_id: i
     except ProtocolError:
         return
     assert dataclasses.is_dataclass(pdu)
+
+
+# --- the fast layer against the generic one ---------------------------------------------------
+#
+# codec.py decodes and encodes the PDUs of every message (submit_sm, deliver_sm, the message_id
+# responses, the header-only PDUs) with hand-written code that hands anything unusual to the
+# generic, FIELDS-driven layer. Both must give the same value, octets or error, always.
+
+FAST_CLASSES = [
+    cls for cls in PDU_CLASSES if codec._DECODERS[cls.command_id][0] is not codec._decode_other
+]
+
+
+def outcome(call: Callable[[], object]) -> tuple[object, ...]:
+    """What a call gives: its value, or its error's type, text, status and sequence number."""
+    try:
+        return ("value", call())
+    except ProtocolError as exc:
+        return (type(exc), str(exc), getattr(exc, "status", None),
+                getattr(exc, "sequence_number", None))
+
+
+def decode_generically(frame: bytes, lenient: bool) -> Pdu:
+    generic = {
+        command_id: (codec._decode_other, cls, twin)
+        for command_id, (_, cls, twin) in codec._DECODERS.items()
+    }
+    with mock.patch.dict(codec._DECODERS, generic):
+        return codec.decode(frame, lenient=lenient)
+
+
+def test_the_fast_layer_covers_the_pdus_of_every_message() -> None:
+    names = {cls.__name__ for cls in FAST_CLASSES}
+    assert {"SubmitSm", "DeliverSm", "SubmitSmResp", "DeliverSmResp", "EnquireLink"} <= names
+
+
+def mutated(octets: bytes, data: st.DataObject) -> bytes:
+    """A frame near a valid one: octets changed, cut or added, command_length kept right."""
+    body = bytearray(octets[16:])
+    for _ in range(data.draw(st.integers(0, 3))):
+        if body and data.draw(st.booleans()):
+            body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.sampled_from([0, 1, 255]))
+        elif body:
+            del body[data.draw(st.integers(0, len(body) - 1)) :]
+        else:
+            body += data.draw(st.binary(max_size=30))
+    return framed(bytes(body), int.from_bytes(octets[4:8], "big"))
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(FAST_CLASSES).flatmap(pdu_strategy), st.data(), st.booleans())
+def test_fast_decoders_agree_with_the_generic_one(
+    pdu: Pdu, data: st.DataObject, lenient: bool
+) -> None:
+    frame = mutated(codec.encode(pdu), data)
+    fast = outcome(lambda: codec.decode(frame, lenient=lenient))
+    assert fast == outcome(lambda: decode_generically(frame, lenient))
+    if fast[0] == "value":
+        assert type(fast[1]) is type(pdu)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=120), st.sampled_from(FAST_CLASSES), st.booleans())
+def test_fast_decoders_agree_on_random_bodies(body: bytes, cls: type[Pdu], lenient: bool) -> None:
+    frame = framed(body, cls.command_id)
+    assert outcome(lambda: codec.decode(frame, lenient=lenient)) == outcome(
+        lambda: decode_generically(frame, lenient)
+    )
+
+
+ODD_TEXT = st.one_of(
+    st.text(st.characters(max_codepoint=0x2FF), max_size=30),  # NUL, Latin-1, beyond
+    st.integers(-1, 3),
+)
+ODD_U8 = st.one_of(U8, st.integers(-2, 300), st.just("1"), st.none())
+
+
+def odd_value(field: Field) -> st.SearchStrategy[object]:
+    """A value at or past the field's limits, or of the wrong kind."""
+    size = field.max_length
+    if field.kind == "u8":
+        return ODD_U8
+    if field.kind == "cstr":  # the largest allowed, the smallest refused, any text, no text
+        return st.one_of(ODD_TEXT, st.text("aZ9", min_size=size - 1, max_size=size))
+    return st.binary(min_size=size, max_size=size + 1)
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(FAST_CLASSES), st.data())
+def test_fast_encoders_agree_with_the_generic_one(cls: type[Pdu], data: st.DataObject) -> None:
+    # One field at a time is odd: an odd value anywhere sends the whole PDU to the generic
+    # encoder, so the fast path is only tested where everything else is well formed.
+    odd = data.draw(st.sampled_from([None, *cls.FIELDS]))
+    values = {
+        field.name: data.draw(odd_value(field) if field is odd else field_strategy(field))
+        for field in cls.FIELDS
+    }
+    pdu = cls(
+        sequence_number=data.draw(st.one_of(U32, st.just(-1))),
+        command_status=data.draw(st.one_of(st.just(0), U32)),
+        tlvs=data.draw(st.lists(tlv_strategy(), max_size=2).map(tuple)),
+        **values,  # type: ignore[arg-type]
+    )
+    assert outcome(lambda: codec.encode(pdu)) == outcome(lambda: codec._encode_generic(pdu))
+
+
+def boundary_values(field: Field) -> list[object]:
+    size = field.max_length
+    if field.kind == "u8":
+        return [0, 255, 256, -1, True, "1", None, 1.0]
+    if field.kind == "cstr":
+        return ["a" * (size - 1), "a" * size, "é" * (size - 1), "é" * size, "€", "a\0b", "\0",
+                "", 5, None, b"abc"]
+    return [b"x" * size, b"x" * (size + 1), bytearray(b"xy"), b"", "text"]
+
+
+def test_fast_encoders_agree_with_the_generic_one_at_every_limit() -> None:
+    for cls in FAST_CLASSES:
+        for field in cls.FIELDS:
+            for value in boundary_values(field):
+                for status in (0, 8):
+                    pdu = cls(command_status=status, **{field.name: value})  # type: ignore[arg-type]
+                    fast = outcome(lambda: codec.encode(pdu))  # noqa: B023
+                    assert fast == outcome(lambda: codec._encode_generic(pdu)), (pdu, fast)  # noqa: B023
+    for sequence_number in (0, 0xFFFFFFFF, -1, 1 << 32, "1"):
+        for cls in FAST_CLASSES:
+            pdu = cls(sequence_number=sequence_number)  # type: ignore[arg-type]
+            assert outcome(lambda: codec.encode(pdu)) == outcome(  # noqa: B023
+                lambda: codec._encode_generic(pdu)  # noqa: B023
+            )
+
+
+def body_with(cls: type[Pdu], field: Field, octets: bytes) -> bytes:
+    """The mandatory fields of ``cls`` with ``octets`` in place of ``field``'s."""
+    usual = {"u8": b"\x01", "cstr": b"ab\0", "sm": b"\x02hi"}
+    return b"".join(octets if f is field else usual[f.kind] for f in cls.FIELDS)
+
+
+def odd_octets(field: Field) -> list[bytes]:
+    size = field.max_length
+    if field.kind == "u8":
+        return [b"", b"\xff"]
+    if field.kind == "cstr":  # largest allowed, one too long, no NUL, Latin-1, empty
+        return [b"a" * (size - 1) + b"\0", b"a" * size + b"\0", b"a" * (size + 3),
+                b"\xe9" * (size - 1) + b"\0", b"\0"]
+    return [b"\xfe" + b"x" * 254, b"\xff" + b"x" * 255, b"\xff" + b"x" * 10, b"\x00", b""]
+
+
+TLV_TAILS = [b"", bytes.fromhex("0427 0001 02"), bytes.fromhex("0427 0002 0002"),
+             bytes.fromhex("001e 0003 6162 00"), bytes.fromhex("0427 00"), b"\0"]
+
+
+def test_fast_decoders_agree_with_the_generic_one_at_every_limit() -> None:
+    for cls in FAST_CLASSES:
+        bodies = [b""] + [body_with(cls, f, o) for f in cls.FIELDS for o in odd_octets(f)]
+        for body in bodies:
+            for tail in TLV_TAILS:
+                frame = framed(body + tail, cls.command_id)
+                for lenient in (False, True):
+                    fast = outcome(lambda: codec.decode(frame, lenient=lenient))  # noqa: B023
+                    generic = outcome(lambda: decode_generically(frame, lenient))  # noqa: B023
+                    assert fast == generic, (cls.__name__, frame.hex(), lenient)

@@ -3,15 +3,17 @@ Wavy and Qikberry tables of PROVIDERS.md, row by row."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smppgw.errors import SmppgwError
+from smppgw.smpp import receipt as receipt_module
 from smppgw.smpp.constants import EsmClass, MessageState, Tag, VendorTag
 from smppgw.smpp.pdu import DataSm, DeliverSm, NetworkErrorCode, Tlv
 from smppgw.smpp.receipt import (
@@ -787,6 +789,39 @@ def test_fields_in_any_order_round_trip(order: list[str], values: list[str]) -> 
     assert fields == expected
 
 
+# The anchored match for the exact Appendix B layout must agree with the tokenizer wherever it
+# matches: values that hold field names, dashes, blanks, NULs and odd case included.
+_VALUE_SOUP = st.lists(
+    st.sampled_from(["1", "x", "-", "_", "sub", "id", "msg", "done", "date", "err", "text",
+                     "stat", "status", "submit", " ", "\t", ":", "\0", "é", "DELIVRD",
+                     "-sub:", "_id:", "-err:", " stat:", "x:", "-text:"]),
+    max_size=6,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(_VALUE_SOUP, min_size=8, max_size=8),
+    st.lists(st.sampled_from(["", "\0", "\0\0", " "]), min_size=1, max_size=1),
+    st.booleans(),
+)
+def test_standard_layout_agrees_with_the_tokenizer(
+    values: list[str], tail: list[str], upper: bool
+) -> None:
+    names = ["id", "sub", "dlvrd", "submit date", "done date", "stat", "err", "text"]
+    if upper:
+        names = [name.upper() for name in names]
+    text = " ".join(f"{name}:{value}" for name, value in zip(names, values)) + tail[0]
+    end = len(text.rstrip("\0"))
+    assert parse_receipt_text(text) == receipt_module._tokenize_receipt_text(text, end)
+
+
+def test_standard_layout_is_read_by_the_anchored_match() -> None:
+    text = appendix_b()
+    assert receipt_module._STANDARD_TEXT.fullmatch(text) is not None
+    assert parse_receipt_text(text) == receipt_module._tokenize_receipt_text(text, len(text))
+
+
 # --- correlation keys --------------------------------------------------------------------------
 
 
@@ -852,3 +887,13 @@ def test_receipt_is_a_frozen_value() -> None:
     with pytest.raises(TypeError):
         r.vendor["x"] = 1  # type: ignore[index]
     assert isinstance(r, Receipt)
+
+
+def test_parsed_receipt_is_an_ordinary_frozen_receipt() -> None:
+    # parse_receipt builds on a writable twin (pdu.writable_twin), then retypes it: every
+    # field set, the type exact, frozen, equal to a Receipt built by its constructor.
+    r = parse_receipt(wavy_pdu(WAVY_ROWS[-1]), "wavy")
+    assert type(r) is Receipt
+    assert r == Receipt(**{f.name: getattr(r, f.name) for f in dataclasses.fields(Receipt)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.stat = "x"  # type: ignore[misc]
