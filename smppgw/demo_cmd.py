@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from smppgw.argtypes import positive_seconds
 from smppgw.config import HostPort, parse_config
 from smppgw.logs import setup_logging
 
@@ -43,7 +44,7 @@ MO_TEXT = "Sim, confirmo o pedido 123"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="exit after the summary (status 0 only if every sample finished)")
-    parser.add_argument("--timeout", type=float, default=60.0,
+    parser.add_argument("--timeout", type=positive_seconds, default=60.0,
                         help="seconds to wait for receipts and the MO (default 60)")
     parser.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
 
