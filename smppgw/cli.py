@@ -100,9 +100,11 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name, (module_name, help_text) in COMMANDS.items():
+        examples = EXAMPLES.get(name)  # every command has some: a test checks it
         # Raw: the examples keep their lines and indentation.
         sub = subparsers.add_parser(
-            name, help=help_text, description=help_text, epilog=f"examples:\n{EXAMPLES[name]}",
+            name, help=help_text, description=help_text,
+            epilog=f"examples:\n{examples}" if examples else None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if name == selected:

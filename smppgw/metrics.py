@@ -936,8 +936,10 @@ async def start_metrics_server(metrics: Metrics, host: str | None, port: int) ->
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        # asyncio's text repeats the address as a tuple; errno alone says what went wrong.
-        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        # asyncio's text repeats the address as a tuple; errno alone says what went wrong. A
+        # name that does not resolve (socket.gaierror) has a negative EAI_* code instead.
+        reason = (os.strerror(exc.errno).lower() if exc.errno and exc.errno > 0
+                  else exc.strerror or str(exc))
         raise MetricsStartError(
             f"gateway.metrics_listen: cannot listen on {_host_port(host, port)}: {reason}"
         ) from None

@@ -368,6 +368,14 @@ async def test_busy_port_names_the_config_key(metrics: Metrics) -> None:
         await server.close()
 
 
+async def test_an_address_not_on_this_host_names_the_config_key(metrics: Metrics) -> None:
+    with pytest.raises(MetricsStartError) as raised:
+        # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): no interface here has it.
+        await asyncio.wait_for(start_metrics_server(metrics, "192.0.2.1", 9465), 10)
+    assert str(raised.value) == ("gateway.metrics_listen: cannot listen on 192.0.2.1:9465: "
+                                 "cannot assign requested address")
+
+
 def test_certificate_not_after_reads_der() -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
