@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol, cast
 
 
@@ -31,6 +32,47 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("smppgw.simulate_cmd", "run the SMSC simulator standalone"),
 }
 
+# subcommand → the "examples:" section of its --help; a test parses every smppgw line here
+# against the command's real options, so they cannot drift from them.
+EXAMPLES: dict[str, str] = {
+    "run": """\
+  smppgw run -c ./smppgw.toml                   # in a terminal, until Ctrl-C
+  CREDENTIALS_DIRECTORY=/etc/smppgw/credentials smppgw run -c /etc/smppgw/smppgw.toml
+""",
+    "demo": """\
+  smppgw demo --once                # samples, receipts, an MO; exit 0 if all reached a final state
+  smppgw demo                       # keeps running: prints its socket and commands to try
+  smppgw demo --verbose --timeout 30
+""",
+    "send": """\
+  smppgw send --to 5511999999999 --from Acme "Seu código é 482913"
+  smppgw send --to 5511999999999 --id order-1002 --wait --timeout 60 "Pedido enviado"
+  echo "from a pipe" | smppgw send --to 5511999999999 -
+  smppgw send -c /etc/smppgw/smppgw.toml --provider qikberry --to 919876543210 "Hello"
+  smppgw send --socket /tmp/smppgw-demo-x/submit.sock --to 5511999990000 --wait "Hi"
+""",
+    "status": """\
+  smppgw status
+  smppgw status -c /etc/smppgw/smppgw.toml --json
+  smppgw status --socket /tmp/smppgw-demo-x/submit.sock
+""",
+    "check-config": """\
+  smppgw check-config -c /etc/smppgw/smppgw.toml
+  smppgw check-config -c /etc/smppgw/smppgw.toml -q && systemctl reload smppgw
+""",
+    "encode": """\
+  smppgw encode --provider wavy "Olá! Seu código é 482913 €"
+  smppgw encode --provider qikberry --json "10€ off"
+  smppgw encode --provider /etc/smppgw/smppgw.toml --name qikberry --udh16 "A long text..."
+  printf 'line one\\nline two' | smppgw encode --provider wavy -
+""",
+    "simulate": """\
+  smppgw simulate --listen 127.0.0.1:2775
+  smppgw simulate --listen 127.0.0.1:2776 --tls --style wavy --system-id acme --password pw
+  smppgw simulate --listen 127.0.0.1:0 --outcomes DELIVRD=0.9,UNDELIV=0.1 --mo-every 10
+""",
+}
+
 
 def _load(module_name: str) -> _CommandModule | None:
     try:
@@ -41,15 +83,30 @@ def _load(module_name: str) -> _CommandModule | None:
         raise
 
 
+def _version() -> str:
+    try:
+        return version("smppgw")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``selected``'s module is imported to add its arguments."""
     parser = argparse.ArgumentParser(
-        prog="smppgw", description="SMPP 3.4 gateway: TLS binds, durable queue, local submit API"
+        prog="smppgw", description="SMPP 3.4 gateway: TLS binds, durable queue, local submit API",
+        epilog="Run 'smppgw COMMAND --help' for a command's options and examples.",
     )
+    parser.add_argument("-V", "--version", action="version", version=f"smppgw {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name, (module_name, help_text) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        examples = EXAMPLES.get(name)  # every command has some: a test checks it
+        # Raw: the examples keep their lines and indentation.
+        sub = subparsers.add_parser(
+            name, help=help_text, description=help_text,
+            epilog=f"examples:\n{examples}" if examples else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         if name == selected:
             module = _load(module_name)
             if module is not None:

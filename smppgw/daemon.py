@@ -1,8 +1,10 @@
 """The composition root: builds everything from a Config, owns the tasks, signals and shutdown.
 
-Start order: store (recovered) → metrics → pools, dispatchers, inbound → API listening →
-READY=1. Stop order (SIGTERM): stop accepting (API) → stop dispatching → inbound drained →
-pools unbind gracefully → store flushed and closed. SIGHUP reloads the config, adding and
+Start order: store (recovered, its lock held) → inbound → metrics → API listening → pools
+and dispatchers → READY=1: every local resource a second instance could share is taken before
+any SMSC connection, so such an instance fails without binding. Stop order (SIGTERM): stop
+accepting (API) → stop dispatching → inbound drained → pools unbind gracefully → store
+flushed and closed. SIGHUP reloads the config, adding and
 removing binds and providers while binds whose settings did not change stay connected.
 
 Supervision: each long-running worker (inbound, each dispatcher, housekeeping, each webhook)
@@ -190,13 +192,15 @@ class Daemon:
         self._spawn(self._supervise("inbound", "inbound", self.inbound.run), "inbound")
         if report.complete_mo_groups:
             await self.inbound.deliver_recovered(report.complete_mo_groups)
-        for provider in self.config.providers:
-            self._start_provider(provider)
         if gateway.metrics_listen is not None:
             self.metrics_server = await start_metrics_server(
                 self.metrics, gateway.metrics_listen.host, gateway.metrics_listen.port
             )
+        # Messages the API accepts before the dispatchers run stay queued in the store; each
+        # dispatcher claims them when it starts.
         self.api_server = await self._start_api()
+        for provider in self.config.providers:
+            self._start_provider(provider)
         self._spawn(self._supervise("housekeeping", "housekeeping", self._housekeeping),
                     "housekeeping")
         for webhook_index, webhook in enumerate(self.config.webhooks):
@@ -264,7 +268,8 @@ class Daemon:
             await self.store.close()
             self._store_log.close()
         self.stopped.set()
-        log.info("smppgw stopped")
+        if self.ready.is_set():  # a start that failed has its one line from the caller
+            log.info("smppgw stopped")
 
     def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)

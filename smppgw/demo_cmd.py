@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import shlex
 import signal
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from smppgw.argtypes import positive_seconds
 from smppgw.config import HostPort, parse_config
 from smppgw.logs import setup_logging
 
@@ -43,7 +45,7 @@ MO_TEXT = "Sim, confirmo o pedido 123"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="exit after the summary (status 0 only if every sample finished)")
-    parser.add_argument("--timeout", type=float, default=60.0,
+    parser.add_argument("--timeout", type=positive_seconds, default=60.0,
                         help="seconds to wait for receipts and the MO (default 60)")
     parser.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
 
@@ -105,7 +107,7 @@ async def _demo(*, once: bool, timeout: float) -> int:
             await _wait_ready(daemon, runner)
             ok = await _exercise(daemon, sim, config.gateway.submit_socket, timeout)
             if not once:
-                print("\nsmppgw keeps running against the simulator; Ctrl-C to stop.")
+                _print_next_steps(config.gateway.submit_socket)
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -117,6 +119,27 @@ async def _demo(*, once: bool, timeout: float) -> int:
             with contextlib.suppress(Exception):
                 await runner
             await sim.close()
+
+
+def _program() -> str:
+    """smppgw as the user started it, so the printed lines run as they are: the console
+    script's path as typed (``.venv/bin/smppgw`` when it is not on PATH), or ``python -m``."""
+    argv0 = sys.argv[0]
+    name = Path(argv0).name
+    if name == "__main__.py":
+        return f"{shlex.quote(sys.executable)} -m smppgw"
+    return shlex.quote(argv0) if name == "smppgw" else "smppgw"
+
+
+def _print_next_steps(socket_path: Path) -> None:
+    """Where the running demo listens and what to try against it from another terminal."""
+    program, sock = _program(), shlex.quote(str(socket_path))
+    print("\nsmppgw keeps running against the simulator; Ctrl-C to stop.")
+    print(f"submit socket: {socket_path}")
+    print("try, in another terminal:")
+    print(f"  {program} send --socket {sock} --to 5511999990000 --wait 'Hello from smppgw'")
+    print(f"  {program} status --socket {sock}")
+    sys.stdout.flush()
 
 
 async def _wait_ready(daemon: Any, runner: asyncio.Task[None]) -> None:

@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="concatenation reference to show in the parts (default: 0)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("text", metavar="TEXT", help="the message text")
+    parser.add_argument("text", metavar="TEXT", help="the message text ('-' reads stdin)")
 
 
 def load_provider(source: str, name: str | None = None) -> tuple[ProviderProfile, bool]:
@@ -132,9 +132,11 @@ def run(args: argparse.Namespace) -> int:
     transliterate = file_transliterate if args.transliterate is None else args.transliterate
     policy = TextPolicy.from_profile(profile, transliterate=transliterate, packed=args.packed)
     force: Encoding | None = args.encoding
+    # As `smppgw send -`: the newline that ends what a pipe or heredoc gives is not the text's.
+    text: str = sys.stdin.read().rstrip("\n") if args.text == "-" else args.text
     try:
         message = encode_message(
-            args.text,
+            text,
             policy,
             flash=args.flash,
             force_encoding=force,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from smppgw.errors import SmppgwError
 from smppgw.smpp.constants import CommandId, CommandStatus, MessageState
 from smppgw.smpp.receipt import state_of_stat
 from smppgw.smpp.status import STATUS_TABLE, classify
@@ -46,6 +48,7 @@ __all__ = [
     "BindState",
     "Metrics",
     "MetricsServer",
+    "MetricsStartError",
     "ProviderMetrics",
     "ReconnectReason",
     "WebhookMetrics",
@@ -952,6 +955,10 @@ class Metrics:
 # --- the scrape endpoint -----------------------------------------------------------------------
 
 
+class MetricsStartError(SmppgwError):
+    """The metrics endpoint cannot listen; the message names ``gateway.metrics_listen``."""
+
+
 class MetricsServer:
     """What :func:`start_metrics_server` returns: the bound port and an async ``close()``."""
 
@@ -973,13 +980,18 @@ class MetricsServer:
             await runner.cleanup()
 
 
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 async def start_metrics_server(metrics: Metrics, host: str | None, port: int) -> MetricsServer:
     """Serve ``GET /metrics`` on ``host:port`` from the running event loop.
 
     ``host`` None or "" (``metrics_listen = ""``) returns a closed server and binds nothing.
     Port 0 picks a free port, readable as ``.port``. The exposition is built in the loop: it
-    only reads counters, and keeping it there avoids a thread per scrape. OSError (address in
-    use, permission) propagates so the daemon can fail its start with a clear message.
+    only reads counters, and keeping it there avoids a thread per scrape. An address in use,
+    a permission or an address not on this host raises MetricsStartError naming the key, so
+    the daemon fails its start with one line the operator can act on.
     """
     if not host:
         return MetricsServer(None, None)
@@ -1002,6 +1014,15 @@ async def start_metrics_server(metrics: Metrics, host: str | None, port: int) ->
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        # asyncio's text repeats the address as a tuple; errno alone says what went wrong. A
+        # name that does not resolve (socket.gaierror) has a negative EAI_* code instead.
+        reason = (os.strerror(exc.errno).lower() if exc.errno and exc.errno > 0
+                  else exc.strerror or str(exc))
+        raise MetricsStartError(
+            f"gateway.metrics_listen: cannot listen on {_host_port(host, port)}: {reason}"
+        ) from None
     except BaseException:
         await runner.cleanup()
         raise

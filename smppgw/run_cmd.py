@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so the config check above does not pay for aiohttp and the store.
     from smppgw.api.app import ApiStartError
     from smppgw.daemon import run_daemon
+    from smppgw.metrics import MetricsStartError
     from smppgw.store import StoreError
 
     try:
@@ -51,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
         # cannot be created.
         print_error(f"smppgw: cannot start: {exc}")
         return 1
+    except MetricsStartError as exc:
+        # gateway.metrics_listen in use (another smppgw?) or not an address of this host.
+        print_error(f"smppgw: cannot start: {exc}")
+        return 1
     except OSError as exc:
-        # E.g. metrics_listen already in use.
         print_error(f"smppgw: cannot start: {_os_error_text(exc)}")
         return 1
 

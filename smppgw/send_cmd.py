@@ -22,6 +22,7 @@ from smppgw.api.client import (
     error_line,
     socket_path,
 )
+from smppgw.argtypes import positive_seconds
 
 __all__ = ["FINAL_STATES", "add_arguments", "run"]
 
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="your id for the message; sending the same id again sends nothing")
     parser.add_argument("--wait", action="store_true",
                         help="wait for the final state; exit 0 only if delivered")
-    parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
+    parser.add_argument("--timeout", type=positive_seconds, default=120.0, metavar="S",
                         help="with --wait, give up after S seconds (default 120; exit 3)")
     add_socket_arguments(parser)
 

@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Final, TextIO
 
+from smppgw.argtypes import non_negative_seconds, positive_seconds
 from smppgw.simulator import (
     Account,
     Faults,
@@ -61,11 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="message id format (default: the style's: wavy uuid, others hex)",
     )
     parser.add_argument(
-        "--receipt-delay", type=float, default=1.0, metavar="SECONDS", help="default: 1.0"
+        "--receipt-delay", type=non_negative_seconds, default=1.0, metavar="SECONDS",
+        help="default: 1.0",
     )
     parser.add_argument(
         "--final-delay",
-        type=float,
+        type=non_negative_seconds,
         default=2.0,
         metavar="SECONDS",
         help="wavy: seconds between ACCEPTD and the handset stage (default: 2.0)",
@@ -84,7 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("round_robin", "same", "other"),
         help="which bind gets a receipt (default: qikberry other, else round_robin)",
     )
-    parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="answer delay")
+    parser.add_argument(
+        "--latency", type=non_negative_seconds, default=0.0, metavar="S", help="answer delay"
+    )
     parser.add_argument(
         "--throttle-above", type=float, metavar="RATE", help="ESME_RTHROTTLED above RATE msg/s"
     )
@@ -96,10 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--drop-after", type=int, metavar="N", help="cut each connection at its Nth PDU"
     )
     parser.add_argument(
-        "--idle-timeout", type=float, metavar="S", help="close links idle for S seconds"
+        "--idle-timeout", type=positive_seconds, metavar="S", help="close links idle for S seconds"
     )
     parser.add_argument(
-        "--mo-every", type=float, metavar="S", help="send an MO message every S seconds"
+        "--mo-every", type=positive_seconds, metavar="S", help="send an MO message every S seconds"
     )
     parser.add_argument("--mo-from", default="5511999990000", metavar="ADDR")
     parser.add_argument("--mo-to", default="acme", metavar="ADDR")
@@ -175,9 +179,6 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         print(f"smppgw simulate: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.mo_every is not None and not args.mo_every > 0:
-        print("smppgw simulate: --mo-every must be a positive number of seconds", file=sys.stderr)
         return EXIT_USAGE
     return asyncio.run(_serve(config, args, sys.stdout))
 

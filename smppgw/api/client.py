@@ -6,6 +6,9 @@ daemon cannot be reached. No retries and no state beyond one session.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import stat
 import tomllib
 from pathlib import Path
 from types import TracebackType
@@ -129,13 +132,29 @@ class LocalClient:
                         f"{where}: it answered HTTP {status} without a JSON body"
                     ) from None
         except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
-            raise ClientError(f"{where}: {reason}") from None
+            raise ClientError(f"{where}: {_unreachable_reason(self.path, exc.os_error)}") from None
         except TimeoutError:
             raise ClientError(f"{where}: no answer within {request_timeout.total:g} s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ClientError(f"{where}: {exc or type(exc).__name__}") from None
         return status, body
+
+
+def _unreachable_reason(path: Path, error: OSError) -> str:
+    """Why connecting to ``path`` failed, in the operator's terms. connect(2) answers
+    ECONNREFUSED both for a regular file or directory and for a socket file nobody listens on;
+    the path's type tells the two apart."""
+    if error.errno == errno.ECONNREFUSED:
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError:
+            is_socket = True  # gone meanwhile: report the refusal as it came
+        if not is_socket:
+            return ("not a socket (--socket, or gateway.submit_socket in -c FILE, names the "
+                    "daemon's submit socket)")
+        return ("connection refused: no smppgw is listening on it (not running, or a socket "
+                "file left by one that stopped)")
+    return error.strerror or str(error) or type(error).__name__
 
 
 def error_line(body: object) -> str:

@@ -7,6 +7,7 @@ the start error is the only thing on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -179,8 +180,37 @@ def test_metrics_address_in_use(tmp_path: Path, sock_dir: Path, silent_smsc: int
                               metrics_listen=f"127.0.0.1:{port}")
         status, lines = run_smppgw(config, tmp_path)
     assert status == 1
-    line = assert_one_line(lines, str(port), "address already in use")
-    assert "[Errno" not in line
+    line = assert_one_line(lines, f"gateway.metrics_listen: cannot listen on 127.0.0.1:{port}: "
+                                  "address already in use")
+    assert "[Errno" not in line and "('127.0.0.1'" not in line
+
+
+@pytest.mark.parametrize("taken", ["metrics port", "state lock"])
+def test_a_daemon_that_never_started_does_not_say_it_stopped(
+    tmp_path: Path, sock_dir: Path, silent_smsc: int, taken: str
+) -> None:
+    """At log_level = "info" the log lines before the cause are the start's own; no
+    "smppgw stopped" follows, since nothing ran."""
+    with contextlib.ExitStack() as held:
+        metrics_listen = ""
+        if taken == "metrics port":
+            listener = held.enter_context(socket.socket())
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            metrics_listen = f"127.0.0.1:{listener.getsockname()[1]}"
+        else:
+            state = tmp_path / "state"
+            state.mkdir()
+            fd = os.open(state / LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o640)
+            held.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        config = write_config(tmp_path, silent_smsc, socket_path=sock_dir / "submit.sock",
+                              log_level="info", metrics_listen=metrics_listen)
+        status, lines = run_smppgw(config, tmp_path)
+    assert status == 1
+    assert lines[-1].startswith("smppgw: cannot start: "), "\n".join(lines)
+    assert not any("stopped" in line for line in lines), "\n".join(lines)
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
 
 
 def test_config_problems_one_line_each_exit_2(tmp_path: Path) -> None:

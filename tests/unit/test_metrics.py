@@ -26,6 +26,7 @@ from smppgw.metrics import (
     RECEIPT_STATS,
     RECONNECT_REASONS,
     Metrics,
+    MetricsStartError,
     certificate_not_after,
     command_label,
     receipt_stat_label,
@@ -366,13 +367,23 @@ async def test_server_answers_only_metrics_and_root(metrics: Metrics) -> None:
     assert root_status == 200 and "/metrics" in root
 
 
-async def test_busy_port_raises_oserror(metrics: Metrics) -> None:
+async def test_busy_port_names_the_config_key(metrics: Metrics) -> None:
     server = await start_metrics_server(metrics, "127.0.0.1", 0)
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(MetricsStartError) as raised:
             await asyncio.wait_for(start_metrics_server(metrics, "127.0.0.1", server.port or 0), 10)
+        assert str(raised.value) == (f"gateway.metrics_listen: cannot listen on "
+                                     f"127.0.0.1:{server.port}: address already in use")
     finally:
         await server.close()
+
+
+async def test_an_address_not_on_this_host_names_the_config_key(metrics: Metrics) -> None:
+    with pytest.raises(MetricsStartError) as raised:
+        # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): no interface here has it.
+        await asyncio.wait_for(start_metrics_server(metrics, "192.0.2.1", 9465), 10)
+    assert str(raised.value) == ("gateway.metrics_listen: cannot listen on 192.0.2.1:9465: "
+                                 "cannot assign requested address")
 
 
 def test_certificate_not_after_reads_der() -> None:

@@ -311,10 +311,18 @@ def test_style_defaults() -> None:
         ("--cert", "a.pem"),
         ("--outcomes", "DELIVRD=x"),
         ("--listen", "nope"),
-        ("--mo-every", "0"),
-        ("--latency", "-1"),
     ],
 )
 def test_bad_options_exit_2(argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
     assert simulate_cmd.run(parse(*argv)) == 2
     assert capsys.readouterr().err.startswith("smppgw simulate: ")
+
+
+@pytest.mark.parametrize("argv", [("--mo-every", "0"), ("--latency", "-1")])
+def test_bad_durations_are_refused_by_argparse(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(*argv)
+    assert exit_info.value.code == 2
+    assert f"argument {argv[0]}: must be" in capsys.readouterr().err
