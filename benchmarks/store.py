@@ -14,7 +14,7 @@ import tempfile
 import time
 import uuid
 
-from smppgw.store import NewMessage, NewSegment, ReceiptRecord, Store, SubmitOutcome
+from smppgw.store import NewMessage, NewSegment, ReceiptRecord, SqliteStore, SubmitOutcome
 
 TEXT = "Your verification code is 482913. It expires in 10 minutes."
 
@@ -32,7 +32,7 @@ async def accept_run(base: str, total: int, batch: int, callers: int) -> tuple[f
     """msg/s and messages per commit for ``callers`` tasks sending ``batch``-sized requests."""
     directory = tempfile.mkdtemp(dir=base, prefix="store-bench-")
     try:
-        store = await Store.open(directory)
+        store = await SqliteStore.open(directory)
         per_caller = max(1, total // (batch * callers))
 
         async def caller(offset: int) -> None:
@@ -56,7 +56,7 @@ async def lifecycle_run(base: str, total: int, batch: int) -> float:
     """Messages per second through accept → claim → ok → delivered receipt, batched."""
     directory = tempfile.mkdtemp(dir=base, prefix="store-bench-")
     try:
-        store = await Store.open(directory)
+        store = await SqliteStore.open(directory)
         started = time.perf_counter()
         done = 0
         while done < total:
@@ -81,7 +81,7 @@ async def pipeline_run(base: str, total: int, callers: int) -> float:
     messages at a time, while one dispatcher claims, records ok results and receipts."""
     directory = tempfile.mkdtemp(dir=base, prefix="store-bench-")
     try:
-        store = await Store.open(directory)
+        store = await SqliteStore.open(directory)
         per_caller = max(1, total // (10 * callers))
         goal = per_caller * 10 * callers
         delivered = 0

@@ -42,7 +42,7 @@ from smppgw.inbound import InboundProcessor
 from smppgw.logs import RepeatedLog, set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
 from smppgw.pool import BindPool
-from smppgw.store import Store, StoreClosedError, StoreError, WriteFailure
+from smppgw.store import SqliteStore, Store, StoreClosedError, StoreError, WriteFailure
 from smppgw.submission import SubmitService
 from smppgw.systemd import Notifier, listen_fds, watchdog_interval
 
@@ -175,7 +175,7 @@ class Daemon:
         gateway = self.config.gateway
         self._store_log = RepeatedLog(asyncio.get_running_loop(), STORE_LOG_INTERVAL,
                                       self._store_still_failing)
-        self.store = store = await Store.open(
+        self.store = store = await SqliteStore.open(
             gateway.state_dir, clock=self.wall_clock, on_commit=self.metrics.store_commit,
             on_write_health=self._on_store_health)
         self.metrics.track_store(lambda: store.write_failure is None)

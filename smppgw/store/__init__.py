@@ -1,7 +1,11 @@
-"""The store: smppgw's durable queue, receipt correlation, MO storage and event log (SQLite WAL
-under state_dir, written by one thread with grouped commits). See store.py for the theory.
+"""The store: smppgw's durable queue, receipt correlation, MO storage and event log.
+
+``Store`` (interface.py) is what the rest of smppgw uses; ``SqliteStore`` (sqlite/, the
+embedded default) and ``PostgresStore`` (postgres/) implement it, following the same rules
+(rules.py). ``open_store`` picks the backend from the ``[store]`` config.
 """
 
+from smppgw.store.interface import Store
 from smppgw.store.models import (
     FINAL_MESSAGE_STATES,
     MESSAGE_STATES,
@@ -43,8 +47,8 @@ from smppgw.store.models import (
     WriteFailure,
     WriteFailureReason,
 )
-from smppgw.store.schema import MIGRATIONS, SCHEMA_VERSION
-from smppgw.store.store import DB_FILENAME, LOCK_FILENAME, Store, derive_message_state
+from smppgw.store.rules import derive_message_state
+from smppgw.store.sqlite import DB_FILENAME, LOCK_FILENAME, MIGRATIONS, SCHEMA_VERSION, SqliteStore
 
 __all__ = [
     "DB_FILENAME",
@@ -76,6 +80,7 @@ __all__ = [
     "SegmentState",
     "SegmentToSend",
     "SegmentView",
+    "SqliteStore",
     "Store",
     "StoreClosedError",
     "StoreCounts",

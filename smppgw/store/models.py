@@ -546,12 +546,17 @@ class StoreCounts:
 
 @dataclass(frozen=True, slots=True)
 class PurgeReport:
-    """Rows deleted by one purge call, per kind."""
+    """Rows deleted by one purge call, per kind (``parked_receipts``: receipts kept for a part,
+    matched since or never)."""
 
     messages: int
     events: int
-    matched_receipts: int
+    parked_receipts: int
     mo_messages: int
+
+    @property
+    def total(self) -> int:
+        return self.messages + self.events + self.parked_receipts + self.mo_messages
 
 
 @dataclass(frozen=True, slots=True)

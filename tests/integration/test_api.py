@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from smppgw.api.app import ApiServer, ApiStartError, create_app, start_api
 from smppgw.config import Config, GatewayConfig, HostPort, Secret, parse_config
 from smppgw.metrics import Metrics
-from smppgw.store import MoMessage, ReceiptRecord, Store, SubmitOutcome
+from smppgw.store import MoMessage, ReceiptRecord, SqliteStore, SubmitOutcome
 from smppgw.submission import SubmitService
 
 pytestmark = pytest.mark.timeout(30)
@@ -32,7 +32,7 @@ TOKEN = "tok-Secret-0815"
 TRACKING_ID = re.compile(r"[0-9a-f]{32}")
 
 
-class SignallingStore(Store):
+class SignallingStore(SqliteStore):
     """A Store that says when a long-poll starts waiting, so a test can commit an event
     exactly while the request waits (no sleeping to guess when that is)."""
 

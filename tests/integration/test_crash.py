@@ -25,7 +25,7 @@ import pytest
 
 from smppgw.simulator import ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.pdu import SubmitSm
-from smppgw.store import DB_FILENAME, Store
+from smppgw.store import DB_FILENAME, SqliteStore
 from tests.integration.daemons import child_env, spawn_daemon, unix_session, write_config
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
@@ -256,7 +256,7 @@ async def test_sigkill_under_load_loses_no_accepted_message_and_no_receipt(
     # The store, read after the daemon exited: everything accepted is there and delivered,
     # every acknowledged receipt is either applied (a 'receipt' event) or parked unmatched
     # (its submit_sm_resp died with the killed process; the message was sent again).
-    store = await Store.open(tmp_path / "state")
+    store = await SqliteStore.open(tmp_path / "state")
     smsc_ids: set[str] = set()
     try:
         events = []

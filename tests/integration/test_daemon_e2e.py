@@ -30,7 +30,7 @@ from smppgw.simulator import Faults, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.simulator.receipts import build_receipt, outcome_of_key
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp
-from smppgw.store import Store
+from smppgw.store import SqliteStore
 from smppgw.systemd import Notifier
 
 pytestmark = pytest.mark.timeout(60)
@@ -794,7 +794,7 @@ async def test_sigterm_records_the_answers_that_come_while_the_window_drains(
     assert sim.unbinds_total == 1
     answered = [r.pdu for r in sim.sent if isinstance(r.pdu, SubmitSmResp)]
     assert len(answered) == IN_FLIGHT
-    async with await Store.open(tmp_path / "state") as store:
+    async with await SqliteStore.open(tmp_path / "state") as store:
         assert (await store.recover()).requeued_segments == 0
         for tracking_id in tracking_ids:
             view = await store.get_message(tracking_id)

@@ -21,7 +21,15 @@ from smppgw.pool import Inbound
 from smppgw.smpp.constants import CommandStatus, Tag
 from smppgw.smpp.pdu import DeliverSm, Tlv
 from smppgw.smpp.receipt import parse_receipt
-from smppgw.store import MoMessage, NewMessage, NewSegment, Store, StoreError, SubmitOutcome
+from smppgw.store import (
+    MoMessage,
+    NewMessage,
+    NewSegment,
+    SqliteStore,
+    Store,
+    StoreError,
+    SubmitOutcome,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -55,7 +63,7 @@ class FakeConnection:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "state")
+    opened = await SqliteStore.open(tmp_path / "state")
     yield opened
     await opened.close()
 

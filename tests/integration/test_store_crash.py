@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from smppgw.store import DB_FILENAME, Store, StoreLockedError
+from smppgw.store import DB_FILENAME, SqliteStore, StoreLockedError
 
 # The child prints a line only after the await that stored it returned:
 #   A <tracking_id>   accepted (committed, fsynced)
@@ -22,12 +22,12 @@ from smppgw.store import DB_FILENAME, Store, StoreLockedError
 #   D <tracking_id>   delivered receipt recorded
 CHILD = r"""
 import asyncio, sys, uuid
-from smppgw.store import NewMessage, NewSegment, ReceiptRecord, Store, SubmitOutcome
+from smppgw.store import NewMessage, NewSegment, ReceiptRecord, SqliteStore, SubmitOutcome
 
 LIMIT = 200_000   # bounded load: the parent kills long before
 
 async def main(state_dir):
-    store = await Store.open(state_dir)
+    store = await SqliteStore.open(state_dir)
     print("READY", flush=True)
     accepted = 0
 
@@ -92,7 +92,7 @@ async def test_everything_acknowledged_survives_sigkill(tmp_path: Path) -> None:
         assert first == b"READY\n", first + await proc.stderr.read()
         # The running daemon holds the state dir: a second one must refuse to start.
         with pytest.raises(StoreLockedError, match="smppgw.lock"):
-            await Store.open(state_dir)
+            await SqliteStore.open(state_dir)
         accepted = delivered = 0
         while accepted < 3000 or delivered < 100:
             line = await _read_line(proc.stdout, deadline)
@@ -126,7 +126,7 @@ async def test_everything_acknowledged_survives_sigkill(tmp_path: Path) -> None:
     assert all(states[t] in ("submitted", "delivered") for t in printed["S"])
     assert all(states[t] == "delivered" for t in printed["D"])
 
-    async with await Store.open(state_dir) as store:   # the kernel dropped the dead lock
+    async with await SqliteStore.open(state_dir) as store:   # the kernel dropped the dead lock
         report = await store.recover()
         assert report.requeued_segments > 0          # half of every claim was never answered
         counts = await store.counts()

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from smppgw.api.events_json import event_json
 from smppgw.config import Secret, WebhookConfig
 from smppgw.metrics import Metrics
-from smppgw.store import MoMessage, NewMessage, NewSegment, Store, StoreWriteError
+from smppgw.store import MoMessage, NewMessage, NewSegment, SqliteStore, Store, StoreWriteError
 from smppgw.webhooks import WebhookPusher, retry_delay, safe_url
 
 pytestmark = pytest.mark.timeout(30)
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(30)
 _ids = itertools.count(1)
 
 
-class IdleStore(Store):
+class IdleStore(SqliteStore):
     """A Store that reports each cursor a pusher goes idle at (wait_for_events), so tests wait
     for "caught up to cursor N" instead of sleeping."""
 

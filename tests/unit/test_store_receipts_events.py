@@ -15,6 +15,7 @@ from smppgw.store import (
     ReceiptRecord,
     ReceiptResult,
     SegmentToSend,
+    SqliteStore,
     Store,
     SubmitOutcome,
 )
@@ -94,11 +95,11 @@ async def test_receipt_before_submit_result_is_parked_then_matched(store: Store)
 
 
 async def test_parked_receipts_survive_a_restart(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path, clock=Clock()) as s:
+    async with await SqliteStore.open(tmp_path, clock=Clock()) as s:
         await s.accept_messages([message()])
         assert len(await s.claim_segments("wavy", 1, now_wall=T0)) == 1
         await s.record_receipts([receipt("LATE")])
-    async with await Store.open(tmp_path, clock=Clock()) as s:
+    async with await SqliteStore.open(tmp_path, clock=Clock()) as s:
         report = await s.recover()
         assert report.unmatched_receipts == 1 and report.requeued_segments == 1
         (again,) = await s.claim_segments("wavy", 1, now_wall=T0)
@@ -201,11 +202,11 @@ async def test_mo_parts_are_kept_until_the_message_is_recorded(store: Store) -> 
 
 
 async def test_complete_mo_group_is_reported_after_a_restart(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path) as s:
+    async with await SqliteStore.open(tmp_path) as s:
         await s.record_mo_part(mo_part(1, total=2))
         await s.record_mo_part(mo_part(2, total=2))
         await s.record_mo_part(mo_part(1, total=2, reference=8))   # incomplete
-    async with await Store.open(tmp_path) as s:
+    async with await SqliteStore.open(tmp_path) as s:
         report = await s.recover()
         (group,) = report.complete_mo_groups
         assert [p.seq for p in group] == [1, 2] and group[0].reference == 7
@@ -245,10 +246,10 @@ async def test_cursors_increase_and_resuming_misses_nothing(store: Store) -> Non
 
 
 async def test_cursors_are_never_reused_after_restart(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path) as s:
+    async with await SqliteStore.open(tmp_path) as s:
         await s.accept_messages([message()])
         await s._write(lambda tx: tx.conn.execute("DELETE FROM events"))
-    async with await Store.open(tmp_path) as s:
+    async with await SqliteStore.open(tmp_path) as s:
         assert s.last_cursor == 1
         await s.accept_messages([message()])
         assert [e.cursor for e in await s.events_after(0)] == [2]
@@ -266,7 +267,7 @@ async def test_wait_for_events_is_woken_by_the_commit(store: Store) -> None:
 
 
 async def test_wait_for_events_times_out_and_close_wakes_it(tmp_path: Path) -> None:
-    s = await Store.open(tmp_path)
+    s = await SqliteStore.open(tmp_path)
     assert await s.wait_for_events(s.last_cursor, timeout=0.01) is False
     waiter = asyncio.create_task(s.wait_for_events(s.last_cursor, timeout=30))
     await asyncio.sleep(0)
@@ -322,13 +323,13 @@ async def test_purge_keeps_what_is_still_going_on(store: Store, clock: Clock) ->
     clock.now += 100
     await store.accept_messages([message()])
     report = await store.purge(T0 + 50, limit=2)
-    assert (report.messages, report.events, report.matched_receipts, report.mo_messages) == (
-        1, 2, 0, 1)
+    assert (report.messages, report.events, report.parked_receipts, report.mo_messages) == (
+        1, 2, 1, 1)
     report = await store.purge(T0 + 50)
     assert report.messages == 0 and report.events == events_before - 2
     assert await store.get_message(done[0].tracking_id) is None
     assert await store.get_message(waiting.tracking_id) is not None   # still queued
-    assert await store.unmatched_receipt_count() == 1                 # never matched: kept
+    assert await store.unmatched_receipt_count() == 0         # parked longer than kept: gone
     assert [e.cursor for e in await store.events_after(0)] == [events_before + 1]
     await store.accept_messages([message()])
     assert store.last_cursor == events_before + 2                       # never reused

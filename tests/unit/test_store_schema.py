@@ -15,12 +15,12 @@ from smppgw.store import (
     SCHEMA_VERSION,
     NewMessage,
     NewSegment,
-    Store,
+    SqliteStore,
     StoreSchemaError,
     SubmitOutcome,
     derive_message_state,
 )
-from smppgw.store.schema import migrate
+from smppgw.store.sqlite.schema import migrate
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -63,7 +63,7 @@ async def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path: Path) 
         " VALUES (?, 0, 'wavy', x'66726f6d207631', 0, 0, 'queued', 1, 1)", (tracking_id,))
     conn.close()
 
-    async with await Store.open(state_dir) as store:
+    async with await SqliteStore.open(state_dir) as store:
         assert store.schema_migrated_from == 1
         view = await store.get_message(tracking_id)
         assert view is not None and view.text == "from v1" and view.state == "queued"
@@ -90,11 +90,11 @@ async def test_a_newer_database_is_refused_and_the_lock_released(tmp_path: Path)
     conn.close()
     for _ in range(2):   # the second attempt proves the first released the lock
         with pytest.raises(StoreSchemaError, match="newer"):
-            await Store.open(state_dir)
+            await SqliteStore.open(state_dir)
 
 
 async def test_durability_settings(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path) as store:
+    async with await SqliteStore.open(tmp_path) as store:
         def pragmas(tx: object) -> tuple[str, int]:
             conn = tx.conn  # type: ignore[attr-defined]
             return (conn.execute("PRAGMA journal_mode").fetchone()[0],

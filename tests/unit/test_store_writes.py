@@ -18,6 +18,7 @@ from smppgw.store import (
     NewMessage,
     NewSegment,
     ReceiptRecord,
+    SqliteStore,
     Store,
     StoreClosedError,
     StoreLockedError,
@@ -60,7 +61,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "state", clock=clock)
+    s = await SqliteStore.open(tmp_path / "state", clock=clock)
     yield s
     await s.close()
 
@@ -146,9 +147,9 @@ async def test_duplicate_client_ids_inside_one_batch(store: Store) -> None:
 
 async def test_idempotency_survives_close_and_reopen(tmp_path: Path) -> None:
     first = message(client_id="persist")
-    async with await Store.open(tmp_path) as s:
+    async with await SqliteStore.open(tmp_path) as s:
         (r1,) = await s.accept_messages([first])
-    async with await Store.open(tmp_path) as s:
+    async with await SqliteStore.open(tmp_path) as s:
         (r2,) = await s.accept_messages([message(client_id="persist")])
         assert r2.duplicate and r2.tracking_id == first.tracking_id and r2.answer == r1.answer
         assert (await s.counts()).messages == {"queued": 1}
@@ -237,17 +238,18 @@ async def test_a_cancelled_caller_loses_only_its_wait(store: Store) -> None:
 
 
 async def test_a_second_store_on_the_same_dir_is_refused(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path):
+    async with await SqliteStore.open(tmp_path):
         with pytest.raises(StoreLockedError) as info:
-            await Store.open(tmp_path)
+            await SqliteStore.open(tmp_path)
         assert str(tmp_path / "smppgw.lock") in str(info.value)
         assert info.value.path == str(tmp_path / "smppgw.lock")
-    async with await Store.open(tmp_path):   # released by close
+    async with await SqliteStore.open(tmp_path):   # released by close
         pass
 
 
 async def test_two_stores_in_one_process(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "a") as a, await Store.open(tmp_path / "b") as b:
+    async with await SqliteStore.open(tmp_path / "a") as a, \
+            await SqliteStore.open(tmp_path / "b") as b:
         await a.accept_messages([message(), message()])
         await b.accept_messages([message()])
         assert (a.last_cursor, b.last_cursor) == (2, 1)
@@ -255,7 +257,7 @@ async def test_two_stores_in_one_process(tmp_path: Path) -> None:
 
 
 async def test_close_commits_queued_writes_then_refuses(tmp_path: Path) -> None:
-    s = await Store.open(tmp_path)
+    s = await SqliteStore.open(tmp_path)
     tasks = [asyncio.create_task(s.accept_messages([message()])) for _ in range(20)]
     await _wait_pending(s, 1)
     await s.close()
@@ -265,7 +267,7 @@ async def test_close_commits_queued_writes_then_refuses(tmp_path: Path) -> None:
         await s.accept_messages([message()])
     with pytest.raises(StoreClosedError):
         await s.events_after(0)
-    async with await Store.open(tmp_path) as again:
+    async with await SqliteStore.open(tmp_path) as again:
         assert (await again.counts()).messages == {"queued": 20}
         assert again.last_cursor == 20
 
@@ -401,12 +403,12 @@ async def test_expire_messages_past_validity(store: Store) -> None:
 
 async def test_recover_requeues_parts_left_sending(tmp_path: Path) -> None:
     clock = Clock()
-    async with await Store.open(tmp_path, clock=clock) as s:
+    async with await SqliteStore.open(tmp_path, clock=clock) as s:
         await s.accept_messages([message(parts=2), message()])
         claimed = await s.claim_segments("wavy", 10, now_wall=T0)
         await s.record_submit_results([SubmitOutcome.ok(claimed[0].segment_id, "done")])
     # As after a crash: two parts were claimed and never answered.
-    async with await Store.open(tmp_path, clock=clock) as s:
+    async with await SqliteStore.open(tmp_path, clock=clock) as s:
         report = await s.recover()
         assert (report.requeued_segments, report.queued_segments) == (2, 2)
         again = await s.claim_segments("wavy", 10, now_wall=T0)
@@ -495,7 +497,7 @@ async def test_on_commit_reports_each_group_from_the_writer_thread(
     def on_commit(commands: int, seconds: float) -> None:
         seen.append((commands, seconds, threading.current_thread().name))
 
-    async with await Store.open(tmp_path / "state", clock=clock, on_commit=on_commit) as s:
+    async with await SqliteStore.open(tmp_path / "state", clock=clock, on_commit=on_commit) as s:
         seen.clear()  # opening and migrating are commits too
         async with Blocker(s):
             writes = [asyncio.ensure_future(s.accept_messages([message()])) for _ in range(3)]

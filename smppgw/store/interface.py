@@ -1,0 +1,328 @@
+"""The store's interface: the operations the message flow needs, whatever keeps the data.
+
+Two backends implement it: ``SqliteStore`` (the embedded default: one file, one writer thread)
+and ``PostgresStore`` (asyncpg; one database that several nodes may later share). The domain
+rules both follow live in ``rules.py``; here are the contracts callers rely on, and the few
+pieces of asyncio plumbing both backends share (waiting for events, grouping MO parts).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+
+from smppgw.store.models import (
+    AcceptResult,
+    Event,
+    MessageState,
+    MessageView,
+    MoMessage,
+    MoPart,
+    MoPartResult,
+    MoRecord,
+    NewMessage,
+    PurgeReport,
+    QueueStats,
+    ReceiptRecord,
+    ReceiptResult,
+    RecoveryReport,
+    SegmentToSend,
+    StoreCounts,
+    StoredMoPart,
+    SubmitOutcome,
+    SubmitRecorded,
+)
+
+__all__ = ["CursorWatch", "Store", "complete_mo_groups", "is_complete", "recovery_report"]
+
+log = logging.getLogger("smppgw.store")
+
+
+class Store(abc.ABC):
+    """The gateway's durable queue, receipt correlation, MO storage and event log.
+
+    Every write returns once its data is committed (durably, except claims: a lost claim only
+    means the part is queued again). Writes from many callers share commits (group commit);
+    a caller cancelled while waiting loses only its wait, the write still commits. A write the
+    store cannot commit raises StoreError and leaves nothing of that write behind.
+    """
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Commit everything queued, stop, release what the store holds. Idempotent."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Return once every write queued before this call is committed."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- observation -----------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once closed (or broken for good): no more commands are taken."""
+
+    @property
+    @abc.abstractmethod
+    def last_cursor(self) -> int:
+        """Cursor of the newest committed event this store knows of (0 when none yet)."""
+
+    @property
+    @abc.abstractmethod
+    def commit_count(self) -> int:
+        """Transactions committed since open: far fewer than writes under load."""
+
+    @property
+    @abc.abstractmethod
+    def command_count(self) -> int:
+        """Write commands completed (committed or failed) since open."""
+
+    @property
+    @abc.abstractmethod
+    def pending_writes(self) -> int:
+        """Write commands queued and not yet taken by the writer."""
+
+    # --- accept ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def accept_messages(self, messages: Sequence[NewMessage]) -> list[AcceptResult]:
+        """Store new messages, queued; results in input order.
+
+        A known client id answers its first answer (``duplicate``) and stores nothing. Each
+        stored message gets its segments queued and a 'state' event (queued). Returns once
+        committed durably: only then may the API answer ``accepted``.
+        """
+
+    # --- dispatch --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_segments(
+        self, provider: str, limit: int, now_wall: float | None = None
+    ) -> list[SegmentToSend]:
+        """Mark up to ``limit`` due queued parts of ``provider`` 'sending' and return them,
+        oldest due first (parts of one message in order). Parts of messages past their validity
+        are left for ``expire_messages``. Two claimers never get the same part."""
+
+    @abc.abstractmethod
+    async def apply_submit_results(
+        self, outcomes: Sequence[SubmitOutcome]
+    ) -> list[SubmitRecorded | None]:
+        """Apply submit_sm_resp outcomes (see SubmitOutcome); per outcome the message's state
+        after it and whether it gave the message its submit answer; None for an unknown
+        segment id (logged, skipped).
+
+        ``ok`` marks the part submitted (the message 'submitted' once all parts are, with a
+        'state' event) and applies any receipt parked under its message id key. ``transient``
+        queues the part again at ``retry_at_wall`` with a 'retry' note. ``permanent`` fails
+        the part, cancels the message's parts not yet sent, and moves the message to 'failed'
+        with the status name in the event. ``released`` queues it again, no attempt counted.
+        """
+
+    async def record_submit_results(
+        self, outcomes: Sequence[SubmitOutcome]
+    ) -> list[MessageState | None]:
+        """apply_submit_results, reporting only each message's state."""
+        recorded = await self.apply_submit_results(outcomes)
+        return [r.state if r is not None else None for r in recorded]
+
+    # --- inbound ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_receipts(self, receipts: Sequence[ReceiptRecord]) -> list[ReceiptResult]:
+        """Correlate receipts by (provider, message id key) across all binds of the provider.
+
+        A matched receipt updates its part (only forward: accepted < final), appends a
+        'receipt' event and, when the message state changes, a 'state' event. An unmatched one
+        is parked, never dropped, and applied when its submit result is recorded. Returns once
+        committed durably: then, and only then, answer deliver_sm_resp.
+        """
+
+    @abc.abstractmethod
+    async def record_mo_part(self, part: MoPart) -> MoPartResult:
+        """Store one part of a concatenated MO so it survives a crash before reassembly;
+        acknowledge the deliver_sm after this returns. When ``complete``, reassemble ``parts``
+        and call ``record_mo_message`` with their ids."""
+
+    @abc.abstractmethod
+    async def record_mo_message(
+        self, message: MoMessage, consumed_part_ids: Sequence[int] = ()
+    ) -> MoRecord:
+        """Store a complete MO, delete the parts it was built from, append its 'mo' event;
+        all in one transaction, so a part is never both pending and delivered."""
+
+    # --- housekeeping ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def expire_messages(self, now_wall: float | None = None, limit: int = 10_000) -> int:
+        """Messages still 'queued' past their validity, with no part in flight, become
+        'expired' (their waiting parts too) with a 'state' event. Returns how many; call
+        again at once while it returns ``limit``."""
+
+    @abc.abstractmethod
+    async def purge(self, older_than_wall: float, limit: int = 10_000) -> PurgeReport:
+        """Retention: delete final messages (with parts and notes), events, parked receipts
+        and MO messages older than ``older_than_wall``, at most ``limit`` of each per call.
+
+        Queued and in-flight messages and incomplete MO parts are kept whatever their age. A
+        purged client id is forgotten (the same id is then a new message), and a consumer
+        resuming from a purged cursor gets the oldest events still kept. Call again while any
+        count equals ``limit``.
+        """
+
+    @abc.abstractmethod
+    async def recover(self) -> RecoveryReport:
+        """Run once after open, before dispatching: parts left 'sending' by the previous run
+        are queued again (at-least-once). Reports what it found."""
+
+    @abc.abstractmethod
+    async def requeue_sending(self, provider: str, reason: str) -> int:
+        """Queue again the parts of ``provider`` left 'sending' (a provider whose dispatcher
+        was stopped by a reload); returns how many."""
+
+    @abc.abstractmethod
+    async def set_webhook_position(self, name: str, cursor: int) -> None:
+        """Remember the last event cursor webhook ``name`` acknowledged (never moves back)."""
+
+    # --- events ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def events_after(self, cursor: int, limit: int = 1000) -> list[Event]:
+        """Events with a cursor greater than ``cursor``, in commit order, at most ``limit``.
+        Cursors only grow and an event is readable only once every lower cursor is, so
+        resuming from the last cursor seen misses nothing."""
+
+    @abc.abstractmethod
+    async def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Wait until an event newer than ``after`` is committed, at most ``timeout`` seconds.
+        True when there is one (possibly at once), False on timeout or close."""
+
+    @abc.abstractmethod
+    async def get_webhook_position(self, name: str) -> int:
+        """The last cursor webhook ``name`` acknowledged; 0 when it never did."""
+
+    # --- views -----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_message(self, tracking_id: str) -> MessageView | None:
+        """A message with its parts and history (events and notes, oldest first)."""
+
+    @abc.abstractmethod
+    async def find_messages(self, client_id: str) -> list[MessageView]:
+        """The messages stored under an application's own id (at most one: the id is an
+        idempotency key); empty when unknown or purged."""
+
+    @abc.abstractmethod
+    async def get_tracking_id(self, client_id: str) -> str | None:
+        """The tracking id stored under an application's client id."""
+
+    @abc.abstractmethod
+    async def queue_stats(self, now_wall: float | None = None) -> dict[str, QueueStats]:
+        """Per provider: parts queued and sending and the age of the oldest of each, for the
+        queue metrics and ``smppgw status``."""
+
+    @abc.abstractmethod
+    async def counts(self) -> StoreCounts:
+        """Messages and parts by state and the other table sizes (status and metrics, not per
+        request)."""
+
+    @abc.abstractmethod
+    async def unmatched_receipt_count(self) -> int:
+        """Receipts parked without a matching part."""
+
+
+class CursorWatch:
+    """The newest committed cursor and the waiters for a newer one, on the event loop.
+
+    A backend calls ``advance`` after each commit it learns of (its own, or a hint that another
+    writer committed); ``wait`` returns when the cursor passes ``after``, on timeout, or when
+    the watch is closed.
+    """
+
+    def __init__(self) -> None:
+        self.last_cursor = 0
+        self.closed = False
+        self._generation = asyncio.Event()
+        self._waiters = 0
+
+    def advance(self, cursor: int) -> None:
+        if cursor > self.last_cursor:
+            self.last_cursor = cursor
+            self.wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake()
+
+    def wake(self) -> None:
+        generation = self._generation
+        self._generation = asyncio.Event()
+        generation.set()
+
+    @property
+    def waiting(self) -> bool:
+        """Someone waits for the next event (the backend may then poll for other writers)."""
+        return self._waiters > 0
+
+    async def wait(self, after: int, timeout: float) -> bool:
+        if self.last_cursor > after:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        self._waiters += 1
+        try:
+            while self.last_cursor <= after and not self.closed:
+                generation = self._generation
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await generation.wait()
+                except TimeoutError:
+                    break
+        finally:
+            self._waiters -= 1
+        return self.last_cursor > after
+
+
+def complete_mo_groups(
+    parts: Sequence[StoredMoPart],
+) -> tuple[tuple[StoredMoPart, ...], ...]:
+    """The groups (same provider, addresses, reference and total) of which every part is
+    stored; ``parts`` ordered by group then seq."""
+    groups: dict[tuple[str, str, str, int, int], list[StoredMoPart]] = {}
+    for p in parts:
+        groups.setdefault((p.provider, p.source, p.destination, p.reference, p.total),
+                          []).append(p)
+    return tuple(tuple(g) for g in groups.values() if is_complete(g))
+
+
+def is_complete(parts: Sequence[StoredMoPart]) -> bool:
+    """Every seq 1..total of the group is there."""
+    if not parts:
+        return False
+    return {p.seq for p in parts} >= set(range(1, parts[0].total + 1))
+
+
+def recovery_report(
+    requeued: int, unmatched: int, queued: int, mo_parts: Sequence[StoredMoPart],
+) -> RecoveryReport:
+    """What recover() found, logged for the operator (both backends say it the same way)."""
+    complete = complete_mo_groups(mo_parts)
+    if requeued:
+        log.warning("recovery: %d part(s) were sending at shutdown and are queued again",
+                    requeued)
+    log.info("recovery: queued=%d unmatched_receipts=%d complete_mo_groups=%d",
+             queued, unmatched, len(complete))
+    return RecoveryReport(requeued, unmatched, queued, complete)

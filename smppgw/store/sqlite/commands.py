@@ -1,0 +1,420 @@
+"""The SQLite write commands: each runs on the writer thread inside a group's transaction.
+
+Set-based: a command reads everything its batch touches with a few statements, lets
+``rules.Batch`` decide, and writes back with one ``executemany`` per statement kind, whatever
+the number of messages. No Python loop issues a statement per row on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Final, cast
+
+from smppgw.store.encoding import dumps, iso, tlvs_from_json, wall
+from smppgw.store.interface import is_complete
+from smppgw.store.models import (
+    AcceptResult,
+    MoMessage,
+    MoPart,
+    MoPartResult,
+    MoRecord,
+    NewMessage,
+    PurgeReport,
+    ReceiptRecord,
+    ReceiptResult,
+    SegmentToSend,
+    StoredMoPart,
+    SubmitOutcome,
+    SubmitRecorded,
+)
+from smppgw.store.rules import Batch, ParkedReceipt, plan_accept
+from smppgw.store.sqlite.writer import Deferred, Tx
+
+__all__ = [
+    "accept",
+    "claim",
+    "expire",
+    "purge",
+    "record_mo_message",
+    "record_mo_part",
+    "record_receipts",
+    "record_submit_results",
+    "recover",
+    "requeue_sending",
+    "set_webhook_position",
+    "stored_mo_part",
+]
+
+log = logging.getLogger(__name__)
+
+_IN_CHUNK: Final = 500   # values per IN (...) list, far below SQLite's variable limit
+
+
+def _chunks(values: Sequence[object]) -> Iterable[tuple[Sequence[object], str]]:
+    """``values`` in slices with their ``?, ?, ...`` placeholder lists."""
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start:start + _IN_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
+# --- accept --------------------------------------------------------------------------------------
+
+
+def _known(tx: Tx, column: str, values: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """value → (tracking_id, answer) for the messages whose ``column`` is among ``values``."""
+    found: dict[str, tuple[str, str]] = {}
+    for chunk, marks in _chunks(values):
+        # column is one of two names from this module, never input.
+        for value, tracking_id, answer in tx.conn.execute(
+                f"SELECT {column}, tracking_id, answer FROM messages"
+                f" WHERE {column} IN ({marks})", chunk):
+            found[value] = (tracking_id, answer)
+    return found
+
+
+def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
+    """Two lookups and three executemany for the whole batch: the hot path of every request."""
+    batch = cast(Sequence[NewMessage], messages)
+    by_client = _known(tx, "client_id",
+                       list({m.client_id for m in batch if m.client_id is not None}))
+    taken = _known(tx, "tracking_id", list({m.tracking_id for m in batch}))
+    results, message_rows, segment_rows = plan_accept(batch, by_client, taken, tx.now_ms,
+                                                      tx.events)
+    if message_rows:
+        tx.conn.executemany(
+            "INSERT INTO messages (tracking_id, client_id, provider, source, destination,"
+            " text, flash, data_coding, encoding, esm_class, registered_delivery, tlvs,"
+            " created_unix_ms, updated_unix_ms, valid_until_unix_ms, state, parts, answer)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            message_rows)
+        tx.conn.executemany(
+            "INSERT INTO segments (tracking_id, part_index, provider, short_message, esm_class,"
+            " data_coding, tlvs, state, created_unix_ms, next_attempt_unix_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)", segment_rows)
+    return results
+
+
+# --- claim ---------------------------------------------------------------------------------------
+
+_CLAIM_SQL: Final = """
+    SELECT s.segment_id, s.tracking_id, s.part_index, s.short_message, s.esm_class,
+           s.data_coding, s.tlvs, s.attempts, m.client_id, m.parts, m.source, m.destination,
+           m.registered_delivery, m.tlvs, m.flash, m.valid_until_unix_ms
+      FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id
+     WHERE s.state = 'queued' AND s.provider = ? AND s.next_attempt_unix_ms <= ?
+       AND (m.valid_until_unix_ms IS NULL OR m.valid_until_unix_ms > ?)
+     ORDER BY s.next_attempt_unix_ms, s.segment_id
+     LIMIT ?
+"""
+
+
+def claim(tx: Tx, request: Sequence[object]) -> list[SegmentToSend]:
+    """``request`` = (provider, limit, now_ms): one SELECT and one UPDATE."""
+    provider, limit, now_ms = cast(tuple[str, int, int], tuple(request))
+    rows = tx.conn.execute(_CLAIM_SQL, (provider, now_ms, now_ms, limit)).fetchall()
+    if not rows:
+        return []
+    for chunk, marks in _chunks([r[0] for r in rows]):
+        tx.conn.execute(
+            f"UPDATE segments SET state = 'sending' WHERE segment_id IN ({marks})", chunk)
+    return [
+        SegmentToSend(
+            segment_id=r[0], tracking_id=r[1], client_id=r[8], provider=provider,
+            part_index=r[2], parts=r[9], source=r[10], destination=r[11],
+            short_message=r[3], esm_class=r[4], data_coding=r[5],
+            registered_delivery=r[12], tlvs=tlvs_from_json(r[13]) + tlvs_from_json(r[6]),
+            flash=bool(r[14]), valid_until_wall=wall(r[15]) if r[15] is not None else None,
+            attempts=r[7],
+        )
+        for r in rows
+    ]
+
+
+# --- the model of a batch, and writing it back ---------------------------------------------------
+
+_MODEL_SQL: Final = (
+    "SELECT m.tracking_id, m.state, m.client_id, m.parts, s.segment_id, s.part_index,"
+    " s.provider, s.state, s.receipt FROM segments AS s"
+    " JOIN messages AS m ON m.tracking_id = s.tracking_id"
+    " WHERE s.tracking_id IN (SELECT tracking_id FROM segments WHERE segment_id IN ({marks}))"
+)
+
+
+def _load(tx: Tx, batch: Batch, segment_ids: Iterable[int]) -> None:
+    """Every part of every message that has a part among ``segment_ids``."""
+    wanted = [i for i in dict.fromkeys(segment_ids) if i not in batch.parts]
+    for chunk, marks in _chunks(wanted):
+        batch.load(tx.conn.execute(_MODEL_SQL.format(marks=marks), chunk))
+
+
+def _write(tx: Tx, batch: Batch) -> None:
+    conn = tx.conn
+    for columns, rows in batch.segment_updates().items():
+        # Column names come from rules._SEGMENT_COLUMNS, never from input.
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        conn.executemany(
+            f"UPDATE segments SET {assignments}, attempts = attempts + ? WHERE segment_id = ?",
+            rows)
+    messages = batch.message_updates()
+    if messages:
+        conn.executemany(
+            "UPDATE messages SET state = ?, updated_unix_ms = ?, attempts = attempts + ?,"
+            " last_error = COALESCE(?, last_error) WHERE tracking_id = ?", messages)
+    if batch.notes:
+        conn.executemany(
+            "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
+            " VALUES (?, ?, ?, ?, ?)", batch.notes)
+    if batch.matched_receipts:
+        matched = [(tx.now_ms, i) for i in batch.matched_receipts]
+        conn.executemany(
+            "UPDATE unmatched_receipts SET matched = 1, matched_unix_ms = ? WHERE receipt_id = ?",
+            matched)
+        conn.executemany("DELETE FROM unmatched_receipt_keys WHERE receipt_id = ?",
+                         [(i,) for _, i in matched])
+
+
+# --- submit outcomes -----------------------------------------------------------------------------
+
+
+def _any_parked(tx: Tx) -> bool:
+    # The partial index unmatched_receipts_open makes this one probe.
+    return tx.conn.execute(
+        "SELECT 1 FROM unmatched_receipts WHERE matched = 0 LIMIT 1").fetchone() is not None
+
+
+def _parked(tx: Tx, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str, int, str]]:
+    """(provider, key, receipt_id, receipt JSON) of the open parked receipts under ``keys``."""
+    wanted = set(keys)
+    found: list[tuple[str, str, int, str]] = []
+    for chunk, marks in _chunks(list(dict.fromkeys(k for _, k in keys))):
+        for provider, key, receipt_id, text in tx.conn.execute(
+                "SELECT k.provider, k.message_key, u.receipt_id, u.receipt"
+                " FROM unmatched_receipt_keys AS k"
+                " JOIN unmatched_receipts AS u ON u.receipt_id = k.receipt_id"
+                f" WHERE k.message_key IN ({marks}) AND u.matched = 0", chunk):
+            if (provider, key) in wanted:
+                found.append((provider, key, receipt_id, text))
+    return found
+
+
+def record_submit_results(tx: Tx, items: Sequence[object]) -> list[SubmitRecorded | None]:
+    outcomes = cast(Sequence[SubmitOutcome], items)
+    batch = Batch(tx.now_ms, tx.events)
+    _load(tx, batch, (o.segment_id for o in outcomes))
+    results = batch.record_outcomes(outcomes)
+    for o, result in zip(outcomes, results, strict=True):
+        if result is None:
+            log.warning("submit outcome for unknown segment_id=%s ignored", o.segment_id)
+    keys = batch.parked_keys()
+    if keys and _any_parked(tx):
+        batch.match_parked(results, _parked(tx, keys))
+    _write(tx, batch)
+    return results
+
+
+# --- receipts ------------------------------------------------------------------------------------
+
+
+def _candidates(tx: Tx, receipts: Sequence[ReceiptRecord]) -> dict[tuple[str, str], int]:
+    """(provider, key) → the newest segment with that key, for every key of ``receipts``."""
+    by_provider: dict[str, set[str]] = {}
+    for r in receipts:
+        by_provider.setdefault(r.provider, set()).update(r.keys)
+    found: dict[tuple[str, str], int] = {}
+    for provider, keys in by_provider.items():
+        for chunk, marks in _chunks(sorted(keys)):
+            for key, segment_id in tx.conn.execute(
+                    "SELECT smsc_message_key, MAX(segment_id) FROM segments"
+                    f" WHERE provider = ? AND smsc_message_key IN ({marks})"
+                    " GROUP BY smsc_message_key", (provider, *chunk)):
+                found[(provider, key)] = segment_id
+    return found
+
+
+def _park(tx: Tx, parked: Sequence[ParkedReceipt]) -> None:
+    """Store receipts whose part is not known yet, under every lookup key; the ids are given
+    here (one writer), so both tables fill with one executemany each."""
+    (last,) = tx.conn.execute(
+        "SELECT COALESCE(MAX(receipt_id), 0) FROM unmatched_receipts").fetchone()
+    rows: list[tuple[object, ...]] = []
+    keys: list[tuple[str, str, int]] = []
+    for offset, p in enumerate(parked, start=1):
+        receipt_id = last + offset
+        rows.append((receipt_id, p.provider, p.message_id, p.message_key, p.document,
+                     tx.now_ms))
+        keys.extend((p.provider, key, receipt_id) for key in p.keys)
+    tx.conn.executemany(
+        "INSERT INTO unmatched_receipts (receipt_id, provider, message_id, message_key, receipt,"
+        " received_unix_ms) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    tx.conn.executemany(
+        "INSERT INTO unmatched_receipt_keys (provider, message_key, receipt_id)"
+        " VALUES (?, ?, ?)", keys)
+
+
+def record_receipts(tx: Tx, items: Sequence[object]) -> list[ReceiptResult]:
+    """One lookup for every key of the batch, one model load, then the rules in order; the
+    receipts no part has yet (its submit_sm_resp is still on its way) are parked."""
+    receipts = cast(Sequence[ReceiptRecord], items)
+    candidates = _candidates(tx, receipts)
+    chosen = [Batch.choose(r, candidates) for r in receipts]
+    batch = Batch(tx.now_ms, tx.events)
+    _load(tx, batch, (i for i in chosen if i is not None))
+    results: list[ReceiptResult] = []
+    parked: list[ParkedReceipt] = []
+    for r, segment_id in zip(receipts, chosen, strict=True):
+        if segment_id is None:
+            parked.append(Batch.park(r))
+            results.append(ReceiptResult(False))
+        else:
+            results.append(batch.apply_receipt(batch.parts[segment_id], r))
+    _write(tx, batch)
+    if parked:
+        _park(tx, parked)
+    return results
+
+
+# --- MO ------------------------------------------------------------------------------------------
+
+_MO_COLUMNS: Final = ("part_id, provider, source, destination, reference, total, seq,"
+                      " data_coding, payload, received_unix_ms")
+
+
+def stored_mo_part(r: Sequence[object]) -> StoredMoPart:
+    return StoredMoPart(
+        part_id=cast(int, r[0]), provider=cast(str, r[1]), source=cast(str, r[2]),
+        destination=cast(str, r[3]), reference=cast(int, r[4]), total=cast(int, r[5]),
+        seq=cast(int, r[6]), data_coding=cast(int, r[7]), payload=bytes(cast(bytes, r[8])),
+        received_wall=wall(cast(int, r[9])),
+    )
+
+
+def record_mo_part(tx: Tx, items: Sequence[object]) -> MoPartResult:
+    (p,) = cast(Sequence[MoPart], items)
+    cur = tx.conn.execute(
+        "INSERT OR IGNORE INTO mo_parts (provider, source, destination, reference, total, seq,"
+        " data_coding, payload, bind, received_unix_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (p.provider, p.source, p.destination, p.reference, p.total, p.seq, p.data_coding,
+         p.payload, p.bind, tx.now_ms),
+    )
+    duplicate = cur.rowcount == 0
+    parts = tuple(stored_mo_part(r) for r in tx.conn.execute(
+        f"SELECT {_MO_COLUMNS} FROM mo_parts WHERE provider = ? AND source = ?"
+        " AND destination = ? AND reference = ? AND total = ? ORDER BY seq",
+        (p.provider, p.source, p.destination, p.reference, p.total)))
+    part_id = next(q.part_id for q in parts if q.seq == p.seq)
+    return MoPartResult(part_id, duplicate, is_complete(parts), parts)
+
+
+def record_mo_message(tx: Tx, items: Sequence[object]) -> Deferred:
+    m, consumed = cast(tuple[MoMessage, Sequence[int]], tuple(items))
+    mo_id = cast(int, tx.conn.execute(
+        "INSERT INTO mo_messages (provider, source, destination, text, data_coding, parts, bind,"
+        " received_unix_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (m.provider, m.source, m.destination, m.text, m.data_coding, m.parts, m.bind,
+         tx.now_ms),
+    ).lastrowid)
+    tx.conn.executemany("DELETE FROM mo_parts WHERE part_id = ?", [(i,) for i in consumed])
+    index = tx.events.add("mo", None, None, None, dumps({
+        "from": m.source, "to": m.destination, "text": m.text, "provider": m.provider,
+        "mo_id": mo_id, "parts": m.parts, "data_coding": m.data_coding,
+    }))
+    return Deferred(lambda first: MoRecord(mo_id, first + index))
+
+
+# --- housekeeping --------------------------------------------------------------------------------
+
+_EXPIRED_REASON: Final = "validity period passed before submission"
+
+
+def expire(tx: Tx, request: Sequence[object]) -> int:
+    now_ms, limit = cast(tuple[int, int], tuple(request))
+    rows = tx.conn.execute(
+        "SELECT tracking_id, client_id FROM messages AS m WHERE state = 'queued'"
+        " AND valid_until_unix_ms IS NOT NULL AND valid_until_unix_ms <= ?"
+        # A part in flight decides for itself: ok → the message goes on; transient → it is
+        # queued again and the next call expires the message.
+        " AND NOT EXISTS (SELECT 1 FROM segments AS s"
+        "                 WHERE s.tracking_id = m.tracking_id AND s.state = 'sending')"
+        " ORDER BY valid_until_unix_ms LIMIT ?", (now_ms, limit),
+    ).fetchall()
+    if not rows:
+        return 0
+    tx.conn.executemany(
+        "UPDATE segments SET state = 'expired', last_error = ?"
+        " WHERE tracking_id = ? AND state = 'queued'",
+        [(_EXPIRED_REASON, tracking_id) for tracking_id, _ in rows])
+    batch = Batch(tx.now_ms, tx.events)
+    for tracking_id, client_id in rows:
+        batch.expire(tracking_id, client_id, _EXPIRED_REASON)
+    _write(tx, batch)
+    return len(rows)
+
+
+_FINAL_STATES_SQL: Final = "('delivered', 'undeliverable', 'expired', 'rejected', 'failed')"
+
+
+def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
+    """Oldest first, at most ``limit`` rows of each kind per call, so one call never holds the
+    writer for long. Freed pages are reused by later inserts, so the file stops growing."""
+    cutoff_ms, limit = cast(tuple[int, int], tuple(request))
+    conn = tx.conn
+    doomed = [(r[0],) for r in conn.execute(
+        "SELECT tracking_id FROM messages WHERE updated_unix_ms < ?"
+        f" AND state IN {_FINAL_STATES_SQL} ORDER BY rowid LIMIT ?", (cutoff_ms, limit))]
+    conn.executemany("DELETE FROM segments WHERE tracking_id = ?", doomed)
+    conn.executemany("DELETE FROM message_notes WHERE tracking_id = ?", doomed)
+    conn.executemany("DELETE FROM messages WHERE tracking_id = ?", doomed)
+    # sqlite_sequence keeps the highest cursor, so deleting events never lets one be reused.
+    events = conn.execute(
+        "DELETE FROM events WHERE cursor IN (SELECT cursor FROM events WHERE at_utc < ?"
+        " ORDER BY cursor LIMIT ?)", (iso(cutoff_ms), limit)).rowcount
+    receipts = [(r[0],) for r in conn.execute(
+        "SELECT receipt_id FROM unmatched_receipts WHERE received_unix_ms < ?"
+        " ORDER BY receipt_id LIMIT ?", (cutoff_ms, limit))]
+    conn.executemany("DELETE FROM unmatched_receipt_keys WHERE receipt_id = ?", receipts)
+    conn.executemany("DELETE FROM unmatched_receipts WHERE receipt_id = ?", receipts)
+    mo = conn.execute(
+        "DELETE FROM mo_messages WHERE mo_id IN (SELECT mo_id FROM mo_messages"
+        " WHERE received_unix_ms < ? ORDER BY mo_id LIMIT ?)", (cutoff_ms, limit)).rowcount
+    return PurgeReport(len(doomed), events, len(receipts), mo)
+
+
+def requeue_sending(tx: Tx, request: Sequence[object]) -> int:
+    provider, reason = cast(tuple[str, str], tuple(request))
+    conn = tx.conn
+    conn.execute(
+        "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
+        " SELECT tracking_id, part_index, ?, 'requeued', ?"
+        " FROM segments WHERE state = 'sending' AND provider = ?",
+        (tx.now_ms, dumps({"reason": reason}), provider))
+    return int(conn.execute(
+        "UPDATE segments SET state = 'queued' WHERE state = 'sending' AND provider = ?",
+        (provider,)).rowcount)
+
+
+def recover(tx: Tx, _items: Sequence[object]) -> tuple[int, int, int, list[StoredMoPart]]:
+    conn = tx.conn
+    conn.execute(
+        "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
+        " SELECT tracking_id, part_index, ?, 'requeued', ?"
+        " FROM segments WHERE state = 'sending'",
+        (tx.now_ms, dumps({"reason": "sent or claimed without a recorded response before"
+                                     " restart"})))
+    requeued = conn.execute(
+        "UPDATE segments SET state = 'queued' WHERE state = 'sending'").rowcount
+    (unmatched,) = conn.execute(
+        "SELECT COUNT(*) FROM unmatched_receipts WHERE matched = 0").fetchone()
+    (queued,) = conn.execute("SELECT COUNT(*) FROM segments WHERE state = 'queued'").fetchone()
+    rows = conn.execute(
+        f"SELECT {_MO_COLUMNS} FROM mo_parts"
+        " ORDER BY provider, source, destination, reference, total, seq").fetchall()
+    return requeued, unmatched, queued, [stored_mo_part(r) for r in rows]
+
+
+def set_webhook_position(tx: Tx, request: Sequence[object]) -> None:
+    name, cursor = cast(tuple[str, int], tuple(request))
+    tx.conn.execute(
+        "INSERT INTO webhook_positions (name, cursor, updated_unix_ms) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET cursor = MAX(cursor, excluded.cursor),"
+        " updated_unix_ms = excluded.updated_unix_ms", (name, cursor, tx.now_ms))
