@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from smppgw.store.models import (
     RECEIPT_OUTCOMES,
@@ -20,6 +20,7 @@ from smppgw.store.models import (
 
 __all__ = [
     "TRACKING_ID",
+    "Row",
     "dumps",
     "iso",
     "load_object",
@@ -30,6 +31,14 @@ __all__ = [
     "tlvs_to_json",
     "wall",
 ]
+
+class Row(Protocol):
+    """A result row, by column position: a sqlite3 tuple or an asyncpg Record."""
+
+    def __getitem__(self, index: int, /) -> object: ...
+
+    def __len__(self) -> int: ...
+
 
 #: A tracking id: 32 lower-case hex characters.
 TRACKING_ID: Final = re.compile(r"[0-9a-f]{32}")

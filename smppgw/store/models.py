@@ -43,6 +43,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "StoreSchemaError",
+    "StoreUnavailableError",
     "StoredMoPart",
     "SubmitOutcome",
     "SubmitOutcomeKind",
@@ -101,14 +102,20 @@ class StoreError(SmppgwError):
 
 
 class StoreLockedError(StoreError):
-    """Another store (another smppgw daemon, or this process) already holds the state dir."""
+    """Another store (another smppgw daemon, or this process) already holds the state dir, or
+    the database."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, message: str | None = None) -> None:
         self.path = path
-        super().__init__(
+        super().__init__(message or (
             f"state directory is in use: another smppgw holds the lock {path} "
             "(stop it, or give this instance its own gateway.state_dir)"
-        )
+        ))
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached (or cannot take writes) right now; nothing of this
+    command was stored. Transient: the store keeps trying and recovers when it comes back."""
 
 
 class StoreClosedError(StoreError):

@@ -15,6 +15,7 @@ from typing import Final, cast
 
 from smppgw.store.encoding import (
     TRACKING_ID,
+    Row,
     dumps,
     iso,
     load_object,
@@ -272,7 +273,7 @@ class Batch:
 
     # --- loading -------------------------------------------------------------------------------
 
-    def load(self, rows: Iterable[Sequence[object]]) -> None:
+    def load(self, rows: Iterable[Row]) -> None:
         """Add model rows (see ModelRow); messages already loaded keep their batch state."""
         for row in rows:
             tracking_id = cast(str, row[0])

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import cast
 
-from smppgw.store.encoding import iso, load_object, tlvs_from_json, wall
+from smppgw.store.encoding import Row, iso, load_object, tlvs_from_json, wall
 from smppgw.store.models import (
     Event,
     EventType,
@@ -23,7 +23,7 @@ from smppgw.store.models import (
 __all__ = ["message_view", "queue_stats", "row_event", "segment_view"]
 
 
-def row_event(r: Sequence[object]) -> Event:
+def row_event(r: Row) -> Event:
     return Event(
         cursor=cast(int, r[0]), type=cast(EventType, r[1]), at=cast(str, r[2]),
         tracking_id=cast("str | None", r[3]), client_id=cast("str | None", r[4]),
@@ -31,7 +31,7 @@ def row_event(r: Sequence[object]) -> Event:
     )
 
 
-def segment_view(s: Sequence[object]) -> SegmentView:
+def segment_view(s: Row) -> SegmentView:
     def opt_wall(value: object) -> float | None:
         return wall(cast(int, value)) if value is not None else None
 
@@ -49,8 +49,8 @@ def segment_view(s: Sequence[object]) -> SegmentView:
 
 
 def message_view(
-    m: Sequence[object], segments: Sequence[Sequence[object]],
-    events: Sequence[Sequence[object]], notes: Sequence[Sequence[object]],
+    m: Row, segments: Sequence[Row],
+    events: Sequence[Row], notes: Sequence[Row],
 ) -> MessageView:
     """A message from its row, its parts, its events and its notes (rows in the column orders
     of the SELECTs above, the same on both backends)."""
@@ -59,11 +59,11 @@ def message_view(
         event = row_event(r)
         entries.append((event.at, 0, HistoryEntry(event.at, event.type, event.state,
                                                    event.payload, event.cursor)))
-    for at_ms, kind, part_index, detail in notes:
-        at = iso(cast(int, at_ms))
-        entries.append((at, 1, HistoryEntry(at, cast(str, kind), None,
-                                            {"part": part_index,
-                                             **load_object(cast(str, detail))})))
+    for note in notes:
+        at = iso(cast(int, note[0]))
+        entries.append((at, 1, HistoryEntry(at, cast(str, note[1]), None,
+                                            {"part": note[2],
+                                             **load_object(cast(str, note[3]))})))
     # Stable: events before notes of the same instant, each in its own order.
     entries.sort(key=lambda e: (e[0], e[1]))
     return MessageView(
@@ -83,12 +83,12 @@ def message_view(
 
 
 def queue_stats(
-    rows: Sequence[Sequence[object]], now_wall: float
+    rows: Sequence[Row], now_wall: float
 ) -> dict[str, QueueStats]:
     """Per provider from (provider, state, count, oldest created_unix_ms) rows."""
     stats: dict[str, QueueStats] = {}
-    for provider, state, count, oldest in rows:
-        name = cast(str, provider)
+    for row in rows:
+        name, state, count, oldest = cast(str, row[0]), row[1], row[2], row[3]
         entry = stats.get(name) or QueueStats(name, 0, 0, 0.0)
         age = max(0.0, now_wall - wall(cast(int, oldest)))
         if state == "queued":

@@ -1,12 +1,11 @@
 """Store receipts, MO and the event log: correlation across binds, parking and late matching,
 the multi-part state rules, MO parts that survive a restart, cursors that resume without gaps,
-the long-poll wake-up, webhook positions and a message's history.
+the long-poll wake-up, webhook positions and a message's history. Both backends.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from smppgw.store import (
     MoMessage,
@@ -15,11 +14,11 @@ from smppgw.store import (
     ReceiptRecord,
     ReceiptResult,
     SegmentToSend,
-    SqliteStore,
     Store,
     SubmitOutcome,
 )
-from tests.unit.test_store_writes import T0, Clock, clock, message, store
+from tests.store_backends import Backend
+from tests.unit.test_store_writes import T0, Clock, clock, message, raw_write, store
 
 __all__ = ["clock", "store"]   # fixtures shared with test_store_writes
 
@@ -94,12 +93,12 @@ async def test_receipt_before_submit_result_is_parked_then_matched(store: Store)
                       ("state", "delivered")]
 
 
-async def test_parked_receipts_survive_a_restart(tmp_path: Path) -> None:
-    async with await SqliteStore.open(tmp_path, clock=Clock()) as s:
+async def test_parked_receipts_survive_a_restart(backend: Backend) -> None:
+    async with await backend.open(clock=Clock()) as s:
         await s.accept_messages([message()])
         assert len(await s.claim_segments("wavy", 1, now_wall=T0)) == 1
         await s.record_receipts([receipt("LATE")])
-    async with await SqliteStore.open(tmp_path, clock=Clock()) as s:
+    async with await backend.open(clock=Clock()) as s:
         report = await s.recover()
         assert report.unmatched_receipts == 1 and report.requeued_segments == 1
         (again,) = await s.claim_segments("wavy", 1, now_wall=T0)
@@ -201,12 +200,12 @@ async def test_mo_parts_are_kept_until_the_message_is_recorded(store: Store) -> 
     assert "tracking_id" not in body
 
 
-async def test_complete_mo_group_is_reported_after_a_restart(tmp_path: Path) -> None:
-    async with await SqliteStore.open(tmp_path) as s:
+async def test_complete_mo_group_is_reported_after_a_restart(backend: Backend) -> None:
+    async with await backend.open() as s:
         await s.record_mo_part(mo_part(1, total=2))
         await s.record_mo_part(mo_part(2, total=2))
         await s.record_mo_part(mo_part(1, total=2, reference=8))   # incomplete
-    async with await SqliteStore.open(tmp_path) as s:
+    async with await backend.open() as s:
         report = await s.recover()
         (group,) = report.complete_mo_groups
         assert [p.seq for p in group] == [1, 2] and group[0].reference == 7
@@ -245,11 +244,11 @@ async def test_cursors_increase_and_resuming_misses_nothing(store: Store) -> Non
     assert [e.cursor for e in await store.events_after(150, limit=1000)] == seen[150:]
 
 
-async def test_cursors_are_never_reused_after_restart(tmp_path: Path) -> None:
-    async with await SqliteStore.open(tmp_path) as s:
+async def test_cursors_are_never_reused_after_restart(backend: Backend) -> None:
+    async with await backend.open() as s:
         await s.accept_messages([message()])
-        await s._write(lambda tx: tx.conn.execute("DELETE FROM events"))
-    async with await SqliteStore.open(tmp_path) as s:
+        await raw_write(s, lambda tx: tx.conn.execute("DELETE FROM events"))
+    async with await backend.open() as s:
         assert s.last_cursor == 1
         await s.accept_messages([message()])
         assert [e.cursor for e in await s.events_after(0)] == [2]
@@ -266,8 +265,8 @@ async def test_wait_for_events_is_woken_by_the_commit(store: Store) -> None:
     assert await asyncio.wait_for(waiter, 5) is True
 
 
-async def test_wait_for_events_times_out_and_close_wakes_it(tmp_path: Path) -> None:
-    s = await SqliteStore.open(tmp_path)
+async def test_wait_for_events_times_out_and_close_wakes_it(backend: Backend) -> None:
+    s = await backend.open()
     assert await s.wait_for_events(s.last_cursor, timeout=0.01) is False
     waiter = asyncio.create_task(s.wait_for_events(s.last_cursor, timeout=30))
     await asyncio.sleep(0)

@@ -1,5 +1,6 @@
 """Store writes: accepting (idempotency, per-message errors), group commit and its failure
-isolation, the state dir lock, claiming parts, submit outcomes, expiry and restart recovery.
+isolation, the state dir or database lock, claiming parts, submit outcomes, expiry and restart
+recovery. Every test runs on both backends (the ``backend`` fixture) unless it says otherwise.
 """
 
 from __future__ import annotations
@@ -7,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ from smppgw.store import (
     SubmitOutcome,
     SubmitRecorded,
 )
+from tests.store_backends import Backend
 
 T0 = 1_700_000_000.0
 _ids = itertools.count(1)
@@ -60,10 +62,31 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
-    s = await SqliteStore.open(tmp_path / "state", clock=clock)
+async def store(backend: Backend, clock: Clock) -> AsyncIterator[Store]:
+    s = await backend.open(clock=clock)
     yield s
     await s.close()
+
+
+def raw_write(store: Store, fn: Callable[[Any], object]) -> Awaitable[Any]:
+    """Run ``fn(tx)`` alone in a group of ``store``'s writer (a test's way behind the
+    interface): on SQLite on the writer thread, on PostgreSQL as a coroutine function."""
+    return store._write(fn)  # type: ignore[attr-defined, no-any-return]
+
+
+def failing_write(store: Store, name: str, error: str) -> Callable[[Any], object]:
+    """A write that stores a webhook position, then raises ValueError(error)."""
+    sql = f"INSERT INTO webhook_positions (name, cursor, updated_unix_ms) VALUES ('{name}', 9, 0)"
+    if isinstance(store, SqliteStore):
+        def broken(tx: Any) -> None:
+            tx.conn.execute(sql)
+            raise ValueError(error)
+        return broken
+
+    async def broken_async(tx: Any) -> None:
+        await tx.conn.execute(sql)
+        raise ValueError(error)
+    return broken_async
 
 
 async def _wait_pending(store: Store, n: int) -> None:
@@ -76,25 +99,34 @@ async def _wait_pending(store: Store, n: int) -> None:
 
 
 class Blocker:
-    """Holds the writer thread inside a transaction so the next writes queue up as one group."""
+    """Holds the writer inside a transaction so the next writes queue up as one group (the
+    SQLite writer thread on a threading.Event, the PostgreSQL writer task on an asyncio one)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.started = threading.Event()
         self.release = threading.Event()
+        self.released = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     def _block(self, tx: object) -> None:
         self.started.set()
         self.release.wait(10)
 
+    async def _block_async(self, tx: object) -> None:
+        self.started.set()
+        await self.released.wait()
+
     async def __aenter__(self) -> Blocker:
-        self.task = asyncio.create_task(self.store._write(self._block))
+        sqlite = isinstance(self.store, SqliteStore)
+        self.task = asyncio.create_task(
+            raw_write(self.store, self._block if sqlite else self._block_async))
         assert await asyncio.to_thread(self.started.wait, 10)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.release.set()
+        self.released.set()
         assert self.task is not None
         await self.task
 
@@ -145,11 +177,11 @@ async def test_duplicate_client_ids_inside_one_batch(store: Store) -> None:
     assert not ra.duplicate and rb.duplicate and rb.tracking_id == a.tracking_id
 
 
-async def test_idempotency_survives_close_and_reopen(tmp_path: Path) -> None:
+async def test_idempotency_survives_close_and_reopen(backend: Backend) -> None:
     first = message(client_id="persist")
-    async with await SqliteStore.open(tmp_path) as s:
+    async with await backend.open() as s:
         (r1,) = await s.accept_messages([first])
-    async with await SqliteStore.open(tmp_path) as s:
+    async with await backend.open() as s:
         (r2,) = await s.accept_messages([message(client_id="persist")])
         assert r2.duplicate and r2.tracking_id == first.tracking_id and r2.answer == r1.answer
         assert (await s.counts()).messages == {"queued": 1}
@@ -189,16 +221,12 @@ async def test_concurrent_accepts_share_commits(store: Store) -> None:
 
 
 async def test_one_failing_command_does_not_fail_its_group(store: Store) -> None:
-    def broken(tx: object) -> None:
-        # Writes something, then fails: its write must be rolled back alone.
-        tx.conn.execute(  # type: ignore[attr-defined]
-            "INSERT INTO webhook_positions (name, cursor, updated_unix_ms) VALUES ('x', 9, 0)")
-        raise ValueError("boom")
-
+    # Writes something, then fails: its write must be rolled back alone.
+    broken = failing_write(store, "x", "boom")
     async with Blocker(store):
         before = store.commit_count
         first = asyncio.create_task(store.accept_messages([message(client_id="a")]))
-        failing = asyncio.create_task(store._write(broken))
+        failing = asyncio.create_task(raw_write(store, broken))
         last = asyncio.create_task(store.accept_messages([message(client_id="b")]))
         await _wait_pending(store, 3)
     with pytest.raises(ValueError, match="boom"):
@@ -211,13 +239,8 @@ async def test_one_failing_command_does_not_fail_its_group(store: Store) -> None
 
 
 async def test_a_failing_command_alone_is_rolled_back(store: Store) -> None:
-    def broken(tx: object) -> None:
-        tx.conn.execute(  # type: ignore[attr-defined]
-            "INSERT INTO webhook_positions (name, cursor, updated_unix_ms) VALUES ('y', 9, 0)")
-        raise ValueError("alone")
-
     with pytest.raises(ValueError, match="alone"):
-        await store._write(broken)
+        await raw_write(store, failing_write(store, "y", "alone"))
     assert await store.get_webhook_position("y") == 0
     (r,) = await store.accept_messages([message()])   # the writer carries on
     assert r.stored
@@ -237,27 +260,29 @@ async def test_a_cancelled_caller_loses_only_its_wait(store: Store) -> None:
 # --- life cycle ----------------------------------------------------------------------------------
 
 
-async def test_a_second_store_on_the_same_dir_is_refused(tmp_path: Path) -> None:
-    async with await SqliteStore.open(tmp_path):
+async def test_a_second_store_on_the_same_place_is_refused(backend: Backend) -> None:
+    async with await backend.open():
         with pytest.raises(StoreLockedError) as info:
-            await SqliteStore.open(tmp_path)
-        assert str(tmp_path / "smppgw.lock") in str(info.value)
-        assert info.value.path == str(tmp_path / "smppgw.lock")
-    async with await SqliteStore.open(tmp_path):   # released by close
+            await backend.open()
+        if backend.sqlite:
+            lock = str(backend.state_dir / "smppgw.lock")
+            assert lock in str(info.value) and info.value.path == lock
+        else:
+            assert "is in use: another smppgw holds its store lock" in str(info.value)
+    async with await backend.open():   # released by close
         pass
 
 
-async def test_two_stores_in_one_process(tmp_path: Path) -> None:
-    async with await SqliteStore.open(tmp_path / "a") as a, \
-            await SqliteStore.open(tmp_path / "b") as b:
+async def test_two_stores_in_one_process(backend: Backend) -> None:
+    async with await backend.open(place="a") as a, await backend.open(place="b") as b:
         await a.accept_messages([message(), message()])
         await b.accept_messages([message()])
         assert (a.last_cursor, b.last_cursor) == (2, 1)
         assert len(await b.events_after(0)) == 1
 
 
-async def test_close_commits_queued_writes_then_refuses(tmp_path: Path) -> None:
-    s = await SqliteStore.open(tmp_path)
+async def test_close_commits_queued_writes_then_refuses(backend: Backend) -> None:
+    s = await backend.open()
     tasks = [asyncio.create_task(s.accept_messages([message()])) for _ in range(20)]
     await _wait_pending(s, 1)
     await s.close()
@@ -267,7 +292,7 @@ async def test_close_commits_queued_writes_then_refuses(tmp_path: Path) -> None:
         await s.accept_messages([message()])
     with pytest.raises(StoreClosedError):
         await s.events_after(0)
-    async with await SqliteStore.open(tmp_path) as again:
+    async with await backend.open() as again:
         assert (await again.counts()).messages == {"queued": 20}
         assert again.last_cursor == 20
 
@@ -401,14 +426,14 @@ async def test_expire_messages_past_validity(store: Store) -> None:
     assert await store.expire_messages(T0 + 100) == 1
 
 
-async def test_recover_requeues_parts_left_sending(tmp_path: Path) -> None:
+async def test_recover_requeues_parts_left_sending(backend: Backend) -> None:
     clock = Clock()
-    async with await SqliteStore.open(tmp_path, clock=clock) as s:
+    async with await backend.open(clock=clock) as s:
         await s.accept_messages([message(parts=2), message()])
         claimed = await s.claim_segments("wavy", 10, now_wall=T0)
         await s.record_submit_results([SubmitOutcome.ok(claimed[0].segment_id, "done")])
     # As after a crash: two parts were claimed and never answered.
-    async with await SqliteStore.open(tmp_path, clock=clock) as s:
+    async with await backend.open(clock=clock) as s:
         report = await s.recover()
         assert (report.requeued_segments, report.queued_segments) == (2, 2)
         again = await s.claim_segments("wavy", 10, now_wall=T0)
@@ -464,16 +489,22 @@ async def test_each_message_is_answered_once(store: Store) -> None:
 
 
 async def test_claims_commit_without_fsync_but_results_with(store: Store) -> None:
-    """Only claim-only groups relax synchronous; everything else commits with FULL."""
-    seen: list[int] = []
-
-    def probe(tx: object) -> None:
-        seen.append(tx.conn.execute("PRAGMA synchronous").fetchone()[0])  # type: ignore
+    """Only claim-only groups relax durability (SQLite synchronous NORMAL, PostgreSQL
+    synchronous_commit off); everything else commits with FULL / on."""
+    seen: list[object] = []
+    if isinstance(store, SqliteStore):
+        def probe(tx: Any) -> None:
+            seen.append(tx.conn.execute("PRAGMA synchronous").fetchone()[0])
+        expected: list[object] = [1, 2]   # NORMAL, FULL
+    else:
+        async def probe(tx: Any) -> None:  # type: ignore[misc]
+            seen.append(await tx.conn.fetchval("SHOW synchronous_commit"))
+        expected = ["off", "on"]
 
     await store.accept_messages([message()])
-    await store._write(probe, durable=False)
-    await store._write(probe)
-    assert seen == [1, 2]   # NORMAL, FULL
+    await store._write(probe, durable=False)  # type: ignore[attr-defined]
+    await raw_write(store, probe)
+    assert seen == expected
 
 
 
@@ -488,24 +519,25 @@ async def test_an_empty_smsc_message_id_never_matches_receipts(store: Store) -> 
     assert r.parked
 
 
-async def test_on_commit_reports_each_group_from_the_writer_thread(
-    tmp_path: Path, clock: Clock
+async def test_on_commit_reports_each_group_from_the_writer(
+    backend: Backend, clock: Clock
 ) -> None:
-    """The commit observer (the store commit metrics) sees every committed group's size."""
+    """The commit observer (the store commit metrics) sees every committed group's size, on
+    the SQLite writer thread or on the loop (PostgreSQL's writer is a task)."""
     seen: list[tuple[int, float, str]] = []
 
     def on_commit(commands: int, seconds: float) -> None:
         seen.append((commands, seconds, threading.current_thread().name))
 
-    async with await SqliteStore.open(tmp_path / "state", clock=clock, on_commit=on_commit) as s:
+    async with await backend.open(clock=clock, on_commit=on_commit) as s:
         seen.clear()  # opening and migrating are commits too
         async with Blocker(s):
             writes = [asyncio.ensure_future(s.accept_messages([message()])) for _ in range(3)]
             await _wait_pending(s, 3)
         await asyncio.gather(*writes)
     assert [n for n, _, _ in seen] == [1, 3]
-    assert all(seconds >= 0 and name.startswith("smppgw-store-writer")
-               for _, seconds, name in seen)
+    writer = "smppgw-store-writer" if backend.sqlite else threading.main_thread().name
+    assert all(seconds >= 0 and name.startswith(writer) for _, seconds, name in seen)
 
 
 async def test_requeue_sending_is_per_provider_and_noted(store: Store) -> None:

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Final, cast
 
-from smppgw.store.encoding import dumps, iso, tlvs_from_json, wall
+from smppgw.store.encoding import Row, dumps, iso, tlvs_from_json, wall
+from smppgw.store.grouping import Deferred
 from smppgw.store.interface import is_complete
 from smppgw.store.models import (
     AcceptResult,
@@ -29,7 +30,7 @@ from smppgw.store.models import (
     SubmitRecorded,
 )
 from smppgw.store.rules import Batch, ParkedReceipt, plan_accept
-from smppgw.store.sqlite.writer import Deferred, Tx
+from smppgw.store.sqlite.writer import Tx
 
 __all__ = [
     "accept",
@@ -280,7 +281,7 @@ _MO_COLUMNS: Final = ("part_id, provider, source, destination, reference, total,
                       " data_coding, payload, received_unix_ms")
 
 
-def stored_mo_part(r: Sequence[object]) -> StoredMoPart:
+def stored_mo_part(r: Row) -> StoredMoPart:
     return StoredMoPart(
         part_id=cast(int, r[0]), provider=cast(str, r[1]), source=cast(str, r[2]),
         destination=cast(str, r[3]), reference=cast(int, r[4]), total=cast(int, r[5]),

@@ -13,14 +13,14 @@ import queue
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
 
 from smppgw.store.encoding import iso, ms
+from smppgw.store.grouping import MERGED_KINDS, Deferred, order, runs
 from smppgw.store.models import StoreError, StoreSchemaError
 from smppgw.store.rules import EventLog
 from smppgw.store.sqlite.schema import migrate
 
-__all__ = ["Command", "Deferred", "Tx", "Writer", "configure", "read_last_cursor"]
+__all__ = ["Command", "Tx", "Writer", "configure", "read_last_cursor"]
 
 # Theory of operation
 # -------------------
@@ -31,9 +31,7 @@ __all__ = ["Command", "Deferred", "Tx", "Writer", "configure", "read_last_cursor
 #
 # Set-based. Commands of one kind (accepts, submit outcomes, receipts) are merged: the group
 # runs each kind once over the concatenation of their items, with whole-batch statements, and
-# hands every command its slice of the results. Kinds run in a fixed order (accepts, outcomes,
-# receipts, the rest in queue order, claims last so they see what the group queued); commands
-# in one group were all waiting at once, so none depends on another's effect. Events are
+# hands every command its slice of the results (kinds run in grouping.py's order). Events are
 # buffered and inserted once per group with consecutive cursors.
 #
 # Failure isolation. If anything in the merged run raises, the transaction is rolled back and
@@ -47,9 +45,6 @@ __all__ = ["Command", "Deferred", "Tx", "Writer", "configure", "read_last_cursor
 
 log = logging.getLogger(__name__)
 
-#: Order of kinds inside a group (see the theory of operation); unknown kinds run with "other".
-_KIND_ORDER: Final = {"accept": 0, "submit": 1, "receipts": 2, "other": 3, "claim": 4}
-
 
 class Tx:
     """One group's transaction as the commands see it: the connection, the group's clock
@@ -62,16 +57,6 @@ class Tx:
         self.now_ms = now_ms
         self.now_iso = iso(now_ms)
         self.events = EventLog()
-
-
-class Deferred:
-    """A command result that needs the cursors of its events, known only when the group's
-    events are written: ``resolve(first_cursor)`` gives the value."""
-
-    __slots__ = ("resolve",)
-
-    def __init__(self, resolve: Callable[[int], object]) -> None:
-        self.resolve = resolve
 
 
 class Command:
@@ -90,10 +75,6 @@ class Command:
         self.future = future
         self.kind = kind
         self.durable = durable
-
-    @property
-    def order(self) -> int:
-        return _KIND_ORDER.get(self.kind or "other", _KIND_ORDER["other"])
 
 
 _Delivery = tuple["asyncio.Future[object]", object, bool]   # future, value or exception, ok
@@ -190,7 +171,7 @@ class Writer:
             self._sync_full = durable
         started = time.perf_counter()
         now_ms = ms(self.clock())
-        group.sort(key=lambda c: c.order)
+        group.sort(key=order)
         committed = False
         last_cursor = self.last_cursor
         first_cursor = last_cursor + 1
@@ -232,30 +213,23 @@ class Writer:
         conn.execute("BEGIN IMMEDIATE")
         deliveries: list[_Delivery] = []
         try:
-            start = 0
-            while start < len(group):
-                command = group[start]
-                end = start + 1
-                if command.kind is None or command.kind in ("claim", "other"):
-                    deliveries.append((command.future, command.fn(tx, command.items), True))
-                    start = end
+            for run in runs(group):
+                first = run[0]
+                if first.kind not in MERGED_KINDS:
+                    deliveries.append((first.future, first.fn(tx, first.items), True))
                     continue
-                while end < len(group) and group[end].kind == command.kind:
-                    end += 1
-                run = group[start:end]
                 items = [item for c in run for item in c.items]
-                results = command.fn(tx, items)
+                results = first.fn(tx, items)
                 assert isinstance(results, list) and len(results) == len(items)
                 offset = 0
                 for c in run:
                     deliveries.append((c.future, results[offset:offset + len(c.items)], True))
                     offset += len(c.items)
-                start = end
         except Exception as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             if len(group) == 1:
-                return [(command.future, _as_store_error(exc), False)], tx
+                return [(group[0].future, _as_store_error(exc), False)], tx
             return None, tx
         return deliveries, tx
 
