@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TypeVar, get_args
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from smppgw.errors import ConfigError, Problem
 from smppgw.profiles import (
@@ -45,6 +45,7 @@ __all__ = [
     "HostPort",
     "ProviderConfig",
     "Secret",
+    "StoreConfig",
     "WebhookConfig",
     "format_problem",
     "load_config",
@@ -74,6 +75,7 @@ DEFAULT_BIND_TIMEOUT: Final = 10.0
 DEFAULT_WEBHOOK_TIMEOUT: Final = 3.0  # Qikberry's rule for webhooks: 2xx within 3 s
 DEFAULT_WEBHOOK_BATCH_SIZE: Final = 100
 DEFAULT_WEBHOOK_MAX_DELAY: Final = 100_000.0  # Qikberry caps its retry delay at 100,000 s
+DEFAULT_KEEP_DAYS: Final = 30.0
 
 _LOG_LEVELS: Final[tuple[LogLevel, ...]] = get_args(LogLevel)
 _SENDER_POLICIES: Final[tuple[SenderPolicy, ...]] = get_args(SenderPolicy)
@@ -86,7 +88,11 @@ _BIND_TYPES: Final[tuple[BindType, ...]] = get_args(BindType)
 _CONCAT_METHODS: Final[tuple[ConcatMethod, ...]] = get_args(ConcatMethod)
 _MESSAGE_ID_FORMATS: Final[tuple[MessageIdFormat, ...]] = get_args(MessageIdFormat)
 
-_TOP_KEYS: Final = ("gateway", "provider", "webhook")
+_TOP_KEYS: Final = ("gateway", "store", "provider", "webhook")
+_STORE_KEYS: Final = ("url", "password_file", "password_env", "keep_days")
+_STORE_SCHEMES: Final = ("postgresql", "postgres")
+# libpq sslmode values that encrypt the connection.
+_SSL_MODES: Final = ("require", "verify-ca", "verify-full")
 _GATEWAY_KEYS: Final = (
     "state_dir",
     "submit_socket",
@@ -303,6 +309,25 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """The ``[store]`` table: where the durable queue lives and how long finished work stays.
+
+    ``url`` None is the embedded SQLite store in ``gateway.state_dir``; a postgresql:// URL
+    (never with a password in it) selects PostgreSQL, with ``password`` from a file or the
+    environment when the server asks for one. Messages in a final state, their parts and
+    events are deleted ``keep_days`` after their last change.
+    """
+
+    url: str | None = None
+    password: Secret | None = None
+    keep_days: float = DEFAULT_KEEP_DAYS
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite" if self.url is None else "postgresql"
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderConfig:
     """One ``[[provider]]``: its built-in profile with every override applied, plus the settings
     that belong to this account rather than to the vendor (credentials, routes, TLS files).
@@ -381,6 +406,7 @@ class Config:
     providers: tuple[ProviderConfig, ...]
     webhooks: tuple[WebhookConfig, ...] = ()
     warnings: tuple[Problem, ...] = ()
+    store: StoreConfig = StoreConfig()
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider called ``name``; KeyError if there is none."""
@@ -426,6 +452,8 @@ def parse_config(
     gateway_table = top.table("gateway", _GATEWAY_KEYS)
     gateway_data = gateway_table if gateway_table is not None else _Table({}, "gateway", (), ctx)
     gateway = _parse_gateway(gateway_data, ctx)
+    store_table = top.table("store", _STORE_KEYS)
+    store = _parse_store(store_table, ctx) if store_table is not None else StoreConfig()
 
     providers = [
         _parse_provider(table, ctx) for table in top.array_of_tables("provider", _PROVIDER_KEYS)
@@ -443,6 +471,7 @@ def parse_config(
         providers=tuple(p.config for p in providers),
         webhooks=tuple(webhooks),
         warnings=tuple(ctx.warnings),
+        store=store,
     )
 
 
@@ -852,6 +881,52 @@ def _parse_socket_mode(table: _Table) -> int:
     if mode & 0o002:
         table.ctx.warn(path, "the submit socket is world-writable: any local user can send SMS")
     return mode
+
+
+# --------------------------------------------------------------------------- [store]
+
+
+def _parse_store(table: _Table, ctx: _Context) -> StoreConfig:
+    url = table.string("url", nonempty=True)
+    if url is not None and not _check_store_url(table, url):
+        url = None
+    password = table.secret("password", missing_rule=None)
+    if password is not None and url is None and "url" not in table:
+        ctx.error(table.path("password_file" if "password_file" in table else "password_env"),
+                  "only used with url (the embedded SQLite store has no password)")
+    keep_days = table.number("keep_days", positive=True)
+    return StoreConfig(url=url, password=password,
+                       keep_days=_default(keep_days, DEFAULT_KEEP_DAYS))
+
+
+def _check_store_url(table: _Table, url: str) -> bool:
+    """A postgresql:// URL without a password. The URL is never quoted in a rule: a mistaken
+    one may carry a password."""
+    path = table.path("url")
+    try:
+        parts = urlsplit(url)
+        bad_port = parts.port == 0   # out of range or not a number: ValueError
+    except ValueError:
+        bad_port = True
+    if bad_port:
+        table.ctx.error(path, "is not a valid URL: postgresql://USER@HOST:PORT/DATABASE with"
+                              " a port from 1 to 65535")
+        return False
+    if parts.scheme not in _STORE_SCHEMES:
+        table.ctx.error(path, "must be a postgresql:// URL (leave url out for the embedded"
+                              " SQLite store in gateway.state_dir)")
+        return False
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if parts.password is not None or "password" in query:
+        table.ctx.error(path, "must not carry a password (it would show in logs and in"
+                              " check-config); use password_file or password_env")
+        return False
+    host = query.get("host") or parts.hostname or ""
+    if (host and not host.startswith("/") and not _is_loopback(host)
+            and query.get("sslmode") not in _SSL_MODES):
+        table.ctx.warn(path, "reaches PostgreSQL over the network without TLS; add"
+                             " sslmode=verify-full (or require)")
+    return True
 
 
 # --------------------------------------------------------------------------- [[provider]]
@@ -1604,6 +1679,14 @@ def render_config(config: Config) -> str:
         _kv("max_body_bytes", gateway.max_body_bytes),
         _kv("sender_policy", gateway.sender_policy),
     ]
+    store = config.store
+    lines += ["", "[store]"]
+    if store.url is None:
+        lines.append("# url not set: the embedded SQLite store in gateway.state_dir")
+    else:
+        lines.append(_kv("url", store.url))
+    lines += _secret_line("password", store.password)
+    lines.append(_kv("keep_days", store.keep_days))
     for provider in config.providers:
         lines += ["", *_render_provider(provider)]
     for webhook in config.webhooks:

@@ -1,22 +1,23 @@
 """The composition root: builds everything from a Config, owns the tasks, signals and shutdown.
 
-Start order: store (recovered, its lock held) → inbound → metrics → API listening → pools
-and dispatchers → READY=1: every local resource a second instance could share is taken before
-any SMSC connection, so such an instance fails without binding. Stop order (SIGTERM): stop
-accepting (API) → stop dispatching → inbound drained → pools unbind gracefully → store
-flushed and closed. SIGHUP reloads the config, adding and
-removing binds and providers while binds whose settings did not change stay connected.
+Start order: store (recovered, its lock held, retention running) → inbound → metrics → API
+listening → pools and dispatchers → READY=1: every local resource a second instance could share
+is taken before any SMSC connection, so such an instance fails without binding. Stop order
+(SIGTERM): stop accepting (API) → stop dispatching → inbound drained → pools unbind gracefully
+→ store flushed and closed. SIGHUP reloads the config, adding and removing binds and providers
+while binds whose settings did not change stay connected.
 
-Supervision: each long-running worker (inbound, each dispatcher, housekeeping, each webhook)
-runs under ``_supervise``. A fault that escapes it is logged with its traceback, counted in
-smppgw_worker_failures_total and the worker started again after a growing delay
+Supervision: each long-running worker (inbound, each dispatcher, housekeeping, retention, each
+webhook) runs under ``_supervise``. A fault that escapes it is logged with its traceback,
+counted in smppgw_worker_failures_total and the worker started again after a growing delay
 (``RestartPolicy``); nothing a peer sends, a client posts or a message holds stops the daemon.
 Only losing the store does (its writer stopped): then one line says so and the daemon exits 1.
 
-A store whose disk refuses writes (full, I/O error) is an outage the daemon waits out: every
-writer retries by itself or answers a transient error, ``_on_store_health`` keeps the metrics
-and one log line (then a summary per period) saying why, and housekeeping probes the disk
-every few seconds so the daemon notices by itself when space returns.
+A store that refuses writes (a full disk, an I/O error, a database out of reach) is an outage
+the daemon waits out: every writer retries by itself or answers a transient error,
+``_on_store_health`` keeps the metrics and one log line (then a summary per period) saying why,
+and housekeeping probes the store every few seconds so the daemon notices by itself when it
+takes writes again.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from smppgw.inbound import InboundProcessor
 from smppgw.logs import RepeatedLog, set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
 from smppgw.pool import BindPool
-from smppgw.store import SqliteStore, Store, StoreClosedError, StoreError, WriteFailure
+from smppgw.store import Store, StoreClosedError, StoreError, WriteFailure
+from smppgw.store.factory import open_store
+from smppgw.store.retention import Retention
 from smppgw.submission import SubmitService
 from smppgw.systemd import Notifier, listen_fds, watchdog_interval
 
@@ -105,16 +108,20 @@ RELOADABLE_GATEWAY_KEYS = frozenset({"default_provider", "log_level"})
 
 
 def _apply_at_reload(running: Config, loaded: Config) -> tuple[Config, list[str]]:
-    """The config a reload runs with: providers and routes from ``loaded``, and of [gateway]
-    and the webhooks only what can change without a restart. Also the key paths that changed
-    but wait for the restart, so the operator is told rather than left to believe them live."""
+    """The config a reload runs with: providers and routes from ``loaded``, and of [gateway],
+    [store] and the webhooks only what can change without a restart. Also the key paths that
+    changed but wait for the restart, so the operator is told rather than left to believe them
+    live."""
     gateway = dataclasses.replace(running.gateway, **{
         key: getattr(loaded.gateway, key) for key in RELOADABLE_GATEWAY_KEYS})
     deferred = [f"gateway.{field.name}" for field in dataclasses.fields(GatewayConfig)
                 if getattr(gateway, field.name) != getattr(loaded.gateway, field.name)]
     if loaded.webhooks != running.webhooks:
         deferred.append("webhook")
-    return dataclasses.replace(loaded, gateway=gateway, webhooks=running.webhooks), deferred
+    deferred += [f"store.{field.name}" for field in dataclasses.fields(type(running.store))
+                 if getattr(running.store, field.name) != getattr(loaded.store, field.name)]
+    return dataclasses.replace(loaded, gateway=gateway, webhooks=running.webhooks,
+                               store=running.store), deferred
 
 
 class Daemon:
@@ -173,10 +180,13 @@ class Daemon:
 
     async def _start(self) -> None:
         gateway = self.config.gateway
+        store_config = self.config.store
         self._store_log = RepeatedLog(asyncio.get_running_loop(), STORE_LOG_INTERVAL,
                                       self._store_still_failing)
-        self.store = store = await SqliteStore.open(
-            gateway.state_dir, clock=self.wall_clock, on_commit=self.metrics.store_commit,
+        self.store = store = await open_store(
+            gateway.state_dir, url=store_config.url,
+            password=store_config.password.reveal() if store_config.password else None,
+            clock=self.wall_clock, on_commit=self.metrics.store_commit,
             on_write_health=self._on_store_health)
         self.metrics.track_store(lambda: store.write_failure is None)
         report = await store.recover()
@@ -203,6 +213,10 @@ class Daemon:
             self._start_provider(provider)
         self._spawn(self._supervise("housekeeping", "housekeeping", self._housekeeping),
                     "housekeeping")
+        retention = Retention(
+            store, store_config.keep_days * 86_400, clock=self.wall_clock,
+            on_purged=lambda purged: self.metrics.store_purge(dataclasses.asdict(purged)))
+        self._spawn(self._supervise("retention", "housekeeping", retention.run), "retention")
         for webhook_index, webhook in enumerate(self.config.webhooks):
             name = f"webhook{webhook_index}"
             self._spawn(self._supervise(
@@ -483,7 +497,8 @@ class Daemon:
             "inbound": {"receipts": self.inbound.receipts if self.inbound else 0,
                         "unmatched_receipts": self.inbound.unmatched if self.inbound else 0,
                         "mo": self.inbound.mo if self.inbound else 0},
-            "store": _store_status(self.store.write_failure),
+            "store": {"backend": self.store.backend, "location": self.store.location,
+                      **_store_status(self.store.write_failure)},
             "last_reload_error": self.last_reload_error,
         }
 

@@ -11,7 +11,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from importlib import metadata
@@ -39,6 +39,7 @@ __all__ = [
     "API_ENDPOINT_LIMIT",
     "BIND_STATES",
     "LATENCY_BUCKETS",
+    "PURGE_KINDS",
     "RECEIPT_STATS",
     "RECONNECT_REASONS",
     "STORE_WRITE_FAILURES",
@@ -162,6 +163,8 @@ LATENCY_BUCKETS: Final[tuple[float, ...]] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
 )
 # Rows per grouped SQLite commit: 1 when idle, hundreds under a burst.
+#: What retention deletes (the ``kind`` label of smppgw_store_purged_total).
+PURGE_KINDS: Final = ("messages", "events", "parked_receipts", "mo_messages")
 BATCH_SIZE_BUCKETS: Final[tuple[float, ...]] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 # fsync on a healthy disk takes 0.1-10 ms; a saturated one, seconds.
 COMMIT_BUCKETS: Final[tuple[float, ...]] = (
@@ -852,6 +855,13 @@ class Metrics:
             "Time of one grouped store commit, fsync included.",
             buckets=COMMIT_BUCKETS, registry=r,
         )
+        self.store_purged = Counter(
+            "smppgw_store_purged_total",
+            "Records deleted by retention ([store] keep_days), by kind.",
+            ["kind"], registry=r,
+        )
+        for kind in PURGE_KINDS:
+            self.store_purged.labels(kind)
         self._queue = _QueueCollector(clock)
         r.register(self._queue)
         if process_metrics:
@@ -942,6 +952,12 @@ class Metrics:
         self.store_commit_batch_size.observe(records)
         if seconds is not None:
             self.store_commit_duration.observe(seconds)
+
+    def store_purge(self, deleted: Mapping[str, int]) -> None:
+        """Retention deleted ``deleted[kind]`` records of each kind in PURGE_KINDS."""
+        for kind, count in deleted.items():
+            if count:
+                self.store_purged.labels(kind).inc(count)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format, as the scrape endpoint serves it."""

@@ -71,6 +71,14 @@ class Store(abc.ABC):
 
     # --- observation -----------------------------------------------------------------------------
 
+    #: "sqlite" or "postgresql", as ``[store]`` and ``smppgw status`` name it.
+    backend: str = ""
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the data is: the database file, or the URL (never with a password)."""
+
     @property
     @abc.abstractmethod
     def closed(self) -> bool:

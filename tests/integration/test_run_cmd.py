@@ -7,6 +7,7 @@ the start error is the only thing on stderr.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -17,9 +18,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from smppgw.store import DB_FILENAME, LOCK_FILENAME, SCHEMA_VERSION
+from smppgw.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
+from smppgw.store.postgres import PostgresStore
+from tests.pgserver import PgServer
+from tests.store_backends import new_database
 
 RUN_TIMEOUT = 60.0  # seconds; the child exits at once in every test here
 
@@ -35,10 +41,12 @@ def silent_smsc() -> Iterator[int]:
 
 def write_config(
     tmp_path: Path, port: int, *, socket_path: Path, log_level: str = "warning",
-    metrics_listen: str = "",
+    metrics_listen: str = "", store_url: str | None = None,
 ) -> Path:
     path = tmp_path / "smppgw.toml"
+    store = f'[store]\nurl = "{store_url}"\n' if store_url else ""
     path.write_text(f"""
+{store}
 [gateway]
 state_dir = "{tmp_path / 'state'}"
 submit_socket = "{socket_path}"
@@ -113,6 +121,59 @@ def test_store_error_at_the_default_level_ends_with_the_cause(
     # Info log lines may come first (key=value, one each); the cause is the last line.
     assert all(line.startswith("time=") for line in lines[:-1]), "\n".join(lines)
     assert lines[-1].startswith("smppgw: cannot start: ") and "is newer" in lines[-1]
+
+
+def test_postgresql_unreachable(tmp_path: Path, sock_dir: Path, silent_smsc: int) -> None:
+    nowhere = sock_dir / "no-postgres"
+    nowhere.mkdir()
+    url = f"postgresql://smppgw@/smppgw?host={nowhere}"
+    config = write_config(tmp_path, silent_smsc, socket_path=sock_dir / "submit.sock",
+                          store_url=url)
+    status, lines = run_smppgw(config, tmp_path)
+    assert status == 1
+    assert_one_line(lines, f"cannot connect to the database {url}", "no such socket")
+
+
+async def test_postgresql_database_missing(
+    tmp_path: Path, sock_dir: Path, silent_smsc: int, pg_server: PgServer
+) -> None:
+    url = pg_server.url("no_such_database")
+    config = write_config(tmp_path, silent_smsc, socket_path=sock_dir / "submit.sock",
+                          store_url=url)
+    status, lines = run_smppgw(config, tmp_path)
+    assert status == 1
+    assert_one_line(lines, f"cannot connect to the database {url}",
+                    'database "no_such_database" does not exist')
+
+
+async def test_postgresql_schema_from_a_newer_smppgw(
+    tmp_path: Path, sock_dir: Path, silent_smsc: int, pg_server: PgServer
+) -> None:
+    url = await new_database(pg_server)
+    async with await PostgresStore.open(url):
+        pass
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("UPDATE smppgw_schema SET version = $1", PG_SCHEMA_VERSION + 1)
+    finally:
+        await conn.close()
+    config = write_config(tmp_path, silent_smsc, socket_path=sock_dir / "submit.sock",
+                          store_url=url)
+    status, lines = run_smppgw(config, tmp_path)
+    assert status == 1
+    assert_one_line(lines, url, f"schema version {PG_SCHEMA_VERSION + 1} is newer")
+
+
+async def test_postgresql_database_used_by_another_daemon(
+    tmp_path: Path, sock_dir: Path, silent_smsc: int, pg_server: PgServer
+) -> None:
+    url = await new_database(pg_server)
+    config = write_config(tmp_path, silent_smsc, socket_path=sock_dir / "submit.sock",
+                          store_url=url)
+    async with await PostgresStore.open(url):
+        status, lines = await asyncio.to_thread(run_smppgw, config, tmp_path)
+    assert status == 1
+    assert_one_line(lines, f"the database {url} is in use")
 
 
 def test_submit_socket_path_is_a_regular_file(

@@ -930,6 +930,76 @@ def test_secret_file_not_utf8_is_not_echoed(tmp_path: Path) -> None:
     assert problem.rule == f"{tmp_path / 'bin'} is not UTF-8 text"
 
 
+# --------------------------------------------------------------------------- [store]
+
+
+def store(lines: str) -> str:
+    return GENERIC_PROVIDER + "\n[store]\n" + lines + "\n"
+
+
+def test_store_defaults_to_sqlite_for_30_days(tmp_path: Path) -> None:
+    loaded = parse(GENERIC_PROVIDER, tmp_path)
+    assert loaded.store == config.StoreConfig(url=None, password=None, keep_days=30.0)
+    assert loaded.store.backend == "sqlite"
+    assert parse(store("keep_days = 7"), tmp_path).store.keep_days == 7.0
+
+
+def test_store_postgresql_url_and_password_file(tmp_path: Path) -> None:
+    write_secret(tmp_path / "pg", SECRET)
+    loaded = parse(store('url = "postgresql://smppgw@/smppgw?host=/run/postgresql"\n'
+                         'password_file = "pg"\nkeep_days = 0.5'), tmp_path)
+    assert loaded.store.backend == "postgresql"
+    assert loaded.store.url == "postgresql://smppgw@/smppgw?host=/run/postgresql"
+    assert loaded.store.password is not None and loaded.store.password.reveal() == SECRET
+    rendered = render_config(loaded)
+    assert SECRET not in rendered and SECRET not in repr(loaded)
+    data = tomllib.loads(rendered)
+    assert data["store"] == {"url": "postgresql://smppgw@/smppgw?host=/run/postgresql",
+                             "password": "***", "keep_days": 0.5}
+    assert f'password = "***"  # from file {tmp_path / "pg"}' in rendered
+
+
+@pytest.mark.parametrize(
+    ("lines", "path", "rule"),
+    [
+        ('url = "mysql://smppgw@db/smppgw"', "store.url",
+         "must be a postgresql:// URL (leave url out for the embedded SQLite store in"
+         " gateway.state_dir)"),
+        (f'url = "postgresql://smppgw:{SECRET}@db.example.com/smppgw?sslmode=verify-full"',
+         "store.url", "must not carry a password (it would show in logs and in check-config);"
+         " use password_file or password_env"),
+        (f'url = "postgresql://smppgw@/smppgw?host=/run/postgresql&password={SECRET}"',
+         "store.url", "must not carry a password (it would show in logs and in check-config);"
+         " use password_file or password_env"),
+        ('url = "postgresql://smppgw@db:99999/smppgw"', "store.url",
+         "is not a valid URL: postgresql://USER@HOST:PORT/DATABASE with a port from 1 to"
+         " 65535"),
+        ('url = ""', "store.url", "must not be empty"),
+        ('password_env = "PGPASS"', "store.password_env",
+         "only used with url (the embedded SQLite store has no password)"),
+        ("keep_days = 0", "store.keep_days", "must be greater than 0"),
+        ('keep_days = "30"', "store.keep_days", "expected a number, got a string"),
+        ('path = "/var/lib/x"', "store.path", None),
+    ],
+)
+def test_store_rule(lines: str, path: str, rule: str | None, tmp_path: Path) -> None:
+    problem = only_problem(store(lines), tmp_path, {"PGPASS": SECRET})
+    assert problem.path == path
+    if rule is not None:
+        assert problem.rule == rule
+    assert SECRET not in problem.rule
+
+
+def test_store_over_the_network_without_tls_warns(tmp_path: Path) -> None:
+    loaded = parse(store('url = "postgresql://smppgw@db.example.com:5432/smppgw"'), tmp_path)
+    (warning,) = loaded.warnings
+    assert warning.path == "store.url" and "sslmode=verify-full" in warning.rule
+    for quiet in ('url = "postgresql://smppgw@db.example.com/smppgw?sslmode=verify-full"',
+                  'url = "postgresql://smppgw@127.0.0.1/smppgw"',
+                  'url = "postgresql://smppgw@/smppgw?host=/run/postgresql"'):
+        assert parse(store(quiet), tmp_path).warnings == ()
+
+
 # --------------------------------------------------------------------------- webhooks
 
 

@@ -74,6 +74,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "smppgw_worker_failures": ("counter", {"worker"}),
     "smppgw_store_writable": ("gauge", set()),
     "smppgw_store_write_failures": ("counter", {"reason"}),
+    "smppgw_store_purged": ("counter", {"kind"}),
 }
 
 
@@ -124,6 +125,7 @@ def exercise(metrics: Metrics) -> None:
     metrics.worker_failure("dispatcher")
     metrics.track_store(lambda: True)
     metrics.store_write_refused("disk_full")
+    metrics.store_purge({"messages": 3, "events": 12})
 
 
 def families(text: str) -> dict[str, tuple[str, list[Sample]]]:

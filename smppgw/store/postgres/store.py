@@ -195,6 +195,12 @@ class PostgresStore(Store):
 
     # --- observation -----------------------------------------------------------------------------
 
+    backend = "postgresql"
+
+    @property
+    def location(self) -> str:
+        return self.where
+
     @property
     def closed(self) -> bool:
         return self._closed

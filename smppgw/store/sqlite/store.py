@@ -169,6 +169,12 @@ class SqliteStore(Store):
 
     # --- observation -----------------------------------------------------------------------------
 
+    backend = "sqlite"
+
+    @property
+    def location(self) -> str:
+        return str(self.db_path)
+
     @property
     def closed(self) -> bool:
         return self._closed
