@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("smppgw.demo_cmd", "run the daemon against the built-in SMSC simulator"),
     "send": ("smppgw.send_cmd", "submit a message through the local socket"),
     "status": ("smppgw.status_cmd", "show binds, queue depth and last errors"),
+    "show": ("smppgw.show_cmd", "show one message (by tracking id or your id) and its history"),
     "check-config": ("smppgw.check_config_cmd", "validate a config file; print it resolved"),
     "encode": ("smppgw.encode_cmd", "show data_coding, parts, UDH and bytes for a text"),
     "simulate": ("smppgw.simulate_cmd", "run the SMSC simulator standalone"),

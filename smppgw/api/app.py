@@ -38,7 +38,13 @@ from aiohttp.http_exceptions import (
 )
 
 from smppgw.api.events_json import event_json
-from smppgw.api.schemas import FieldError, RequestError, parse_submit_body, shown
+from smppgw.api.schemas import (
+    MAX_CLIENT_ID_LENGTH,
+    FieldError,
+    RequestError,
+    parse_submit_body,
+    shown,
+)
 from smppgw.api.wiraya import enqueue_results, parse_enqueue_body
 from smppgw.api.wiraya_formats import (
     FORM_TYPE,
@@ -198,6 +204,7 @@ def create_app(
 
     app.on_shutdown.append(wake_long_polls)
     app.router.add_post("/v1/messages", _post_messages, name="submit")
+    app.router.add_get("/v1/messages", _find_messages, name="find_messages")
     app.router.add_get("/v1/messages/{tracking_id}", _get_message, name="get_message")
     app.router.add_get("/v1/events", _get_events, name="events")
     app.router.add_get("/v1/status", _get_status, name="status")
@@ -504,6 +511,26 @@ async def _get_message(request: web.Request) -> web.Response:
         raise _ApiError(404, "not_found", "no message with this tracking id",
                         field="tracking_id")
     return _json(message_json(view))
+
+
+async def _find_messages(request: web.Request) -> web.Response:
+    """GET /v1/messages?id=CLIENT_ID: the message an app sent with its own id, as
+    ``{"messages": [VIEW]}`` (the view of GET /v1/messages/{tracking_id}); an empty list when
+    no message has that id (never sent, or deleted by retention)."""
+    query = request.query
+    for key in query:
+        if key != "id":
+            name = shown(key)
+            raise _ApiError(400, "unknown_field", f"unknown parameter '{name}'; use id",
+                            field=name)
+    ids = query.getall("id", [])
+    if len(ids) != 1 or not 1 <= len(ids[0]) <= MAX_CLIENT_ID_LENGTH:
+        raise _ApiError(
+            400, "invalid_value",
+            f"give the message's client id once: ?id=ID (1 to {MAX_CLIENT_ID_LENGTH}"
+            " characters)", field="id")
+    views = await request.app[_DEPS].store.find_messages(ids[0])
+    return _json({"messages": [message_json(view) for view in views]})
 
 
 async def _get_events(request: web.Request) -> web.Response:

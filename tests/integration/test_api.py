@@ -405,6 +405,26 @@ async def test_get_message_with_a_bad_or_unknown_id(api: Api) -> None:
     assert body["error"]["code"] == "not_found"
 
 
+async def test_find_a_message_by_its_client_id(api: Api) -> None:
+    (answer,) = await api.post_messages(ok_message(id="order 7/ü"))
+    await api.post_messages(ok_message(id="other"))
+    status, body = await api.call("GET", "/v1/messages?id=order%207/%C3%BC")
+    assert status == 200
+    (view,) = body["messages"]
+    _, by_tracking_id = await api.call("GET", f"/v1/messages/{answer['tracking_id']}")
+    assert view == by_tracking_id and view["id"] == "order 7/ü"
+    assert await api.call("GET", "/v1/messages?id=never-sent") == (200, {"messages": []})
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("", "id"), ("?id=", "id"), ("?id=a&id=b", "id"), ("?id=" + "x" * 129, "id"),
+    ("?id=a&state=queued", "state"),
+])
+async def test_find_messages_needs_exactly_one_id(api: Api, query: str, field: str) -> None:
+    status, body = await api.call("GET", "/v1/messages" + query)
+    assert status == 400 and body["error"]["field"] == field, body
+
+
 # --- GET /v1/events --------------------------------------------------------------------------
 
 
@@ -488,9 +508,9 @@ async def test_status_and_healthz(api: Api) -> None:
 async def test_unknown_route_and_wrong_method_answer_json(api: Api) -> None:
     status, body = await api.call("GET", "/v2/nothing")
     assert status == 404 and body["error"]["code"] == "not_found"
-    async with api.session.get("http://localhost/v1/messages") as response:
+    async with api.session.put("http://localhost/v1/messages") as response:
         assert response.status == 405
-        assert response.headers["Allow"] == "POST"
+        assert response.headers["Allow"] == "GET, HEAD, POST"
         assert (await response.json())["error"]["code"] == "method_not_allowed"
     status, body = await api.call("DELETE", "/v1/status")
     assert status == 405
