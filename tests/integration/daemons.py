@@ -21,14 +21,17 @@ SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_F
 
 
 def write_config(
-    tmp_path: Path, socket_path: Path, sim: SmscSimulator, *, binds: int | None = None
+    tmp_path: Path, socket_path: Path, sim: SmscSimulator, *, binds: int | None = None,
+    store_url: str | None = None,
 ) -> Path:
-    """tmp_path/smppgw.toml: state in tmp_path/state, the API on ``socket_path``, no metrics,
-    and one Wavy provider bound to ``sim`` in plain SMPP (``binds`` of them if given, else the
-    profile's)."""
+    """tmp_path/smppgw.toml: state in tmp_path/state (or the PostgreSQL database at
+    ``store_url``), the API on ``socket_path``, no metrics, and one Wavy provider bound to
+    ``sim`` in plain SMPP (``binds`` of them if given, else the profile's)."""
     binds_line = "" if binds is None else f"binds = {binds}\n"
+    store = f'[store]\nurl = "{store_url}"\n' if store_url else ""
     path = tmp_path / "smppgw.toml"
     path.write_text(f"""
+{store}
 [gateway]
 state_dir = "{tmp_path / 'state'}"
 submit_socket = "{socket_path}"

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from smppgw.simulator import ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.pdu import SubmitSm
-from smppgw.store import DB_FILENAME, SqliteStore
+from smppgw.store import DB_FILENAME
 from tests.integration.daemons import child_env, spawn_daemon, unix_session, write_config
+from tests.store_backends import Backend
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
@@ -187,12 +189,28 @@ class Load:
         self.next_request[client] = REQUESTS
 
 
+async def parked_receipt_ids(backend: Backend) -> set[str]:
+    """Message ids of the receipts still parked, read behind the store."""
+    query = "SELECT message_id FROM unmatched_receipts WHERE matched = 0"
+    if backend.sqlite:
+        with contextlib.closing(sqlite3.connect(
+                f"file:{backend.state_dir / DB_FILENAME}?mode=ro", uri=True)) as db:
+            return {row[0] for row in db.execute(query)}
+    assert backend.url is not None
+    conn = await asyncpg.connect(backend.url)
+    try:
+        return {row[0] for row in await conn.fetch(query)}
+    finally:
+        await conn.close()
+
+
 async def test_sigkill_under_load_loses_no_accepted_message_and_no_receipt(
-    tmp_path: Path, sock_dir: Path, sim: SmscSimulator, daemons: list[DaemonProcess]
+    tmp_path: Path, sock_dir: Path, sim: SmscSimulator, daemons: list[DaemonProcess],
+    backend: Backend,
 ) -> None:
     socket_path = sock_dir / "s.sock"
-    daemon = DaemonProcess(write_config(tmp_path, socket_path, sim, binds=4),
-                           socket_path, tmp_path)
+    daemon = DaemonProcess(write_config(tmp_path, socket_path, sim, binds=4,
+                                        store_url=backend.url), socket_path, tmp_path)
     daemons.append(daemon)
     await daemon.start()
     await daemon.wait_healthy()
@@ -256,7 +274,7 @@ async def test_sigkill_under_load_loses_no_accepted_message_and_no_receipt(
     # The store, read after the daemon exited: everything accepted is there and delivered,
     # every acknowledged receipt is either applied (a 'receipt' event) or parked unmatched
     # (its submit_sm_resp died with the killed process; the message was sent again).
-    store = await SqliteStore.open(tmp_path / "state")
+    store = await backend.open()
     smsc_ids: set[str] = set()
     try:
         events = []
@@ -276,10 +294,7 @@ async def test_sigkill_under_load_loses_no_accepted_message_and_no_receipt(
         await store.close()
     applied = {(str(e.payload["message_id"]), str(e.payload["stat"]))
                for e in events if e.type == "receipt"}
-    with contextlib.closing(sqlite3.connect(
-            f"file:{tmp_path / 'state' / DB_FILENAME}?mode=ro", uri=True)) as db:
-        parked = {row[0] for row in db.execute(
-            "SELECT message_id FROM unmatched_receipts WHERE matched = 0")}
+    parked = await parked_receipt_ids(backend)
     acknowledged = [d for d in sim.receipts if d.acknowledged]
     assert len(acknowledged) == len(sim.receipts) > 0
     missing = [(d.message_id, d.stat) for d in acknowledged

@@ -1,6 +1,7 @@
-"""Store crash safety: a process under load is killed with SIGKILL; everything it was told was
-committed must be there after a restart, and recovery leaves no part in 'sending'. (Power loss
-rests on synchronous=FULL, checked in test_store_schema.)
+"""Store crash safety, on both backends: a process under load is killed with SIGKILL;
+everything it was told was committed must be there after a restart, and recovery leaves no part
+in 'sending'. (Power loss rests on synchronous=FULL / synchronous_commit=on, checked in
+test_store_writes and test_store_schema.)
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import signal
 import sqlite3
 import sys
 import time
-from pathlib import Path
 
+import asyncpg
 import pytest
 
-from smppgw.store import DB_FILENAME, SqliteStore, StoreLockedError
+from smppgw.store import DB_FILENAME, StoreLockedError
+from tests.store_backends import Backend
 
 # The child prints a line only after the await that stored it returned:
 #   A <tracking_id>   accepted (committed, fsynced)
@@ -22,12 +24,14 @@ from smppgw.store import DB_FILENAME, SqliteStore, StoreLockedError
 #   D <tracking_id>   delivered receipt recorded
 CHILD = r"""
 import asyncio, sys, uuid
-from smppgw.store import NewMessage, NewSegment, ReceiptRecord, SqliteStore, SubmitOutcome
+from pathlib import Path
+from smppgw.store import NewMessage, NewSegment, ReceiptRecord, SubmitOutcome
+from smppgw.store.factory import open_store
 
 LIMIT = 200_000   # bounded load: the parent kills long before
 
-async def main(state_dir):
-    store = await SqliteStore.open(state_dir)
+async def main(state_dir, url):
+    store = await open_store(Path(state_dir), url=url or None)
     print("READY", flush=True)
     accepted = 0
 
@@ -64,7 +68,7 @@ async def main(state_dir):
     print("DONE", flush=True)
     await store.close()
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
@@ -78,11 +82,29 @@ async def _read_line(stream: asyncio.StreamReader, deadline: float) -> bytes:
         return b""
 
 
+async def committed_rows(backend: Backend) -> dict[str, str]:
+    """tracking_id → state of every message, read behind the store (after checking the
+    SQLite file's integrity)."""
+    if backend.sqlite:
+        conn = sqlite3.connect(backend.state_dir / DB_FILENAME)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            return dict(conn.execute("SELECT tracking_id, state FROM messages").fetchall())
+        finally:
+            conn.close()
+    assert backend.url is not None
+    pg = await asyncpg.connect(backend.url)
+    try:
+        return {r[0]: r[1] for r in await pg.fetch("SELECT tracking_id, state FROM messages")}
+    finally:
+        await pg.close()
+
+
 @pytest.mark.slow
-async def test_everything_acknowledged_survives_sigkill(tmp_path: Path) -> None:
-    state_dir = tmp_path / "state"
+async def test_everything_acknowledged_survives_sigkill(backend: Backend) -> None:
+    state_dir = backend.state_dir
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, str(state_dir),
+        sys.executable, "-c", CHILD, str(state_dir), backend.url or "",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     lines: list[bytes] = []
@@ -90,9 +112,10 @@ async def test_everything_acknowledged_survives_sigkill(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         first = await _read_line(proc.stdout, deadline)
         assert first == b"READY\n", first + await proc.stderr.read()
-        # The running daemon holds the state dir: a second one must refuse to start.
-        with pytest.raises(StoreLockedError, match="smppgw.lock"):
-            await SqliteStore.open(state_dir)
+        # The running daemon holds the state dir or database: a second one must refuse.
+        with pytest.raises(StoreLockedError, match="smppgw.lock" if backend.sqlite
+                           else "is in use"):
+            await backend.open(**({} if backend.sqlite else {"lock_wait": 0}))
         accepted = delivered = 0
         while accepted < 3000 or delivered < 100:
             line = await _read_line(proc.stdout, deadline)
@@ -117,16 +140,13 @@ async def test_everything_acknowledged_survives_sigkill(tmp_path: Path) -> None:
     assert len(printed["A"]) >= 3000 and len(printed["D"]) >= 100, (
         {k: len(v) for k, v in printed.items()})
 
-    conn = sqlite3.connect(state_dir / DB_FILENAME)
-    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    states = dict(conn.execute("SELECT tracking_id, state FROM messages").fetchall())
-    conn.close()
+    states = await committed_rows(backend)
     missing = printed["A"] - states.keys()
     assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:3]}"
     assert all(states[t] in ("submitted", "delivered") for t in printed["S"])
     assert all(states[t] == "delivered" for t in printed["D"])
 
-    async with await SqliteStore.open(state_dir) as store:   # the kernel dropped the dead lock
+    async with await backend.open() as store:   # the dead process's lock is gone
         report = await store.recover()
         assert report.requeued_segments > 0          # half of every claim was never answered
         counts = await store.counts()

@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 POLL_INTERVAL: Final = 1.0        # seconds between event_counter reads while a long-poll waits
+# A daemon restarted at once after a crash may find the dead one's session still ending on the
+# server, its lock not yet released: wait this long for it.
+LOCK_WAIT: Final = 5.0
 STORE_LOCK: Final = 0x736D7070_67770002
 _CHANNEL: Final = "smppgw_events"
 
@@ -118,22 +121,20 @@ class PostgresStore(Store):
         cls, url: str, *, password: str | None = None, clock: Callable[[], float] = time.time,
         max_group: int = 4096, on_commit: Callable[[int, float], None] | None = None,
         migrations: tuple[tuple[str, ...], ...] = MIGRATIONS, connect_timeout: float = 10.0,
-        read_connections: int = 4,
+        read_connections: int = 4, lock_wait: float = LOCK_WAIT,
     ) -> PostgresStore:
         """Connect, take the store lock, migrate, start the writer and the watcher.
 
         Raises StoreUnavailableError when the database cannot be reached (the message names
         the cause), StoreLockedError when another smppgw uses it, StoreSchemaError when its
-        schema is newer than this smppgw knows.
+        schema is newer than this smppgw knows. ``lock_wait``: seconds to wait for the store
+        lock of a daemon that just died.
         """
         store = cls(url, password, clock, connect_timeout)
         try:
             conn = await store._connect()
             try:
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", STORE_LOCK):
-                    raise StoreLockedError(store.where, (
-                        f"the database {store.where} is in use: another smppgw holds its"
-                        " store lock (stop it, or give this instance its own database)"))
+                await _take_store_lock(conn, store.where, lock_wait)
                 store.schema_migrated_from = await _migrate(conn, migrations, store.where)
                 if await conn.fetchval("SHOW fsync") != "on":
                     log.warning("store: PostgreSQL runs with fsync off: accepted messages do"
@@ -379,10 +380,7 @@ class PostgresStore(Store):
         have started meanwhile), and the same settings."""
         conn = await self._connect()
         try:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", STORE_LOCK):
-                raise StoreLockedError(self.where, (
-                    f"the database {self.where} is in use: another smppgw took its store"
-                    " lock while this one was disconnected"))
+            await _take_store_lock(conn, self.where, 0.0)
         except BaseException:
             conn.terminate()
             raise
@@ -443,6 +441,19 @@ _SERVER_SETTINGS: Final = {
     # "Accepted" means committed and flushed: never rely on the server's default.
     "synchronous_commit": "on",
 }
+
+
+async def _take_store_lock(conn: asyncpg.Connection, where: str, wait: float) -> None:
+    """The session advisory lock that makes this the database's only daemon; StoreLockedError
+    when another session still holds it after ``wait`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", STORE_LOCK):
+        if loop.time() >= deadline:
+            raise StoreLockedError(where, (
+                f"the database {where} is in use: another smppgw holds its store lock"
+                " (stop it, or give this instance its own database)"))
+        await asyncio.sleep(0.1)   # the holder is another process: no event to wait on
 
 
 async def _migrate(
