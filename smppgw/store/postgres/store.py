@@ -108,6 +108,7 @@ class PostgresStore(Store):
         self._listener: asyncpg.Connection | None = None
         self._closed = False
         self._closing = False
+        self._exclusive = True
         #: False while the writer cannot reach the database; the reason then.
         self.available = True
         self.unavailable_reason = ""
@@ -121,20 +122,25 @@ class PostgresStore(Store):
         cls, url: str, *, password: str | None = None, clock: Callable[[], float] = time.time,
         max_group: int = 4096, on_commit: Callable[[int, float], None] | None = None,
         migrations: tuple[tuple[str, ...], ...] = MIGRATIONS, connect_timeout: float = 10.0,
-        read_connections: int = 4, lock_wait: float = LOCK_WAIT,
+        read_connections: int = 4, lock_wait: float = LOCK_WAIT, exclusive: bool = True,
     ) -> PostgresStore:
         """Connect, take the store lock, migrate, start the writer and the watcher.
 
         Raises StoreUnavailableError when the database cannot be reached (the message names
         the cause), StoreLockedError when another smppgw uses it, StoreSchemaError when its
         schema is newer than this smppgw knows. ``lock_wait``: seconds to wait for the store
-        lock of a daemon that just died.
+        lock of a daemon that just died. ``exclusive=False`` shares the database with other
+        writers (no store lock): their commits are numbered and seen in order all the same,
+        but ``recover`` would queue again the parts they are sending, so only a cluster that
+        knows its nodes may do it.
         """
         store = cls(url, password, clock, connect_timeout)
+        store._exclusive = exclusive
         try:
             conn = await store._connect()
             try:
-                await _take_store_lock(conn, store.where, lock_wait)
+                if exclusive:
+                    await _take_store_lock(conn, store.where, lock_wait)
                 store.schema_migrated_from = await _migrate(conn, migrations, store.where)
                 if await conn.fetchval("SHOW fsync") != "on":
                     log.warning("store: PostgreSQL runs with fsync off: accepted messages do"
@@ -380,7 +386,8 @@ class PostgresStore(Store):
         have started meanwhile), and the same settings."""
         conn = await self._connect()
         try:
-            await _take_store_lock(conn, self.where, 0.0)
+            if self._exclusive:
+                await _take_store_lock(conn, self.where, 0.0)
         except BaseException:
             conn.terminate()
             raise
