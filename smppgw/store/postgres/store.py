@@ -46,7 +46,13 @@ from smppgw.store.models import (
 )
 from smppgw.store.postgres import commands, reads
 from smppgw.store.postgres.schema import MIGRATIONS, SCHEMA_LOCK
-from smppgw.store.postgres.writer import Command, Tx, Writer, is_connection_error
+from smppgw.store.postgres.writer import (
+    RECONNECT_INTERVAL,
+    Command,
+    Tx,
+    Writer,
+    is_connection_error,
+)
 
 __all__ = ["PostgresStore", "display_url"]
 
@@ -123,6 +129,7 @@ class PostgresStore(Store):
         max_group: int = 4096, on_commit: Callable[[int, float], None] | None = None,
         migrations: tuple[tuple[str, ...], ...] = MIGRATIONS, connect_timeout: float = 10.0,
         read_connections: int = 4, lock_wait: float = LOCK_WAIT, exclusive: bool = True,
+        reconnect_interval: float = RECONNECT_INTERVAL,
     ) -> PostgresStore:
         """Connect, take the store lock, migrate, start the writer and the watcher.
 
@@ -151,11 +158,12 @@ class PostgresStore(Store):
                 conn.terminate()
                 raise
             store._pool = await store._wrap_connect(asyncpg.create_pool(
-                url, password=password, min_size=1, max_size=max(1, read_connections),
+                url, password=password, min_size=0, max_size=max(1, read_connections),
                 timeout=connect_timeout, server_settings=_SERVER_SETTINGS))
             store._writer = Writer(
                 conn, connect=store._connect_writer, clock=clock, max_group=max_group,
-                on_commit=on_commit, on_cursor=store._watch.advance, on_health=store._health)
+                on_commit=on_commit, on_cursor=store._watch.advance, on_health=store._health,
+                reconnect_interval=reconnect_interval)
             store._writer_task = asyncio.get_running_loop().create_task(
                 store._writer.run(), name="smppgw-store-writer")
             await store._listen()
@@ -361,20 +369,27 @@ class PostgresStore(Store):
                                                   durable=durable)))
 
     async def _read(self, fn: Callable[[reads.Connection], Awaitable[T]]) -> T:
-        if self._closed or self._pool is None:
-            raise StoreClosedError(f"store {self.where} is closed")
-        try:
-            async with self._pool.acquire(timeout=self._connect_timeout) as conn:
-                return await fn(conn)
-        except StoreError:
-            raise
-        except Exception as exc:
-            if is_connection_error(exc):
-                raise StoreUnavailableError(
-                    f"the database is unavailable: {type(exc).__name__}: {exc}") from exc
-            if isinstance(exc, asyncpg.PostgresError):
-                raise StoreError(f"read failed: {exc}") from exc
-            raise
+        """``fn`` on a pooled connection. A connection the server dropped (a restart) is
+        replaced once; a database still away is StoreUnavailableError."""
+        retried = False
+        while True:
+            if self._closed or self._pool is None:
+                raise StoreClosedError(f"store {self.where} is closed")
+            try:
+                async with self._pool.acquire(timeout=self._connect_timeout) as conn:
+                    return await fn(conn)
+            except StoreError:
+                raise
+            except Exception as exc:
+                if is_connection_error(exc):
+                    if not retried:
+                        retried = True
+                        continue
+                    raise StoreUnavailableError(
+                        f"the database is unavailable: {type(exc).__name__}: {exc}") from exc
+                if isinstance(exc, asyncpg.PostgresError):
+                    raise StoreError(f"read failed: {exc}") from exc
+                raise
 
     async def _connect(self) -> asyncpg.Connection:
         return await self._wrap_connect(asyncpg.connect(

@@ -127,8 +127,10 @@ class Writer:
         on_commit: Callable[[int, float], None] | None,
         on_cursor: Callable[[int], None],
         on_health: Callable[[bool, str], None],
+        reconnect_interval: float = RECONNECT_INTERVAL,
     ) -> None:
         self._conn: asyncpg.Connection | None = conn
+        self._reconnect_interval = reconnect_interval
         self._connect = connect
         self._clock = clock
         self._max_group = max_group
@@ -139,6 +141,7 @@ class Writer:
         self._wake = asyncio.Event()
         self._stopping = False
         self._next_attempt = 0.0
+        self._healthy = True
         self.commit_count = 0
         self.command_count = 0
 
@@ -219,23 +222,28 @@ class Writer:
         now = time.monotonic()
         if now < self._next_attempt:
             raise StoreUnavailableError("the database is unreachable; retrying shortly")
-        self._next_attempt = now + RECONNECT_INTERVAL
+        self._next_attempt = now + self._reconnect_interval
         self._conn = await self._connect()
-        log.warning("store: the database connection is back")
-        self._on_health(True, "")
+        if not self._healthy:
+            self._healthy = True
+            log.warning("store: the database is back")
+            self._on_health(True, "")
         return self._conn
 
     def _outage(self, exc: Exception) -> Exception:
-        """The error every command of a group gets when the connection failed under it."""
-        if isinstance(exc, StoreError):
-            return exc
+        """The error every command of a group gets when the database failed under it; the
+        first failure of an outage is logged and reported as the health signal."""
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
-            reason = f"{type(exc).__name__}: {exc}"
-            log.error("store: lost the database connection; writes fail until it is back",
+        if self._healthy:
+            self._healthy = False
+            reason = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+            log.error("store: lost the database; writes fail until it is back",
                       extra={"kv": {"error": reason}})
             self._on_health(False, reason)
+        if isinstance(exc, StoreError):
+            return exc
         error = StoreUnavailableError(
             f"the database is unavailable, nothing of this write was stored: {exc}")
         error.__cause__ = exc
