@@ -1,29 +1,34 @@
-"""End to end: N messages through the daemon's unix socket to the SMSC simulator on loopback.
+"""End to end: messages through the daemon's unix socket to the SMSC simulator on loopback.
 
 Three processes, so each has its own CPU time: the daemon (``python -m smppgw run``, a generic
-provider with 4 plain-TCP binds, window 10 by default, no rate limit, metrics off, the store on
-disk), the SMSC simulator (``SmscSimulator`` with recording on, in a child process of this
-script) and this process, the load generator (asyncio + aiohttp over the unix socket). The load
-is a mix: batch requests (100 messages each, several in flight) and single-message requests
-(10% of the volume by default, many in flight). Every message carries a unique client id in its
-text, so the simulator's record of each submit_sm (arrival time, short_message) is matched to
-the moment its 200 ``accepted: true`` answer reached this process.
+provider with 4 plain-TCP binds, window 10 by default, no rate limit, metrics off), the SMSC
+simulator (``SmscSimulator`` with recording on, in a child process of this script) and this
+process, the load generator (asyncio + aiohttp over the unix socket). ``--store`` picks the
+daemon's store: ``sqlite`` (a file on disk under ``--dir``) or ``postgresql`` (a private server,
+fsync on, started for the run under ``--dir``, or the database at ``--pg-url``).
 
-Reported: accepted msg/s = accepted / (last accept - first send); submitted msg/s = messages
-the simulator received / (last submit_sm - first send); p50/p99 of accept -> submit_sm
-(wall clock in both processes; negative when the submit_sm arrived before the HTTP answer);
-the daemon's peak RSS (VmHWM); ``lost`` = accepted messages the simulator never received.
+Two phases, one after the other on the same daemon: batched (``--messages`` in requests of 100,
+8 in flight), then single (``--single-messages``, one per request, 64 in flight). Every message
+carries a unique client id in its text, so the simulator's record of each submit_sm (arrival
+time, short_message) is matched to the moment its 200 ``accepted: true`` answer reached this
+process. Per phase: accepted msg/s = accepted / (last accept - first send); submitted msg/s =
+messages the simulator received / (last submit_sm - first send); p50/p99 of accept ->
+submit_sm. Over the run: the daemon's CPU per accepted message (and PostgreSQL's, for a private
+server), its peak RSS (VmHWM), and ``lost`` = accepted messages the simulator never received.
 The ``check`` row, and the exit status (1), say when the run was not clean: anything lost,
-refused or unanswered, or a daemon that did not exit 0 on SIGTERM. The daemon and the
-simulator end with this process, even when it is killed.
+refused or unanswered, or a daemon that did not exit 0 on SIGTERM. The daemon, the simulator
+and a private PostgreSQL end with this process.
 Receipts flow by default (the simulator sends a DELIVRD receipt ``--receipt-delay`` seconds
 after each submit_sm_resp, and the daemon stores them while it sends); ``--receipts off``
 sends with ``receipt: false`` instead. The last line is
-``e2e: N msg/s accepted, N msg/s submitted, p50 N ms, p99 N ms, rss N MiB, lost N``.
+``e2e[BACKEND] batched: N msg/s accepted, N msg/s submitted; single: N msg/s accepted, N msg/s
+submitted; N µs/msg; lost N`` (on one line).
 
-Usage: python benchmarks/e2e.py [--messages 20000] [--window 10] [--receipts on|off]
-       [--dir /var/tmp] [--timeout 300] [--profile PREFIX]
-``--profile`` runs the daemon under cProfile, every thread: PREFIX.main.prof, PREFIX.<thread>.prof.
+Usage: python benchmarks/e2e.py [--store sqlite|postgresql] [--pg-url URL] [--messages 20000]
+       [--single-messages 10000] [--window 10] [--receipts on|off] [--dir /var/tmp]
+       [--timeout 300] [--profile PREFIX]
+``--profile`` runs the daemon under cProfile, every thread, timing each with its own CPU time
+(time.thread_time): PREFIX.main.prof, PREFIX.<thread>.prof.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -163,7 +169,7 @@ def profiled_daemon_main(parent: int, prefix: str, config: str) -> int:
     original_run = threading.Thread.run
 
     def profiled_run(thread: threading.Thread) -> None:
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.thread_time)
         profiler.enable()
         try:
             original_run(thread)
@@ -173,7 +179,7 @@ def profiled_daemon_main(parent: int, prefix: str, config: str) -> int:
             profiler.dump_stats(f"{prefix}.{name}.prof")
 
     threading.Thread.run = profiled_run  # type: ignore[method-assign, assignment]
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
     try:
         return smppgw_main(["run", "-c", config])
@@ -245,10 +251,11 @@ async def stop_process(process: asyncio.subprocess.Process, sig: signal.Signals)
     return process.returncode
 
 
-def write_config(workdir: Path, port: int, window: int) -> Path:
+def write_config(workdir: Path, port: int, window: int, store_url: str | None) -> Path:
     path = workdir / "smppgw.toml"
+    store = f'[store]\nurl = "{store_url}"\n\n' if store_url else ""
     path.write_text(f"""\
-[gateway]
+{store}[gateway]
 state_dir = "{workdir / 'state'}"
 submit_socket = "{workdir / 'api.sock'}"
 socket_mode = "0600"
@@ -356,8 +363,10 @@ def filesystem_of(path: Path) -> str:
 
 @dataclass
 class Load:
-    """What the load generator saw, per client index; wall-clock times from time.time()."""
+    """What the load generator saw in one phase, per client index; wall clock from time.time()."""
 
+    name: str
+    indexes: list[int]
     first_send: float = 0.0
     accepted_at: dict[int, float] = field(default_factory=dict)
     refused: dict[int, str] = field(default_factory=dict)
@@ -365,6 +374,10 @@ class Load:
     requests: int = 0
     request_seconds: list[float] = field(default_factory=list)
     timed_out: bool = False  # the run's --timeout ended the sending
+
+    @property
+    def last_accept(self) -> float:
+        return max(self.accepted_at.values(), default=self.first_send)
 
 
 async def post(
@@ -397,37 +410,25 @@ async def post(
 
 
 async def generate(
-    http: aiohttp.ClientSession, args: argparse.Namespace, deadline: float
-) -> Load:
-    """Send every message once: batch workers and single workers at the same time."""
-    total = args.messages
-    singles = round(total * args.single_share)
-    receipt = args.receipts == "on"
-    # Singles are spread through the index range so both kinds share the same destinations.
-    step = total / singles if singles else 0.0
-    single_indexes = sorted({int(k * step) for k in range(singles)})
-    single_set = set(single_indexes)
-    batch_indexes = [i for i in range(total) if i not in single_set]
-    batches = [batch_indexes[k : k + args.batch_size]
-               for k in range(0, len(batch_indexes), args.batch_size)]
-    load = Load()
+    http: aiohttp.ClientSession, load: Load, per_request: int, concurrency: int,
+    receipt: bool, deadline: float,
+) -> None:
+    """Send every message of ``load`` once, ``per_request`` per request, ``concurrency``
+    requests in flight."""
+    jobs = [load.indexes[k : k + per_request]
+            for k in range(0, len(load.indexes), per_request)][::-1]
 
-    async def worker(jobs: list[list[int]]) -> None:
+    async def worker() -> None:
         while jobs:
             await post(http, load, jobs.pop(), receipt)
 
-    batch_jobs = batches[::-1]
-    single_jobs = [[i] for i in reversed(single_indexes)]
     load.first_send = time.time()
     try:
         async with asyncio.timeout(deadline - time.monotonic()), asyncio.TaskGroup() as group:
-            for _ in range(args.batch_concurrency):
-                group.create_task(worker(batch_jobs))
-            for _ in range(args.single_concurrency):
-                group.create_task(worker(single_jobs))
+            for _ in range(concurrency):
+                group.create_task(worker())
     except TimeoutError:
         load.timed_out = True  # what was answered is still reported; the rest is unanswered
-    return load
 
 
 async def drain(sim: SimulatorProcess, goal: int, deadline: float) -> tuple[int, int, int]:
@@ -447,6 +448,54 @@ async def drain(sim: SimulatorProcess, goal: int, deadline: float) -> tuple[int,
     return counts
 
 
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+def start_postgres(workdir: Path) -> tuple[Any, str]:
+    """A private PostgreSQL server (fsync on, as a production one) with a database for smppgw;
+    the server handle (its ``stop()`` removes it) and the database URL."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pgserver import PgServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql), or give"
+                           " --pg-url")
+    server = PgServer(bindir, fsync=True, base=str(workdir)).start()
+    try:
+        subprocess.run([str(bindir / "createdb"), "-h", str(server.socket_dir), "-U",
+                        "smppgw_test", "smppgw"], check=True, capture_output=True, timeout=60)
+    except BaseException:
+        server.stop()
+        raise
+    return server, server.url("smppgw")
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    """utime + stime of ``root`` and every process below it (a PostgreSQL server's backends)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError, ValueError):
+            total += cpu_seconds(pid)
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+def postmaster_pid(server: Any) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int((Path(server.data) / "postmaster.pid").read_text().split()[0])
+    return None
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -457,32 +506,66 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+@dataclass
+class PhaseResult:
+    load: Load
+    received: list[int]
+    accept_rate: float
+    submit_rate: float
+    latencies: list[float]
+
+
+def phase_result(load: Load, first_submit: dict[int, float]) -> PhaseResult:
+    received = [i for i in load.accepted_at if i in first_submit]
+    last_submit = max((first_submit[i] for i in received), default=load.first_send)
+    return PhaseResult(
+        load, received,
+        len(load.accepted_at) / max(1e-9, load.last_accept - load.first_send),
+        len(received) / max(1e-9, last_submit - load.first_send),
+        sorted((first_submit[i] - load.accepted_at[i]) * 1000 for i in received))
+
+
 async def run(args: argparse.Namespace) -> int:
     base = Path(args.dir)
     workdir = Path(tempfile.mkdtemp(prefix="smppgw-e2e-", dir=base))
     sim: SimulatorProcess | None = None
     daemon: asyncio.subprocess.Process | None = None
+    postgres: Any = None
     started = time.monotonic()
     deadline = started + args.timeout
+    receipt = args.receipts == "on"
     try:
+        store_url: str | None = None
+        if args.store == "postgresql":
+            store_url = args.pg_url
+            if store_url is None:
+                postgres, store_url = await asyncio.to_thread(start_postgres, workdir)
         sim = await SimulatorProcess.start(args, workdir / "simulator.log")
-        config = write_config(workdir, sim.port, args.window)
+        config = write_config(workdir, sim.port, args.window, store_url)
         daemon_log = workdir / "daemon.log"
         daemon = await start_daemon(config, daemon_log, args.profile)
         connector = aiohttp.UnixConnector(path=str(workdir / "api.sock"), limit=0)
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        batched = Load("batched", list(range(args.messages)))
+        single = Load("single", list(range(args.messages,
+                                           args.messages + args.single_messages)))
+        pg_root = postmaster_pid(postgres) if postgres is not None else None
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             await wait_bound(http, daemon, daemon_log)
             cpu_before = cpu_seconds(daemon.pid), cpu_seconds(sim.process.pid)
+            pg_before = process_tree_cpu_seconds(pg_root) if pg_root else 0.0
             threads_before = thread_cpu_seconds(daemon.pid)
             self_before = time.process_time()
-            load = await generate(http, args, deadline)
-        accepted = len(load.accepted_at)
-        last_accept = max(load.accepted_at.values(), default=load.first_send)
+            await generate(http, batched, args.batch_size, args.batch_concurrency, receipt,
+                           deadline)
+            await drain(sim, len(batched.accepted_at), deadline)
+            await generate(http, single, 1, args.single_concurrency, receipt, deadline)
+        accepted = len(batched.accepted_at) + len(single.accepted_at)
         counts = await drain(sim, accepted, deadline)
-        await drain_receipts(sim, accepted if args.receipts == "on" else 0, deadline)
+        await drain_receipts(sim, accepted if receipt else 0, deadline)
         cpu_daemon = cpu_seconds(daemon.pid) - cpu_before[0]
         cpu_sim = cpu_seconds(sim.process.pid) - cpu_before[1]
+        cpu_pg = process_tree_cpu_seconds(pg_root) - pg_before if pg_root else None
         cpu_self = time.process_time() - self_before
         threads = thread_cpu_seconds(daemon.pid)
         main_thread = threads.pop(daemon.pid, 0.0) - threads_before.get(daemon.pid, 0.0)
@@ -503,44 +586,56 @@ async def run(args: argparse.Namespace) -> int:
                 first_submit[index] = min(first_submit[index], at)
             else:
                 first_submit[index] = at
-        received = [i for i in load.accepted_at if i in first_submit]
-        lost = accepted - len(received)
-        unexpected = len(set(first_submit) - set(load.accepted_at))
-        last_submit = max((first_submit[i] for i in received), default=load.first_send)
-        latencies = sorted((first_submit[i] - load.accepted_at[i]) * 1000 for i in received)
-        accept_rate = accepted / max(1e-9, last_accept - load.first_send)
-        submit_rate = len(received) / max(1e-9, last_submit - load.first_send)
-        p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
-        requests = sorted(load.request_seconds)
-        unanswered = args.messages - len(load.refused) - accepted
+        results = [phase_result(load, first_submit) for load in (batched, single)]
+        lost = sum(len(r.load.accepted_at) - len(r.received) for r in results)
+        accepted_all = set(batched.accepted_at) | set(single.accepted_at)
+        unexpected = len(set(first_submit) - accepted_all)
+        refused = {**batched.refused, **single.refused}
+        unanswered = args.messages + args.single_messages - len(refused) - accepted
+        timed_out = batched.timed_out or single.timed_out
+        per_message = cpu_daemon / max(1, accepted) * 1e6
+        where = (f"{workdir / 'state'} ({filesystem_of(workdir)})" if store_url is None
+                 else f"PostgreSQL {'private server, fsync on' if postgres else store_url}")
 
         rows = [
-            ("messages sent", f"{args.messages:,} ({unanswered:,} unanswered)"),
-            ("mix", f"batches of {args.batch_size} x{args.batch_concurrency} concurrent, "
-                    f"{args.single_share:.0%} singles x{args.single_concurrency} concurrent"),
+            ("store", f"{args.store}: {where}"),
+            ("messages sent", f"{args.messages:,} batched ({args.batch_size} per request x"
+                              f"{args.batch_concurrency} concurrent), then"
+                              f" {args.single_messages:,} single (x{args.single_concurrency}"
+                              f" concurrent); {unanswered:,} unanswered"),
             ("binds / window", f"{BINDS} / {args.window}, plain TCP on loopback, no rate limit"),
             ("receipts", f"on, DELIVRD {args.receipt_delay:g} s after submit_sm_resp"
-             if args.receipts == "on" else "off (receipt: false)"),
-            ("store", f"{workdir / 'state'} ({filesystem_of(workdir)})"),
-            ("requests", f"{load.requests:,} answered, {load.failed_requests} failed, "
-                         f"p50 {percentile(requests, 0.5) * 1000:.1f} ms, "
-                         f"p99 {percentile(requests, 0.99) * 1000:.1f} ms"),
-            ("accepted", f"{accepted:,} in {last_accept - load.first_send:.2f} s = "
-                         f"{accept_rate:,.0f} msg/s"),
-            ("refused", f"{len(load.refused):,}"
-             + (f" (first: {next(iter(load.refused.values()))})" if load.refused else "")),
-            ("submitted", f"{len(received):,} in {last_submit - load.first_send:.2f} s = "
-                          f"{submit_rate:,.0f} msg/s"),
+             if receipt else "off (receipt: false)"),
+        ]
+        for r in results:
+            load = r.load
+            requests = sorted(load.request_seconds)
+            rows += [
+                (f"{load.name}: requests", f"{load.requests:,} answered,"
+                 f" {load.failed_requests} failed, p50"
+                 f" {percentile(requests, 0.5) * 1000:.1f} ms, p99"
+                 f" {percentile(requests, 0.99) * 1000:.1f} ms"),
+                (f"{load.name}: accepted", f"{len(load.accepted_at):,} in"
+                 f" {load.last_accept - load.first_send:.2f} s = {r.accept_rate:,.0f} msg/s"),
+                (f"{load.name}: submitted", f"{len(r.received):,} = {r.submit_rate:,.0f} msg/s"
+                 f" (first send to last submit_sm)"),
+                (f"{load.name}: accept -> submit_sm", f"p50 {percentile(r.latencies, 0.5):.1f}"
+                 f" ms, p99 {percentile(r.latencies, 0.99):.1f} ms"),
+            ]
+        rows += [
+            ("refused", f"{len(refused):,}"
+             + (f" (first: {next(iter(refused.values()))})" if refused else "")),
             ("duplicates / unexpected",
              f"{duplicates} / {unexpected} (unparsed {dump['unknown']})"),
-            ("accept -> submit_sm", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max "
-                                    f"{latencies[-1] if latencies else float('nan'):.1f} ms"),
             ("receipts", f"{counts[1]:,} sent, {counts[2]:,} acknowledged by the daemon"),
             ("cpu (s)", f"daemon {cpu_daemon:.1f}, simulator {cpu_sim:.1f}, "
-                        f"load generator {cpu_self:.1f}"),
+                        f"load generator {cpu_self:.1f}"
+                        + (f", postgres {cpu_pg:.1f}" if cpu_pg is not None else "")),
             ("daemon threads (cpu s)", f"main {main_thread:.1f}, others "
              + (", ".join(f"{cpu:.1f}" for cpu in others[:4] if cpu >= 0.05) or "idle")),
-            ("daemon cpu per message", f"{cpu_daemon / max(1, accepted) * 1e6:.0f} µs"),
+            ("daemon cpu per message", f"{per_message:.0f} µs"
+             + (f" (+ postgres {cpu_pg / max(1, accepted) * 1e6:.0f} µs)"
+                if cpu_pg is not None else "")),
             ("daemon peak RSS", f"{rss:.1f} MiB (VmHWM)"),
             ("daemon exit", f"{daemon_exit} after SIGTERM"
              + (f", profiles in {args.profile}.*.prof" if args.profile else "")),
@@ -552,18 +647,22 @@ async def run(args: argparse.Namespace) -> int:
             text for bad, text in (
                 (lost != 0, f"{lost:,} lost"),
                 (daemon_exit != 0, f"daemon exit {daemon_exit}"),
-                (bool(load.refused), f"{len(load.refused):,} refused"),
+                (bool(refused), f"{len(refused):,} refused"),
                 (unanswered != 0, f"{unanswered:,} unanswered"
-                 + (f" (--timeout {args.timeout:g} s reached)" if load.timed_out else "")),
+                 + (f" (--timeout {args.timeout:g} s reached)" if timed_out else "")),
             ) if bad
         ]
         rows.append(("check", "FAILED: " + ", ".join(problems) if problems else "ok"))
         width = max(len(name) for name, _ in rows)
-        print("smppgw end to end: API (unix socket) -> store -> 4 binds -> SMSC simulator")
+        print(f"smppgw end to end: API (unix socket) -> store ({args.store}) -> {BINDS} binds"
+              " -> SMSC simulator")
         for name, value in rows:
             print(f"  {name:<{width}}  {value}")
-        print(f"e2e: {accept_rate:.0f} msg/s accepted, {submit_rate:.0f} msg/s submitted, "
-              f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, rss {rss:.0f} MiB, lost {lost}")
+        b, s1 = results
+        print(f"e2e[{args.store}] batched: {b.accept_rate:.0f} msg/s accepted,"
+              f" {b.submit_rate:.0f} msg/s submitted; single: {s1.accept_rate:.0f} msg/s"
+              f" accepted, {s1.submit_rate:.0f} msg/s submitted; {per_message:.0f} µs/msg;"
+              f" lost {lost}")
         return 1 if problems else 0
     finally:
         if daemon is not None:
@@ -571,6 +670,8 @@ async def run(args: argparse.Namespace) -> int:
                                and time.monotonic() > deadline else signal.SIGTERM)
         if sim is not None:
             await sim.stop()
+        if postgres is not None:
+            await asyncio.to_thread(postgres.stop)
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:
@@ -594,11 +695,17 @@ async def drain_receipts(sim: SimulatorProcess, goal: int, deadline: float) -> N
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the daemon's store (default sqlite)")
+    parser.add_argument("--pg-url", metavar="URL",
+                        help="with --store postgresql: this database instead of a private"
+                             " server started for the run (it must be empty or smppgw's)")
+    parser.add_argument("--messages", type=int, default=20_000,
+                        help="messages of the batched phase (default 20000)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--batch-concurrency", type=int, default=8)
-    parser.add_argument("--single-share", type=float, default=0.10,
-                        help="share of messages sent one per request (default 0.10)")
+    parser.add_argument("--single-messages", type=int, default=10_000,
+                        help="messages of the single phase, one per request (default 10000)")
     parser.add_argument("--single-concurrency", type=int, default=64)
     parser.add_argument("--window", type=int, default=10, help="window per bind (default 10)")
     parser.add_argument("--receipts", choices=("on", "off"), default="on")
@@ -625,8 +732,12 @@ def main() -> int:
         daemon_main(args.parent, args.config)  # does not return
     if args.role == "profiled-daemon":
         return profiled_daemon_main(args.parent, args.profile, args.config)
-    if args.messages >= 10_000_000 or args.messages < 1:
-        parser.error("--messages must be 1..9999999 (client ids have 7 digits)")
+    if not 1 <= args.messages + args.single_messages < 10_000_000 or min(
+            args.messages, args.single_messages) < 0:
+        parser.error("--messages + --single-messages must be 1..9999999 (client ids have 7"
+                     " digits)")
+    if args.pg_url is not None and args.store != "postgresql":
+        parser.error("--pg-url goes with --store postgresql")
     return asyncio.run(run(args))
 
 

@@ -29,6 +29,7 @@ from smppgw.smpp.pdu import TLV_SPECS, tag_name
 from smppgw.smpp.segment import ReferenceAllocator, encode_message, reference_bits
 from smppgw.smpp.text import TextPolicy
 from smppgw.store import NewMessage, NewSegment, Store
+from smppgw.store.encoding import new_tracking_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,7 @@ class SubmitService:
         if not sender and codec.config.sender_as_system_id:
             sender = codec.config.system_id  # Wavy: MO replies need source_addr == system_id
         validity = request.validity_minutes or profile.validity_minutes
-        tracking_id = secrets.token_hex(16)
+        tracking_id = new_tracking_id(self.wall_clock())
         answer = {
             "tracking_id": tracking_id, "accepted": True, "segments": len(segments),
             "data_coding": encoded.data_coding, "provider": provider_name,

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Final, Protocol, cast
+from json import encoder as _json_encoder
+from typing import Any, Final, Protocol, cast
 
 from smppgw.store.models import (
     RECEIPT_OUTCOMES,
@@ -23,8 +26,10 @@ __all__ = [
     "Row",
     "dumps",
     "iso",
+    "json_str",
     "load_object",
     "ms",
+    "new_tracking_id",
     "receipt_from_json",
     "receipt_to_json",
     "tlvs_from_json",
@@ -35,20 +40,50 @@ __all__ = [
 class Row(Protocol):
     """A result row, by column position: a sqlite3 tuple or an asyncpg Record."""
 
-    def __getitem__(self, index: int, /) -> object: ...
+    def __getitem__(self, index: int, /) -> Any: ...
 
     def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 #: A tracking id: 32 lower-case hex characters.
 TRACKING_ID: Final = re.compile(r"[0-9a-f]{32}")
 
-_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+def new_tracking_id(wall_seconds: float) -> str:
+    """A new tracking id: 32 lower-case hex characters, the first 12 the creation time in unix
+    milliseconds, the other 20 random (80 bits). Ids that grow with time land at the right edge
+    of every index keyed by them (messages, segments, events), so a commit dirties a few pages
+    instead of one per message: in the store benchmark, half the writer's CPU."""
+    return f"{ms(wall_seconds) & 0xFFFF_FFFF_FFFF:012x}{secrets.token_hex(10)}"
+
+
+def _unserializable(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# Compact separators, UTF-8 kept as is. The C encoder called directly: json.dumps with options
+# builds a new JSONEncoder per call, and JSONEncoder.encode adds two Python-level calls.
+def _iterencoder() -> Callable[[object, int], Any]:
+    make = getattr(_json_encoder, "c_make_encoder", None)
+    if make is not None:
+        return cast(Callable[[object, int], Any], make(
+            None, _unserializable, _json_encoder.encode_basestring, None, ":", ",", False,
+            False, True))
+    fallback = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    return lambda value, _level: fallback.iterencode(value)
+
+
+_ITERENCODE: Final = _iterencoder()
+
+#: A str as a JSON string literal (quotes and escapes), for JSON built from pieces.
+json_str: Final[Callable[[str], str]] = _json_encoder.encode_basestring
 
 
 def dumps(value: object) -> str:
-    """Compact JSON. One encoder built once: json.dumps with options builds a new one per call."""
-    return _ENCODER.encode(value)
+    """Compact JSON, non-ASCII kept as is (the same text as
+    ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``)."""
+    return "".join(_ITERENCODE(value, 0))
 
 
 def load_object(text: str | None) -> dict[str, object]:

@@ -18,6 +18,7 @@ from smppgw.store.encoding import (
     Row,
     dumps,
     iso,
+    json_str,
     load_object,
     ms,
     receipt_from_json,
@@ -37,6 +38,7 @@ from smppgw.store.models import (
 )
 
 __all__ = [
+    "SEGMENT_COLUMNS",
     "Batch",
     "EventLog",
     "ModelRow",
@@ -64,6 +66,15 @@ _RECEIPT_SEGMENT_STATE: Final[Mapping[str, str]] = {
 }
 
 
+# The state of a message of one part in each state of that part (the rule below, precomputed:
+# most messages have one part).
+_ALONE: Final[Mapping[str, MessageState]] = {
+    "queued": "queued", "sending": "queued", "submitted": "submitted", "accepted": "accepted",
+    "delivered": "delivered", "undeliverable": "undeliverable", "expired": "expired",
+    "rejected": "rejected", "failed": "failed",
+}
+
+
 def derive_message_state(segment_states: Iterable[str]) -> MessageState:
     """The state of a message from the states of all its parts.
 
@@ -74,7 +85,9 @@ def derive_message_state(segment_states: Iterable[str]) -> MessageState:
     - otherwise the least advanced part decides: some part queued or sending → 'queued',
       some part only submitted → 'submitted', else (all accepted or final) → 'accepted'.
     """
-    states = list(segment_states)
+    states = segment_states if isinstance(segment_states, list) else list(segment_states)
+    if len(states) == 1:
+        return _ALONE[states[0]]
     if not states:
         return "queued"
     if "failed" in states:
@@ -83,7 +96,7 @@ def derive_message_state(segment_states: Iterable[str]) -> MessageState:
     if least == 3:
         for final in _FINAL_PRECEDENCE:
             if final in states:
-                return cast(MessageState, final)
+                return final
         return "delivered"
     if least == 0:
         return "queued"
@@ -196,7 +209,7 @@ def plan_accept(
 # --- submit outcomes and receipts ----------------------------------------------------------------
 
 #: Columns of ``segments`` a batch may set; the backends build their UPDATEs from these names.
-_SEGMENT_COLUMNS: Final = frozenset({
+SEGMENT_COLUMNS: Final = frozenset({
     "state", "smsc_message_id", "smsc_message_key", "submit_status", "submitted_unix_ms",
     "resp_unix_ms", "next_attempt_unix_ms", "bind", "last_error", "receipt_stat", "receipt_err",
     "receipt_unix_ms", "receipt",
@@ -275,18 +288,19 @@ class Batch:
 
     def load(self, rows: Iterable[Row]) -> None:
         """Add model rows (see ModelRow); messages already loaded keep their batch state."""
-        for row in rows:
-            tracking_id = cast(str, row[0])
-            message = self._messages.get(tracking_id)
+        messages = self._messages
+        parts = self.parts
+        for (tracking_id, message_state, client_id, count, segment_id, part_index, provider,
+             state, receipt) in rows:
+            message = messages.get(tracking_id)
             if message is None:
-                message = self._messages[tracking_id] = _Message(
-                    tracking_id, cast(str, row[1]), cast("str | None", row[2]), cast(int, row[3]))
-            elif cast(int, row[4]) in self.parts:
+                message = messages[tracking_id] = _Message(
+                    tracking_id, message_state, client_id, count)
+            elif segment_id in parts:
                 continue
-            part = Part(cast(int, row[4]), tracking_id, cast(int, row[5]), cast(str, row[6]),
-                        cast(str, row[7]), cast("str | None", row[8]))
+            part = Part(segment_id, tracking_id, part_index, provider, state, receipt)
             message.members.append(part)
-            self.parts[part.segment_id] = part
+            parts[segment_id] = part
 
     def loaded(self, tracking_id: str) -> bool:
         return tracking_id in self._messages
@@ -320,7 +334,7 @@ class Batch:
                       submit_status=o.status_name or "ESME_ROK", submitted_unix_ms=sent_ms,
                       resp_unix_ms=now, bind=o.bind, last_error=None)
             before = message.state
-            state = self._update_message(message, {"part": part.part_index}, attempt=True)
+            state = self._update_message(message, f'"part":{part.part_index}', attempt=True)
             # The last part accepted moves the message on from 'queued' (to 'submitted', or
             # further when its other parts' receipts came first): its submit answer is ROK.
             answered = 0 if before == "queued" and state not in ("queued", "failed") else None
@@ -337,7 +351,7 @@ class Batch:
             self._note(part.tracking_id, part.part_index, "retry", {
                 "status": o.status_name, "command_status": o.command_status, "error": o.error,
                 "bind": o.bind, "retry_at": iso(retry_ms)})
-            return SubmitRecorded(self._update_message(message, {}, attempt=True,
+            return SubmitRecorded(self._update_message(message, "", attempt=True,
                                                        last_error=error))
         # permanent
         status = o.status_name or "permanent failure"
@@ -357,8 +371,8 @@ class Batch:
                        {"parts": cancelled, "because": status})
         before = message.state
         state = self._update_message(
-            message, {"part": part.part_index, "error": status,
-                      "command_status": o.command_status, "detail": o.error},
+            message, _fields({"part": part.part_index, "error": status,
+                              "command_status": o.command_status, "detail": o.error}),
             attempt=True, last_error=error)
         refused = (before not in FINAL_MESSAGE_STATES and state == "failed"
                    and o.command_status is not None)
@@ -420,10 +434,15 @@ class Batch:
         a 'state' event when the message state changes. The same receipt again (the SMSC
         resent it because it did not get our deliver_sm_resp) changes nothing."""
         message = self._messages[part.tracking_id]
-        document = dumps({
-            "message_id": r.message_id, "stat": r.stat, "err": r.err, "outcome": r.outcome,
-            "final": r.final, "bind": r.bind, "details": dict(r.details),
-        })
+        # Built from pieces (the same text dumps() gives for the dict in this key order): the
+        # details are encoded once, for the part's document and for the event.
+        details = dumps(dict(r.details))
+        message_id, stat, err = json_str(r.message_id), json_str(r.stat), json_str(r.err)
+        final = "true" if r.final else "false"
+        document = (f'{{"message_id":{message_id},"stat":{stat},"err":{err},'
+                    f'"outcome":"{r.outcome}","final":{final},'
+                    f'"bind":{json_str(r.bind) if r.bind is not None else "null"},'
+                    f'"details":{details}}}')
         if document == part.receipt:
             return ReceiptResult(True, part.tracking_id, part.part_index,
                                  cast(MessageState, message.state), duplicate=True)
@@ -435,12 +454,11 @@ class Batch:
                   receipt_unix_ms=self.now_ms, receipt=document)
         part.receipt = document
         derived = self._derive(message)
-        self.events.add("receipt", part.tracking_id, message.client_id, derived, dumps({
-            "part": part.part_index, "parts": message.parts, "provider": r.provider,
-            "message_id": r.message_id, "stat": r.stat, "err": r.err, "outcome": r.outcome,
-            "final": r.final, "receipt": dict(r.details),
-        }))
-        self._update_message(message, {"part": part.part_index, "stat": r.stat, "err": r.err})
+        self.events.add("receipt", part.tracking_id, message.client_id, derived, (
+            f'{{"part":{part.part_index},"parts":{message.parts},'
+            f'"provider":{json_str(r.provider)},"message_id":{message_id},"stat":{stat},'
+            f'"err":{err},"outcome":"{r.outcome}","final":{final},"receipt":{details}}}'))
+        self._update_message(message, f'"part":{part.part_index},"stat":{stat},"err":{err}')
         return ReceiptResult(True, part.tracking_id, part.part_index, derived)
 
     @staticmethod
@@ -473,7 +491,7 @@ class Batch:
         message.touched = True
         message.last_error = reason
         self.events.add("state", tracking_id, client_id, "expired",
-                        dumps({"previous": "queued", "reason": reason}))
+                        f'{{"previous":"queued","reason":{json_str(reason)}}}')
 
     # --- what to write -------------------------------------------------------------------------
 
@@ -481,11 +499,16 @@ class Batch:
         """Rows per column set: {(column, ...): [(value, ..., attempts to add, segment_id)]}.
         One UPDATE ... SET col = ?, ..., attempts = attempts + ? WHERE segment_id = ? per key."""
         grouped: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
+        attempts = self._segment_attempts
         for segment_id, changes in self._segment_changes.items():
+            # Insertion order differs with the path a part took: sort for one statement per
+            # set of columns.
             columns = tuple(sorted(changes))
-            grouped.setdefault(columns, []).append(
-                (*(changes[c] for c in columns), self._segment_attempts.get(segment_id, 0),
-                 segment_id))
+            rows = grouped.get(columns)
+            if rows is None:
+                rows = grouped[columns] = []
+            rows.append((*map(changes.__getitem__, columns), attempts.get(segment_id, 0),
+                         segment_id))
         return grouped
 
     def message_updates(self) -> list[tuple[str, int, int, str | None, str]]:
@@ -497,8 +520,12 @@ class Batch:
     # --- internals -----------------------------------------------------------------------------
 
     def _set(self, part: Part, *, attempt: bool = False, **columns: object) -> None:
-        assert _SEGMENT_COLUMNS.issuperset(columns), columns
-        self._segment_changes.setdefault(part.segment_id, {}).update(columns)
+        """Set ``columns`` (names from SEGMENT_COLUMNS) of ``part``'s row."""
+        changes = self._segment_changes.get(part.segment_id)
+        if changes is None:
+            self._segment_changes[part.segment_id] = columns
+        else:
+            changes.update(columns)
         if attempt:
             self._segment_attempts[part.segment_id] = (
                 self._segment_attempts.get(part.segment_id, 0) + 1)
@@ -516,14 +543,17 @@ class Batch:
         receipts update its parts, not its state)."""
         if message.state in FINAL_MESSAGE_STATES:
             return cast(MessageState, message.state)
-        return derive_message_state(p.state for p in message.members)
+        members = message.members
+        if len(members) == 1:
+            return _ALONE[members[0].state]
+        return derive_message_state([p.state for p in members])
 
     def _update_message(
-        self, message: _Message, payload: Mapping[str, object], *, attempt: bool = False,
+        self, message: _Message, fields: str, *, attempt: bool = False,
         last_error: str | None = None,
     ) -> MessageState:
-        """The message's new state, attempts and last error; a 'state' event with ``payload``
-        and the previous state when the state changed."""
+        """The message's new state, attempts and last error; a 'state' event with the previous
+        state and ``fields`` (JSON members, e.g. ``"part":0``) when the state changed."""
         current = message.state
         new = self._derive(message)
         if new == current and not attempt and last_error is None:
@@ -535,5 +565,11 @@ class Batch:
         if new != current:
             message.state = new
             self.events.add("state", message.tracking_id, message.client_id, new,
-                            dumps({"previous": current, **payload}))
+                            f'{{"previous":"{current}",{fields}}}' if fields
+                            else f'{{"previous":"{current}"}}')
         return new
+
+
+def _fields(members: Mapping[str, object]) -> str:
+    """``members`` as JSON object members without the braces, for _update_message."""
+    return dumps(members)[1:-1]

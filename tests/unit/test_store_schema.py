@@ -4,6 +4,8 @@ message state derived from its parts, and the database settings that make "accep
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from smppgw.store import (
     SubmitOutcome,
     derive_message_state,
 )
+from smppgw.store.encoding import dumps, new_tracking_id
+from smppgw.store.rules import SEGMENT_COLUMNS
 from smppgw.store.sqlite.schema import migrate
 
 
@@ -125,3 +129,26 @@ async def test_durability_settings(tmp_path: Path) -> None:
 def test_derive_message_state(parts: list[str], expected: str) -> None:
     assert derive_message_state(parts) == expected
     assert derive_message_state(reversed(parts)) == expected   # part order never matters
+
+
+# --- encodings shared by the backends ------------------------------------------------------------
+
+
+def test_tracking_ids_are_hex_and_grow_with_time() -> None:
+    ids = [new_tracking_id(1_700_000_000.0 + k / 1000) for k in range(50)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    assert ids[0][:12] == f"{1_700_000_000_000:012x}"
+    same_ms = {new_tracking_id(1_700_000_000.0) for _ in range(1000)}
+    assert len(same_ms) == 1000            # 80 random bits within one millisecond
+
+
+def test_dumps_is_compact_json_keeping_utf8() -> None:
+    value = {"a": "é\"\n", "b": [1, 2.5, None, True], "c": {}}
+    assert dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_postgresql_knows_the_type_of_every_column_the_rules_set() -> None:
+    from smppgw.store.postgres.commands import _SEGMENT_TYPES
+
+    assert set(_SEGMENT_TYPES) == SEGMENT_COLUMNS

@@ -183,7 +183,7 @@ async def _load(tx: Tx, batch: Batch, segment_ids: Sequence[int]) -> None:
 async def _write(tx: Tx, batch: Batch) -> None:
     conn = tx.conn
     for columns, rows in batch.segment_updates().items():
-        # Column names come from rules._SEGMENT_COLUMNS, never from input.
+        # Column names come from rules.SEGMENT_COLUMNS, never from input.
         arrays = ", ".join(f"${i}::{_SEGMENT_TYPES[c]}[]" for i, c in enumerate(columns, 1))
         n = len(columns)
         assignments = ", ".join(f"{c} = u.{c}" for c in columns)

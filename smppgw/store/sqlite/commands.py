@@ -1,8 +1,9 @@
 """The SQLite write commands: each runs on the writer thread inside a group's transaction.
 
 Set-based: a command reads everything its batch touches with a few statements, lets
-``rules.Batch`` decide, and writes back with one ``executemany`` per statement kind, whatever
-the number of messages. No Python loop issues a statement per row on the hot path.
+``rules.Batch`` decide, and writes back with one multi-row statement per statement kind,
+whatever the number of messages (bulk.py says why not ``executemany``). No Python loop issues a
+statement per row on the hot path.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from smppgw.store.models import (
     SubmitRecorded,
 )
 from smppgw.store.rules import Batch, ParkedReceipt, plan_accept
+from smppgw.store.sqlite.bulk import in_list, insert_rows, json_rows, update_rows
 from smppgw.store.sqlite.writer import Tx
 
 __all__ = [
@@ -49,23 +51,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_IN_CHUNK: Final = 500   # values per IN (...) list, far below SQLite's variable limit
-
-
-def _chunks(values: Sequence[object]) -> Iterable[tuple[Sequence[object], str]]:
-    """``values`` in slices with their ``?, ?, ...`` placeholder lists."""
-    for start in range(0, len(values), _IN_CHUNK):
-        chunk = values[start:start + _IN_CHUNK]
-        yield chunk, ",".join("?" * len(chunk))
-
-
 # --- accept --------------------------------------------------------------------------------------
 
 
 def _known(tx: Tx, column: str, values: Sequence[str]) -> dict[str, tuple[str, str]]:
     """value → (tracking_id, answer) for the messages whose ``column`` is among ``values``."""
     found: dict[str, tuple[str, str]] = {}
-    for chunk, marks in _chunks(values):
+    for chunk, marks in in_list(values):
         # column is one of two names from this module, never input.
         for value, tracking_id, answer in tx.conn.execute(
                 f"SELECT {column}, tracking_id, answer FROM messages"
@@ -83,47 +75,55 @@ def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
     results, message_rows, segment_rows = plan_accept(batch, by_client, taken, tx.now_ms,
                                                       tx.events)
     if message_rows:
-        tx.conn.executemany(
+        insert_rows(
+            tx.conn,
             "INSERT INTO messages (tracking_id, client_id, provider, source, destination,"
             " text, flash, data_coding, encoding, esm_class, registered_delivery, tlvs,"
-            " created_unix_ms, updated_unix_ms, valid_until_unix_ms, state, parts, answer)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-            message_rows)
-        tx.conn.executemany(
+            " created_unix_ms, updated_unix_ms, valid_until_unix_ms, state, parts, answer)",
+            message_rows, "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'queued',?,?)")
+        insert_rows(
+            tx.conn,
             "INSERT INTO segments (tracking_id, part_index, provider, short_message, esm_class,"
-            " data_coding, tlvs, state, created_unix_ms, next_attempt_unix_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)", segment_rows)
+            " data_coding, tlvs, state, created_unix_ms, next_attempt_unix_ms)",
+            segment_rows, "(?,?,?,?,?,?,?,'queued',?,?)")
     return results
 
 
 # --- claim ---------------------------------------------------------------------------------------
 
 _CLAIM_SQL: Final = """
-    SELECT s.segment_id, s.tracking_id, s.part_index, s.short_message, s.esm_class,
-           s.data_coding, s.tlvs, s.attempts, m.client_id, m.parts, m.source, m.destination,
-           m.registered_delivery, m.tlvs, m.flash, m.valid_until_unix_ms
-      FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id
-     WHERE s.state = 'queued' AND s.provider = ? AND s.next_attempt_unix_ms <= ?
-       AND (m.valid_until_unix_ms IS NULL OR m.valid_until_unix_ms > ?)
-     ORDER BY s.next_attempt_unix_ms, s.segment_id
-     LIMIT ?
+    SELECT json_group_array(json_array(
+               segment_id, tracking_id, part_index, hex(short_message), s_esm_class,
+               s_data_coding, s_tlvs, attempts, client_id, parts, source, destination,
+               registered_delivery, m_tlvs, flash, valid_until_unix_ms))
+      FROM (SELECT s.segment_id, s.tracking_id, s.part_index, s.short_message,
+                   s.esm_class AS s_esm_class, s.data_coding AS s_data_coding,
+                   s.tlvs AS s_tlvs, s.attempts, m.client_id, m.parts, m.source,
+                   m.destination, m.registered_delivery, m.tlvs AS m_tlvs, m.flash,
+                   m.valid_until_unix_ms
+              FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id
+             WHERE s.state = 'queued' AND s.provider = ? AND s.next_attempt_unix_ms <= ?
+               AND (m.valid_until_unix_ms IS NULL OR m.valid_until_unix_ms > ?)
+             ORDER BY s.next_attempt_unix_ms, s.segment_id
+             LIMIT ?)
 """
 
 
 def claim(tx: Tx, request: Sequence[object]) -> list[SegmentToSend]:
     """``request`` = (provider, limit, now_ms): one SELECT and one UPDATE."""
     provider, limit, now_ms = cast(tuple[str, int, int], tuple(request))
-    rows = tx.conn.execute(_CLAIM_SQL, (provider, now_ms, now_ms, limit)).fetchall()
+    # Rows in the subquery's order (oldest due first); the aggregate keeps it.
+    rows = json_rows(tx.conn, _CLAIM_SQL, (provider, now_ms, now_ms, limit))
     if not rows:
         return []
-    for chunk, marks in _chunks([r[0] for r in rows]):
+    for piece, marks in in_list([r[0] for r in rows]):
         tx.conn.execute(
-            f"UPDATE segments SET state = 'sending' WHERE segment_id IN ({marks})", chunk)
+            f"UPDATE segments SET state = 'sending' WHERE segment_id IN ({marks})", piece)
     return [
         SegmentToSend(
             segment_id=r[0], tracking_id=r[1], client_id=r[8], provider=provider,
             part_index=r[2], parts=r[9], source=r[10], destination=r[11],
-            short_message=r[3], esm_class=r[4], data_coding=r[5],
+            short_message=bytes.fromhex(r[3]), esm_class=r[4], data_coding=r[5],
             registered_delivery=r[12], tlvs=tlvs_from_json(r[13]) + tlvs_from_json(r[6]),
             flash=bool(r[14]), valid_until_wall=wall(r[15]) if r[15] is not None else None,
             attempts=r[7],
@@ -135,8 +135,8 @@ def claim(tx: Tx, request: Sequence[object]) -> list[SegmentToSend]:
 # --- the model of a batch, and writing it back ---------------------------------------------------
 
 _MODEL_SQL: Final = (
-    "SELECT m.tracking_id, m.state, m.client_id, m.parts, s.segment_id, s.part_index,"
-    " s.provider, s.state, s.receipt FROM segments AS s"
+    "SELECT json_group_array(json_array(m.tracking_id, m.state, m.client_id, m.parts,"
+    " s.segment_id, s.part_index, s.provider, s.state, s.receipt)) FROM segments AS s"
     " JOIN messages AS m ON m.tracking_id = s.tracking_id"
     " WHERE s.tracking_id IN (SELECT tracking_id FROM segments WHERE segment_id IN ({marks}))"
 )
@@ -145,34 +145,31 @@ _MODEL_SQL: Final = (
 def _load(tx: Tx, batch: Batch, segment_ids: Iterable[int]) -> None:
     """Every part of every message that has a part among ``segment_ids``."""
     wanted = [i for i in dict.fromkeys(segment_ids) if i not in batch.parts]
-    for chunk, marks in _chunks(wanted):
-        batch.load(tx.conn.execute(_MODEL_SQL.format(marks=marks), chunk))
+    for piece, marks in in_list(wanted):
+        batch.load(json_rows(tx.conn, _MODEL_SQL.format(marks=marks), piece))
 
 
 def _write(tx: Tx, batch: Batch) -> None:
     conn = tx.conn
     for columns, rows in batch.segment_updates().items():
-        # Column names come from rules._SEGMENT_COLUMNS, never from input.
-        assignments = ", ".join(f"{c} = ?" for c in columns)
-        conn.executemany(
-            f"UPDATE segments SET {assignments}, attempts = attempts + ? WHERE segment_id = ?",
-            rows)
+        # Column names come from rules.SEGMENT_COLUMNS, never from input.
+        update_rows(conn, "segments", "segment_id", (*columns, "attempts_"), rows,
+                    ", ".join(f"{c} = v.{c}" for c in columns)
+                    + ", attempts = attempts + v.attempts_")
     messages = batch.message_updates()
     if messages:
-        conn.executemany(
-            "UPDATE messages SET state = ?, updated_unix_ms = ?, attempts = attempts + ?,"
-            " last_error = COALESCE(?, last_error) WHERE tracking_id = ?", messages)
+        update_rows(conn, "messages", "tracking_id",
+                    ("state", "updated", "attempts_", "last_error"), messages,
+                    "state = v.state, updated_unix_ms = v.updated,"
+                    " attempts = attempts + v.attempts_,"
+                    " last_error = COALESCE(v.last_error, messages.last_error)")
     if batch.notes:
-        conn.executemany(
-            "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
-            " VALUES (?, ?, ?, ?, ?)", batch.notes)
-    if batch.matched_receipts:
-        matched = [(tx.now_ms, i) for i in batch.matched_receipts]
-        conn.executemany(
-            "UPDATE unmatched_receipts SET matched = 1, matched_unix_ms = ? WHERE receipt_id = ?",
-            matched)
-        conn.executemany("DELETE FROM unmatched_receipt_keys WHERE receipt_id = ?",
-                         [(i,) for _, i in matched])
+        insert_rows(conn, "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms,"
+                          " kind, detail)", batch.notes, "(?,?,?,?,?)")
+    for piece, marks in in_list(batch.matched_receipts):
+        conn.execute("UPDATE unmatched_receipts SET matched = 1, matched_unix_ms = ?"
+                     f" WHERE receipt_id IN ({marks})", (tx.now_ms, *piece))
+        conn.execute(f"DELETE FROM unmatched_receipt_keys WHERE receipt_id IN ({marks})", piece)
 
 
 # --- submit outcomes -----------------------------------------------------------------------------
@@ -188,7 +185,7 @@ def _parked(tx: Tx, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str, int
     """(provider, key, receipt_id, receipt JSON) of the open parked receipts under ``keys``."""
     wanted = set(keys)
     found: list[tuple[str, str, int, str]] = []
-    for chunk, marks in _chunks(list(dict.fromkeys(k for _, k in keys))):
+    for chunk, marks in in_list(list(dict.fromkeys(k for _, k in keys))):
         for provider, key, receipt_id, text in tx.conn.execute(
                 "SELECT k.provider, k.message_key, u.receipt_id, u.receipt"
                 " FROM unmatched_receipt_keys AS k"
@@ -224,11 +221,12 @@ def _candidates(tx: Tx, receipts: Sequence[ReceiptRecord]) -> dict[tuple[str, st
         by_provider.setdefault(r.provider, set()).update(r.keys)
     found: dict[tuple[str, str], int] = {}
     for provider, keys in by_provider.items():
-        for chunk, marks in _chunks(sorted(keys)):
-            for key, segment_id in tx.conn.execute(
-                    "SELECT smsc_message_key, MAX(segment_id) FROM segments"
+        for piece, marks in in_list(sorted(keys)):
+            for key, segment_id in json_rows(
+                    tx.conn, "SELECT json_group_array(json_array(key, newest)) FROM"
+                    " (SELECT smsc_message_key AS key, MAX(segment_id) AS newest FROM segments"
                     f" WHERE provider = ? AND smsc_message_key IN ({marks})"
-                    " GROUP BY smsc_message_key", (provider, *chunk)):
+                    " GROUP BY smsc_message_key)", (provider, *piece)):
                 found[(provider, key)] = segment_id
     return found
 
@@ -245,12 +243,10 @@ def _park(tx: Tx, parked: Sequence[ParkedReceipt]) -> None:
         rows.append((receipt_id, p.provider, p.message_id, p.message_key, p.document,
                      tx.now_ms))
         keys.extend((p.provider, key, receipt_id) for key in p.keys)
-    tx.conn.executemany(
-        "INSERT INTO unmatched_receipts (receipt_id, provider, message_id, message_key, receipt,"
-        " received_unix_ms) VALUES (?, ?, ?, ?, ?, ?)", rows)
-    tx.conn.executemany(
-        "INSERT INTO unmatched_receipt_keys (provider, message_key, receipt_id)"
-        " VALUES (?, ?, ?)", keys)
+    insert_rows(tx.conn, "INSERT INTO unmatched_receipts (receipt_id, provider, message_id,"
+                         " message_key, receipt, received_unix_ms)", rows, "(?,?,?,?,?,?)")
+    insert_rows(tx.conn, "INSERT INTO unmatched_receipt_keys (provider, message_key, receipt_id)",
+                keys, "(?,?,?)")
 
 
 def record_receipts(tx: Tx, items: Sequence[object]) -> list[ReceiptResult]:
@@ -315,7 +311,8 @@ def record_mo_message(tx: Tx, items: Sequence[object]) -> Deferred:
         (m.provider, m.source, m.destination, m.text, m.data_coding, m.parts, m.bind,
          tx.now_ms),
     ).lastrowid)
-    tx.conn.executemany("DELETE FROM mo_parts WHERE part_id = ?", [(i,) for i in consumed])
+    for piece, marks in in_list(consumed):
+        tx.conn.execute(f"DELETE FROM mo_parts WHERE part_id IN ({marks})", piece)
     index = tx.events.add("mo", None, None, None, dumps({
         "from": m.source, "to": m.destination, "text": m.text, "provider": m.provider,
         "mo_id": mo_id, "parts": m.parts, "data_coding": m.data_coding,
@@ -341,10 +338,10 @@ def expire(tx: Tx, request: Sequence[object]) -> int:
     ).fetchall()
     if not rows:
         return 0
-    tx.conn.executemany(
-        "UPDATE segments SET state = 'expired', last_error = ?"
-        " WHERE tracking_id = ? AND state = 'queued'",
-        [(_EXPIRED_REASON, tracking_id) for tracking_id, _ in rows])
+    for piece, marks in in_list([tracking_id for tracking_id, _ in rows]):
+        tx.conn.execute("UPDATE segments SET state = 'expired', last_error = ?"
+                        f" WHERE tracking_id IN ({marks}) AND state = 'queued'",
+                        (_EXPIRED_REASON, *piece))
     batch = Batch(tx.now_ms, tx.events)
     for tracking_id, client_id in rows:
         batch.expire(tracking_id, client_id, _EXPIRED_REASON)
@@ -360,21 +357,23 @@ def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
     writer for long. Freed pages are reused by later inserts, so the file stops growing."""
     cutoff_ms, limit = cast(tuple[int, int], tuple(request))
     conn = tx.conn
-    doomed = [(r[0],) for r in conn.execute(
+    doomed = [r[0] for r in conn.execute(
         "SELECT tracking_id FROM messages WHERE updated_unix_ms < ?"
         f" AND state IN {_FINAL_STATES_SQL} ORDER BY rowid LIMIT ?", (cutoff_ms, limit))]
-    conn.executemany("DELETE FROM segments WHERE tracking_id = ?", doomed)
-    conn.executemany("DELETE FROM message_notes WHERE tracking_id = ?", doomed)
-    conn.executemany("DELETE FROM messages WHERE tracking_id = ?", doomed)
+    for piece, marks in in_list(doomed):
+        conn.execute(f"DELETE FROM segments WHERE tracking_id IN ({marks})", piece)
+        conn.execute(f"DELETE FROM message_notes WHERE tracking_id IN ({marks})", piece)
+        conn.execute(f"DELETE FROM messages WHERE tracking_id IN ({marks})", piece)
     # sqlite_sequence keeps the highest cursor, so deleting events never lets one be reused.
     events = conn.execute(
         "DELETE FROM events WHERE cursor IN (SELECT cursor FROM events WHERE at_utc < ?"
         " ORDER BY cursor LIMIT ?)", (iso(cutoff_ms), limit)).rowcount
-    receipts = [(r[0],) for r in conn.execute(
+    receipts = [r[0] for r in conn.execute(
         "SELECT receipt_id FROM unmatched_receipts WHERE received_unix_ms < ?"
         " ORDER BY receipt_id LIMIT ?", (cutoff_ms, limit))]
-    conn.executemany("DELETE FROM unmatched_receipt_keys WHERE receipt_id = ?", receipts)
-    conn.executemany("DELETE FROM unmatched_receipts WHERE receipt_id = ?", receipts)
+    for piece, marks in in_list(receipts):
+        conn.execute(f"DELETE FROM unmatched_receipt_keys WHERE receipt_id IN ({marks})", piece)
+        conn.execute(f"DELETE FROM unmatched_receipts WHERE receipt_id IN ({marks})", piece)
     mo = conn.execute(
         "DELETE FROM mo_messages WHERE mo_id IN (SELECT mo_id FROM mo_messages"
         " WHERE received_unix_ms < ? ORDER BY mo_id LIMIT ?)", (cutoff_ms, limit)).rowcount

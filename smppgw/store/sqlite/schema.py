@@ -167,8 +167,22 @@ _V2: Final[tuple[str, ...]] = (
     "CREATE INDEX message_notes_tracking_id ON message_notes(tracking_id)",
 )
 
+# v3: partial indexes, so a part's row leaves the queue indexes once it is sent and a message's
+# leaves the expiry index once it left 'queued': the later updates of a message (submitted,
+# delivered) no longer move index entries. Same queries, same plans, fewer writes.
+_V3: Final[tuple[str, ...]] = (
+    "DROP INDEX segments_dispatch",
+    "CREATE INDEX segments_queued ON segments(provider, next_attempt_unix_ms, segment_id)"
+    " WHERE state = 'queued'",
+    "CREATE INDEX segments_unsent ON segments(provider, state, created_unix_ms)"
+    " WHERE state IN ('queued', 'sending')",
+    "DROP INDEX messages_state_validity",
+    "CREATE INDEX messages_queued_validity ON messages(valid_until_unix_ms)"
+    " WHERE state = 'queued'",
+)
+
 #: Step N (1-based) takes a database from user_version N-1 to N.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
 
 

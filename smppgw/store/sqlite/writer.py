@@ -18,6 +18,7 @@ from smppgw.store.encoding import iso, ms
 from smppgw.store.grouping import MERGED_KINDS, Deferred, order, runs
 from smppgw.store.models import StoreError, StoreSchemaError
 from smppgw.store.rules import EventLog
+from smppgw.store.sqlite.bulk import insert_rows
 from smppgw.store.sqlite.schema import migrate
 
 __all__ = ["Command", "Tx", "Writer", "configure", "read_last_cursor"]
@@ -262,10 +263,11 @@ class Writer:
         if not rows:
             return first - 1
         at = tx.now_iso
-        tx.conn.executemany(
-            "INSERT INTO events (cursor, type, at_utc, tracking_id, client_id, state, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(first + i, r[0], at, r[1], r[2], r[3], r[4]) for i, r in enumerate(rows)])
+        insert_rows(
+            tx.conn,
+            "INSERT INTO events (cursor, type, at_utc, tracking_id, client_id, state, payload)",
+            [(first + i, r[0], at, r[1], r[2], r[3], r[4]) for i, r in enumerate(rows)],
+            "(?,?,?,?,?,?,?)")
         return first + len(rows) - 1
 
 
