@@ -5,6 +5,7 @@ event times. Pure functions: no I/O, no clock.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -96,13 +97,16 @@ def load_object(text: str | None) -> dict[str, object]:
     return cast(dict[str, object], value)
 
 
+@functools.lru_cache(maxsize=1024)
 def tlvs_to_json(tlvs: Tlvs) -> str:
-    """``[[tag, "hex"], ...]`` in wire order (duplicates and order survive)."""
+    """``[[tag, "hex"], ...]`` in wire order (duplicates and order survive). Cached: most
+    messages carry the same few sets (a provider's defaults, a SAR header's shape)."""
     if not tlvs:
         return "[]"
     return dumps([[tag, value.hex()] for tag, value in tlvs])
 
 
+@functools.lru_cache(maxsize=1024)
 def tlvs_from_json(text: str) -> Tlvs:
     if text == "[]":
         return ()

@@ -18,7 +18,7 @@ from smppgw.store.encoding import iso, ms
 from smppgw.store.grouping import MERGED_KINDS, Deferred, order, runs
 from smppgw.store.models import StoreError, StoreSchemaError
 from smppgw.store.rules import EventLog
-from smppgw.store.sqlite.bulk import insert_rows
+from smppgw.store.sqlite.bulk import STATEMENT_CACHE, insert_rows
 from smppgw.store.sqlite.schema import migrate
 
 __all__ = ["Command", "Tx", "Writer", "configure", "read_last_cursor"]
@@ -94,6 +94,10 @@ def configure(conn: sqlite3.Connection, busy_timeout: float) -> None:
     conn.execute("PRAGMA checkpoint_fullfsync = ON")
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -32000")   # KiB
+    # Checkpoint every 8192 pages (32 MiB of WAL) rather than 1000: the pages a busy gateway
+    # writes are the few at the right edge of each table and index, rewritten by every commit,
+    # and a checkpoint copies each page once however often the WAL holds it.
+    conn.execute("PRAGMA wal_autocheckpoint = 8192")
     # The WAL is reused from its start after each checkpoint; this truncates it back when a
     # burst (or a reader holding a snapshot) made it grow, so it does not keep its peak size.
     conn.execute("PRAGMA journal_size_limit = 67108864")
@@ -132,7 +136,8 @@ class Writer:
 
     def open(self) -> tuple[sqlite3.Connection, int]:
         """Connect, configure, migrate; returns the connection and the version found."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               cached_statements=STATEMENT_CACHE)
         try:
             configure(conn, self.busy_timeout)
             try:
