@@ -451,9 +451,10 @@ async def drain(sim: SimulatorProcess, goal: int, deadline: float) -> tuple[int,
 # --- PostgreSQL --------------------------------------------------------------------------------
 
 
-def start_postgres(workdir: Path) -> tuple[Any, str]:
-    """A private PostgreSQL server (fsync on, as a production one) with a database for smppgw;
-    the server handle (its ``stop()`` removes it) and the database URL."""
+def start_postgres(base: Path) -> tuple[Any, str]:
+    """A private PostgreSQL server (fsync on, as a production one) in a directory of its own
+    under ``base`` (its server user must reach it), with a database for smppgw; the server
+    handle (its ``stop()`` removes it) and the database URL."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.pgserver import PgServer, find_bindir
 
@@ -461,7 +462,7 @@ def start_postgres(workdir: Path) -> tuple[Any, str]:
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql), or give"
                            " --pg-url")
-    server = PgServer(bindir, fsync=True, base=str(workdir)).start()
+    server = PgServer(bindir, fsync=True, base=str(base)).start()
     try:
         subprocess.run([str(bindir / "createdb"), "-h", str(server.socket_dir), "-U",
                         "smppgw_test", "smppgw"], check=True, capture_output=True, timeout=60)
@@ -539,7 +540,7 @@ async def run(args: argparse.Namespace) -> int:
         if args.store == "postgresql":
             store_url = args.pg_url
             if store_url is None:
-                postgres, store_url = await asyncio.to_thread(start_postgres, workdir)
+                postgres, store_url = await asyncio.to_thread(start_postgres, base)
         sim = await SimulatorProcess.start(args, workdir / "simulator.log")
         config = write_config(workdir, sim.port, args.window, store_url)
         daemon_log = workdir / "daemon.log"

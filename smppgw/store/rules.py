@@ -216,8 +216,9 @@ SEGMENT_COLUMNS: Final = frozenset({
 })
 
 #: One row of the model query: (tracking_id, message state, client_id, parts, segment_id,
-#: part_index, provider, segment state, receipt document or None), one per part of a message.
-ModelRow = tuple[str, str, "str | None", int, int, int, str, str, "str | None"]
+#: part_index, provider, segment state, receipt document or None, smsc_message_key or None),
+#: one per part of a message.
+ModelRow = tuple[str, str, "str | None", int, int, int, str, str, "str | None", "str | None"]
 
 
 @dataclass(slots=True)
@@ -230,6 +231,7 @@ class Part:
     provider: str
     state: str
     receipt: str | None
+    key: str | None = None
 
 
 @dataclass(slots=True)
@@ -291,14 +293,14 @@ class Batch:
         messages = self._messages
         parts = self.parts
         for (tracking_id, message_state, client_id, count, segment_id, part_index, provider,
-             state, receipt) in rows:
+             state, receipt, key) in rows:
             message = messages.get(tracking_id)
             if message is None:
                 message = messages[tracking_id] = _Message(
                     tracking_id, message_state, client_id, count)
             elif segment_id in parts:
                 continue
-            part = Part(segment_id, tracking_id, part_index, provider, state, receipt)
+            part = Part(segment_id, tracking_id, part_index, provider, state, receipt, key)
             message.members.append(part)
             parts[segment_id] = part
 
@@ -467,18 +469,25 @@ class Batch:
         keys = tuple(dict.fromkeys(r.keys))
         return ParkedReceipt(r.provider, r.message_id, keys[0], receipt_to_json(r), keys)
 
-    @staticmethod
-    def choose(
-        r: ReceiptRecord, candidates: Mapping[tuple[str, str], int]
-    ) -> int | None:
-        """The segment a receipt is about: the first of its keys that finds one wins.
-        ``candidates``: (provider, key) → the newest segment_id with that key (an SMSC that
-        reuses ids reuses old ones)."""
-        for key in r.keys:
-            segment_id = candidates.get((r.provider, key))
-            if segment_id is not None:
-                return segment_id
-        return None
+    def choose(self, receipts: Sequence[ReceiptRecord]) -> list[Part | None]:
+        """The part each receipt is about, among the parts loaded (load the messages of every
+        part with any of the receipts' keys): the first of its keys that finds one wins, and of
+        several parts with that key the newest (an SMSC that reuses ids reuses old ones)."""
+        newest: dict[tuple[str, str], Part] = {}
+        for part in self.parts.values():
+            if part.key is not None:
+                known = newest.get((part.provider, part.key))
+                if known is None or part.segment_id > known.segment_id:
+                    newest[(part.provider, part.key)] = part
+        chosen: list[Part | None] = []
+        for r in receipts:
+            found = None
+            for key in r.keys:
+                found = newest.get((r.provider, key))
+                if found is not None:
+                    break
+            chosen.append(found)
+        return chosen
 
     # --- expiry --------------------------------------------------------------------------------
 

@@ -1,14 +1,17 @@
 """The PostgreSQL write commands: each runs on the writer's connection inside a group's
 transaction.
 
-Set-based, as the SQLite commands, and with as few round trips as possible: whole batches go
-to the server as arrays (``unnest``) in one statement per statement kind, reads of a batch are
-one query, and ``rules.Batch`` decides what changes. Claims take rows with ``FOR UPDATE SKIP
-LOCKED``, so claimers on other connections never get the same part and never wait.
+Set-based, as the SQLite commands, and with as few round trips as possible: a batch's rows go
+to the server as one JSON text (``json_array_elements``: encoded in C here, where arrays of
+parameters cost asyncpg an isinstance check per element), the reads of a batch are one query,
+``rules.Batch`` decides what changes, and every write of a batch is one statement of
+data-modifying CTEs. Claims take rows with ``FOR UPDATE SKIP LOCKED``, so claimers on other
+connections never get the same part and never wait.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Final, cast
@@ -52,44 +55,69 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
-    """Rows → one list per column, for ``unnest($1::type[], ...)``."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+def _field(index: int, sql_type: str) -> str:
+    """Value ``index`` of a JSON row ``r`` as ``sql_type``."""
+    if sql_type == "bytea":
+        return f"decode(r->>{index}, 'hex')"
+    return f"(r->>{index})::{sql_type}" if sql_type != "text" else f"r->>{index}"
+
+
+class _Statement:
+    """Data-modifying statements joined into one (``WITH w1 AS (...), ... last``), each with
+    its rows as one JSON parameter: all the writes of a batch in one round trip. PostgreSQL
+    runs every part; no row may be changed by two parts."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list[object] = []
+
+    def param(self, value: object) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def rows(self, rows: Sequence[Sequence[object]]) -> str:
+        """``json_array_elements(...) AS r`` over ``rows``, for a FROM clause."""
+        return f"json_array_elements({self.param(dumps(rows))}::json) AS r"
+
+    def add(self, sql: str) -> None:
+        self.parts.append(sql)
+
+    async def execute(self, tx: Tx) -> None:
+        if not self.parts:
+            return
+        *first, last = self.parts
+        ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(first))
+        await tx.conn.execute(f"WITH {ctes} {last}" if ctes else last, *self.params)
 
 
 # --- accept --------------------------------------------------------------------------------------
 
-_ACCEPT_INSERT_SQL: Final = """
-    WITH new_messages AS (
-        INSERT INTO messages (tracking_id, client_id, provider, source, destination, text,
-                              flash, data_coding, encoding, esm_class, registered_delivery,
-                              tlvs, created_unix_ms, updated_unix_ms, valid_until_unix_ms,
-                              state, parts, answer)
-        SELECT m.tracking_id, m.client_id, m.provider, m.source, m.destination, m.text,
-               m.flash, m.data_coding, m.encoding, m.esm_class, m.registered_delivery, m.tlvs,
-               m.created, m.updated, m.valid_until, 'queued', m.parts, m.answer
-          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                      $7::int[], $8::int[], $9::text[], $10::int[], $11::int[], $12::text[],
-                      $13::bigint[], $14::bigint[], $15::bigint[], $16::int[], $17::text[])
-               AS m(tracking_id, client_id, provider, source, destination, text, flash,
-                    data_coding, encoding, esm_class, registered_delivery, tlvs, created,
-                    updated, valid_until, parts, answer)
-    )
-    INSERT INTO segments (tracking_id, part_index, provider, short_message, esm_class,
-                          data_coding, tlvs, state, created_unix_ms, next_attempt_unix_ms)
-    SELECT s.tracking_id, s.part_index, s.provider, s.short_message, s.esm_class,
-           s.data_coding, s.tlvs, 'queued', s.created, s.next_attempt
-      FROM unnest($18::text[], $19::int[], $20::text[], $21::bytea[], $22::int[], $23::int[],
-                  $24::text[], $25::bigint[], $26::bigint[])
-           AS s(tracking_id, part_index, provider, short_message, esm_class, data_coding,
-                tlvs, created, next_attempt)
-"""
+_MESSAGE_FIELDS: Final = (
+    ("tracking_id", "text"), ("client_id", "text"), ("provider", "text"), ("source", "text"),
+    ("destination", "text"), ("text", "text"), ("flash", "int"), ("data_coding", "int"),
+    ("encoding", "text"), ("esm_class", "int"), ("registered_delivery", "int"),
+    ("tlvs", "text"), ("created_unix_ms", "bigint"), ("updated_unix_ms", "bigint"),
+    ("valid_until_unix_ms", "bigint"), ("parts", "int"), ("answer", "text"),
+)
+_SEGMENT_FIELDS: Final = (
+    ("tracking_id", "text"), ("part_index", "int"), ("provider", "text"),
+    ("short_message", "bytea"), ("esm_class", "int"), ("data_coding", "int"),
+    ("tlvs", "text"), ("created_unix_ms", "bigint"), ("next_attempt_unix_ms", "bigint"),
+    ("valid_until_unix_ms", "bigint"),
+)
+
+
+def _insert(statement: _Statement, table: str, fields: Sequence[tuple[str, str]],
+            rows: Sequence[Sequence[object]], constants: str = "",
+            constant_values: str = "") -> None:
+    names = ", ".join(name for name, _ in fields)
+    values = ", ".join(_field(i, t) for i, (_, t) in enumerate(fields))
+    statement.add(f"INSERT INTO {table} ({names}{constants})"
+                  f" SELECT {values}{constant_values} FROM {statement.rows(rows)}")
 
 
 async def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
-    """One lookup and one statement (both tables) for the whole batch."""
+    """One lookup, then one statement (both tables) for the whole batch."""
     batch = cast(Sequence[NewMessage], messages)
     client_ids = list({m.client_id for m in batch if m.client_id is not None})
     tracking_ids = list({m.tracking_id for m in batch})
@@ -97,10 +125,12 @@ async def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
     taken: dict[str, tuple[str, str]] = {}
     wanted_clients = set(client_ids)
     wanted_ids = set(tracking_ids)
+    # Two index lookups (one OR would let a plan cached while the table was small scan it).
     for client_id, tracking_id, answer in await tx.conn.fetch(
             "SELECT client_id, tracking_id, answer FROM messages"
-            " WHERE client_id = ANY($1::text[]) OR tracking_id = ANY($2::text[])",
-            client_ids, tracking_ids):
+            " WHERE client_id = ANY($1::text[])"
+            " UNION ALL SELECT client_id, tracking_id, answer FROM messages"
+            " WHERE tracking_id = ANY($2::text[])", client_ids, tracking_ids):
         if client_id in wanted_clients:
             by_client[client_id] = (tracking_id, answer)
         if tracking_id in wanted_ids:
@@ -108,8 +138,16 @@ async def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
     results, message_rows, segment_rows = plan_accept(batch, by_client, taken, tx.now_ms,
                                                       tx.events)
     if message_rows:
-        await tx.conn.execute(_ACCEPT_INSERT_SQL, *_columns(message_rows, 17),
-                              *_columns(segment_rows, 9))
+        statement = _Statement()
+        _insert(statement, "messages", _MESSAGE_FIELDS, message_rows, ", state", ", 'queued'")
+        valid_until = {row[0]: row[14] for row in message_rows}
+        _insert(statement, "segments", _SEGMENT_FIELDS,
+                [(t, i, p, sm.hex(), e, d, tl, c, n, valid_until[t])
+                 for t, i, p, sm, e, d, tl, c, n in cast(
+                     Sequence[tuple[str, int, str, bytes, int, int, str, int, int]],
+                     segment_rows)],
+                ", state", ", 'queued'")
+        await statement.execute(tx)
     return results
 
 
@@ -118,12 +156,12 @@ async def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
 _CLAIM_SQL: Final = """
     WITH due AS (
         SELECT s.segment_id
-          FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id
+          FROM segments AS s
          WHERE s.state = 'queued' AND s.provider = $1 AND s.next_attempt_unix_ms <= $2
-           AND (m.valid_until_unix_ms IS NULL OR m.valid_until_unix_ms > $2)
+           AND (s.valid_until_unix_ms IS NULL OR s.valid_until_unix_ms > $2)
          ORDER BY s.next_attempt_unix_ms, s.segment_id
          LIMIT $3
-           FOR UPDATE OF s SKIP LOCKED
+           FOR UPDATE SKIP LOCKED
     )
     UPDATE segments AS s SET state = 'sending'
       FROM due, messages AS m
@@ -156,12 +194,22 @@ async def claim(tx: Tx, request: Sequence[object]) -> list[SegmentToSend]:
 
 # --- the model of a batch, and writing it back ---------------------------------------------------
 
-_MODEL_SQL: Final = """
+_MODEL_SELECT: Final = """
     SELECT m.tracking_id, m.state, m.client_id, m.parts, s.segment_id, s.part_index,
-           s.provider, s.state, s.receipt
+           s.provider, s.state, s.receipt, s.smsc_message_key
       FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id
+"""
+_MODEL_SQL: Final = _MODEL_SELECT + """
      WHERE s.tracking_id IN (SELECT tracking_id FROM segments
                               WHERE segment_id = ANY($1::bigint[]))
+"""
+# Every part of the messages with a part under one of the keys.
+_MODEL_BY_KEYS_SQL: Final = _MODEL_SELECT + """
+     WHERE s.tracking_id IN (
+               SELECT k.tracking_id
+                 FROM json_array_elements($1::json) AS r
+                 JOIN segments AS k
+                   ON k.provider = r->>0 AND k.smsc_message_key = r->>1)
 """
 
 # The PostgreSQL type of each column rules.Batch may set on a segment.
@@ -174,54 +222,47 @@ _SEGMENT_TYPES: Final = {
 }
 
 
-async def _load(tx: Tx, batch: Batch, segment_ids: Sequence[int]) -> None:
-    wanted = [i for i in dict.fromkeys(segment_ids) if i not in batch.parts]
-    if wanted:
-        batch.load(await tx.conn.fetch(_MODEL_SQL, wanted))
-
-
-async def _write(tx: Tx, batch: Batch) -> None:
-    conn = tx.conn
+async def _write(tx: Tx, batch: Batch, statement: _Statement | None = None) -> None:
+    """Every change of ``batch`` in one statement (with what ``statement`` already holds)."""
+    statement = statement or _Statement()
     for columns, rows in batch.segment_updates().items():
         # Column names come from rules.SEGMENT_COLUMNS, never from input.
-        arrays = ", ".join(f"${i}::{_SEGMENT_TYPES[c]}[]" for i, c in enumerate(columns, 1))
+        sets = ", ".join(f"{c} = {_field(i, _SEGMENT_TYPES[c])}" for i, c in enumerate(columns))
         n = len(columns)
-        assignments = ", ".join(f"{c} = u.{c}" for c in columns)
-        await conn.execute(
-            f"UPDATE segments AS s SET {assignments}, attempts = s.attempts + u.attempts_"
-            f" FROM unnest({arrays}, ${n + 1}::int[], ${n + 2}::bigint[])"
-            f" AS u({', '.join(columns)}, attempts_, segment_id_)"
-            " WHERE s.segment_id = u.segment_id_", *_columns(rows, n + 2))
+        statement.add(
+            f"UPDATE segments AS s SET {sets}, attempts = s.attempts + (r->>{n})::int"
+            f" FROM {statement.rows(rows)} WHERE s.segment_id = (r->>{n + 1})::bigint")
     messages = batch.message_updates()
     if messages:
-        await conn.execute(
-            "UPDATE messages AS m SET state = u.state, updated_unix_ms = u.updated,"
-            " attempts = m.attempts + u.attempts, last_error = COALESCE(u.last_error,"
-            " m.last_error)"
-            " FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::text[])"
-            " AS u(state, updated, attempts, last_error, tracking_id)"
-            " WHERE m.tracking_id = u.tracking_id", *_columns(messages, 5))
+        statement.add(
+            "UPDATE messages AS m SET state = r->>0, updated_unix_ms = (r->>1)::bigint,"
+            " attempts = m.attempts + (r->>2)::int,"
+            " last_error = COALESCE(r->>3, m.last_error)"
+            f" FROM {statement.rows(messages)} WHERE m.tracking_id = r->>4")
     if batch.notes:
-        await conn.execute(
-            "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
-            " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[])",
-            *_columns(batch.notes, 5))
+        _insert(statement, "message_notes", (
+            ("tracking_id", "text"), ("part_index", "int"), ("at_unix_ms", "bigint"),
+            ("kind", "text"), ("detail", "text")), batch.notes)
     if batch.matched_receipts:
-        await conn.execute(
-            "WITH keys AS (DELETE FROM unmatched_receipt_keys WHERE receipt_id = ANY($2))"
-            " UPDATE unmatched_receipts SET matched = 1, matched_unix_ms = $1"
-            " WHERE receipt_id = ANY($2::bigint[])", tx.now_ms, batch.matched_receipts)
+        ids = statement.param(batch.matched_receipts)
+        statement.add(f"DELETE FROM unmatched_receipt_keys WHERE receipt_id = ANY({ids}::bigint[])")
+        statement.add(f"UPDATE unmatched_receipts SET matched = 1, matched_unix_ms ="
+                      f" {statement.param(tx.now_ms)} WHERE receipt_id = ANY({ids}::bigint[])")
+    await statement.execute(tx)
 
 
 # --- submit outcomes -----------------------------------------------------------------------------
 
-_PARKED_SQL: Final = """
-    SELECT k.provider, k.message_key, u.receipt_id, u.receipt
-      FROM unnest($1::text[], $2::text[]) AS w(provider, message_key)
-      JOIN unmatched_receipt_keys AS k
-        ON k.provider = w.provider AND k.message_key = w.message_key
-      JOIN unmatched_receipts AS u ON u.receipt_id = k.receipt_id
-     WHERE u.matched = 0
+# The model of a submit batch, and on every row (as JSON, usually null) the receipts parked
+# under the keys the ok outcomes carry: one round trip for both.
+_SUBMIT_MODEL_SQL: Final = """
+    SELECT model.*, parked.receipts
+      FROM (""" + _MODEL_SQL + """) AS model,
+           (SELECT json_agg(json_build_array(k.provider, k.message_key, u.receipt_id,
+                                             u.receipt)) AS receipts
+              FROM unmatched_receipt_keys AS k
+              JOIN unmatched_receipts AS u ON u.receipt_id = k.receipt_id
+             WHERE k.message_key = ANY($2::text[]) AND u.matched = 0) AS parked
 """
 
 
@@ -230,70 +271,63 @@ async def record_submit_results(
 ) -> list[SubmitRecorded | None]:
     outcomes = cast(Sequence[SubmitOutcome], items)
     batch = Batch(tx.now_ms, tx.events)
-    await _load(tx, batch, [o.segment_id for o in outcomes])
+    keys = list({key for o in outcomes if o.kind == "ok"
+                 for key in ((o.smsc_message_key or o.smsc_message_id) or None,) if key})
+    rows = await tx.conn.fetch(_SUBMIT_MODEL_SQL, [o.segment_id for o in outcomes], keys)
+    batch.load(tuple(r)[:10] for r in rows)
     results = batch.record_outcomes(outcomes)
     for o, result in zip(outcomes, results, strict=True):
         if result is None:
             log.warning("submit outcome for unknown segment_id=%s ignored", o.segment_id)
-    keys = batch.parked_keys()
-    if keys:
-        parked = await tx.conn.fetch(_PARKED_SQL, *_columns(keys, 2))
-        batch.match_parked(results, [tuple(r) for r in parked])
+    wanted = set(batch.parked_keys())
+    parked = json.loads(rows[0][10]) if rows and rows[0][10] else []
+    if wanted:
+        batch.match_parked(results, [(p, k, i, text) for p, k, i, text in parked
+                                     if (p, k) in wanted])
     await _write(tx, batch)
     return results
 
 
 # --- receipts ------------------------------------------------------------------------------------
 
-_CANDIDATES_SQL: Final = """
-    SELECT DISTINCT ON (s.provider, s.smsc_message_key)
-           s.provider, s.smsc_message_key, s.segment_id
-      FROM unnest($1::text[], $2::text[]) AS k(provider, message_key)
-      JOIN segments AS s ON s.provider = k.provider AND s.smsc_message_key = k.message_key
-     ORDER BY s.provider, s.smsc_message_key, s.segment_id DESC
-"""
-
-
-async def _park(tx: Tx, parked: Sequence[ParkedReceipt]) -> None:
-    """Receipts whose part is not known yet, under every lookup key: ids first (one round
-    trip), then both tables in one statement."""
+async def _park(
+    tx: Tx, parked: Sequence[ParkedReceipt], statement: _Statement,
+) -> None:
+    """Receipts whose part is not known yet, under every lookup key: their ids first (one
+    round trip), then both tables in ``statement``."""
     ids = [r[0] for r in await tx.conn.fetch(
         "SELECT nextval(pg_get_serial_sequence('unmatched_receipts', 'receipt_id'))"
         " FROM generate_series(1, $1)", len(parked))]
-    rows = [(receipt_id, p.provider, p.message_id, p.message_key, p.document)
-            for receipt_id, p in zip(ids, parked, strict=True)]
-    keys = [(p.provider, key, receipt_id)
-            for receipt_id, p in zip(ids, parked, strict=True) for key in p.keys]
-    await tx.conn.execute(
-        "WITH receipts AS ("
-        " INSERT INTO unmatched_receipts (receipt_id, provider, message_id, message_key,"
-        " receipt, received_unix_ms)"
-        " SELECT r.*, $6 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
-        " $5::text[]) AS r)"
-        " INSERT INTO unmatched_receipt_keys (provider, message_key, receipt_id)"
-        " SELECT * FROM unnest($7::text[], $8::text[], $9::bigint[])",
-        *_columns(rows, 5), tx.now_ms, *_columns(keys, 3))
+    _insert(statement, "unmatched_receipts", (
+        ("receipt_id", "bigint"), ("provider", "text"), ("message_id", "text"),
+        ("message_key", "text"), ("receipt", "text"), ("received_unix_ms", "bigint")),
+        [(receipt_id, p.provider, p.message_id, p.message_key, p.document, tx.now_ms)
+         for receipt_id, p in zip(ids, parked, strict=True)])
+    _insert(statement, "unmatched_receipt_keys", (
+        ("provider", "text"), ("message_key", "text"), ("receipt_id", "bigint")),
+        [(p.provider, key, receipt_id)
+         for receipt_id, p in zip(ids, parked, strict=True) for key in p.keys])
 
 
 async def record_receipts(tx: Tx, items: Sequence[object]) -> list[ReceiptResult]:
+    """One model load for every key of the batch, the rules in order, one write statement
+    (two round trips more when receipts are parked)."""
     receipts = cast(Sequence[ReceiptRecord], items)
     wanted = list(dict.fromkeys((r.provider, key) for r in receipts for key in r.keys))
-    candidates = {(provider, key): segment_id for provider, key, segment_id
-                  in await tx.conn.fetch(_CANDIDATES_SQL, *_columns(wanted, 2))}
-    chosen = [Batch.choose(r, candidates) for r in receipts]
     batch = Batch(tx.now_ms, tx.events)
-    await _load(tx, batch, [i for i in chosen if i is not None])
+    batch.load(await tx.conn.fetch(_MODEL_BY_KEYS_SQL, dumps(wanted)))
     results: list[ReceiptResult] = []
     parked: list[ParkedReceipt] = []
-    for r, segment_id in zip(receipts, chosen, strict=True):
-        if segment_id is None:
+    for r, part in zip(receipts, batch.choose(receipts), strict=True):
+        if part is None:
             parked.append(Batch.park(r))
             results.append(ReceiptResult(False))
         else:
-            results.append(batch.apply_receipt(batch.parts[segment_id], r))
-    await _write(tx, batch)
+            results.append(batch.apply_receipt(part, r))
+    statement = _Statement()
     if parked:
-        await _park(tx, parked)
+        await _park(tx, parked, statement)
+    await _write(tx, batch, statement)
     return results
 
 
@@ -358,12 +392,15 @@ _EXPIRED_REASON: Final = "validity period passed before submission"
 async def expire(tx: Tx, request: Sequence[object]) -> int:
     now_ms, limit = cast(tuple[int, int], tuple(request))
     rows = await tx.conn.fetch(
-        "SELECT tracking_id, client_id FROM messages AS m WHERE state = 'queued'"
-        " AND valid_until_unix_ms IS NOT NULL AND valid_until_unix_ms <= $1"
+        "SELECT m.tracking_id, m.client_id FROM messages AS m"
+        " WHERE m.tracking_id IN (SELECT tracking_id FROM segments"
+        "                          WHERE state = 'queued' AND valid_until_unix_ms <= $1"
+        "                          ORDER BY valid_until_unix_ms LIMIT $2)"
+        " AND m.state = 'queued'"
         # A part in flight decides for itself (see the SQLite command).
         " AND NOT EXISTS (SELECT 1 FROM segments AS s"
-        "                 WHERE s.tracking_id = m.tracking_id AND s.state = 'sending')"
-        " ORDER BY valid_until_unix_ms LIMIT $2", now_ms, limit)
+        "                 WHERE s.tracking_id = m.tracking_id AND s.state = 'sending')",
+        now_ms, limit)
     if not rows:
         return 0
     await tx.conn.execute(
@@ -381,10 +418,12 @@ async def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
     """Oldest first, at most ``limit`` rows of each kind per call."""
     cutoff_ms, limit = cast(tuple[int, int], tuple(request))
     conn = tx.conn
+    # By age of creation (an index that a state change does not touch); last changed before
+    # the cutoff too.
     doomed = [r[0] for r in await conn.fetch(
-        "SELECT tracking_id FROM messages WHERE updated_unix_ms < $1"
+        "SELECT tracking_id FROM messages WHERE created_unix_ms < $1 AND updated_unix_ms < $1"
         " AND state IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed')"
-        " ORDER BY updated_unix_ms LIMIT $2", cutoff_ms, limit)]
+        " ORDER BY created_unix_ms LIMIT $2", cutoff_ms, limit)]
     if doomed:
         await conn.execute(
             "WITH s AS (DELETE FROM segments WHERE tracking_id = ANY($1::text[])),"

@@ -4,6 +4,12 @@
 The tables mirror the SQLite schema column for column (same names, same meaning, instants as
 bigint unix milliseconds, JSON as text), so both backends read and write the same row shapes.
 Append a step to MIGRATIONS to change the schema; never edit a step that has shipped.
+
+Indexes are chosen for HOT updates: no index of ``messages`` covers a column that changes after
+the insert (state, updated, attempts, last_error), and the table leaves room in its pages, so a
+message's state changes rewrite its row in place instead of adding an entry to every index. The
+expiry index lives on ``segments`` (which carry a copy of the validity), whose rows change their
+indexed state anyway.
 """
 
 from __future__ import annotations
@@ -35,12 +41,10 @@ _V1: Final[tuple[str, ...]] = (
         attempts             integer NOT NULL DEFAULT 0,
         last_error           text,
         answer               text NOT NULL
-    )
+    ) WITH (fillfactor = 70)
     """,
-    # expire_messages: queued messages by deadline; retention: final messages by age.
-    "CREATE INDEX messages_queued_validity ON messages (valid_until_unix_ms)"
-    " WHERE state = 'queued'",
-    "CREATE INDEX messages_updated ON messages (updated_unix_ms)",
+    # Retention walks messages by age.
+    "CREATE INDEX messages_created ON messages (created_unix_ms)",
     """
     CREATE TABLE segments (
         segment_id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -66,9 +70,13 @@ _V1: Final[tuple[str, ...]] = (
         receipt_err          text,
         receipt_unix_ms      bigint,
         receipt              text,
+        valid_until_unix_ms  bigint,               -- the message's, copied for the indexes
         UNIQUE (tracking_id, part_index)
     )
     """,
+    # expire_messages: waiting parts by their message's deadline.
+    "CREATE INDEX segments_queued_validity ON segments (valid_until_unix_ms)"
+    " WHERE state = 'queued' AND valid_until_unix_ms IS NOT NULL",
     # Claims: the oldest due queued parts of one provider (FOR UPDATE SKIP LOCKED walks it).
     "CREATE INDEX segments_dispatch ON segments (provider, next_attempt_unix_ms, segment_id)"
     " WHERE state = 'queued'",

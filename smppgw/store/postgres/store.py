@@ -144,7 +144,7 @@ class PostgresStore(Store):
         store = cls(url, password, clock, connect_timeout)
         store._exclusive = exclusive
         try:
-            conn = await store._connect()
+            conn = await store._connect(writer=True)
             try:
                 if exclusive:
                     await _take_store_lock(conn, store.where, lock_wait)
@@ -391,15 +391,15 @@ class PostgresStore(Store):
                     raise StoreError(f"read failed: {exc}") from exc
                 raise
 
-    async def _connect(self) -> asyncpg.Connection:
+    async def _connect(self, writer: bool = False) -> asyncpg.Connection:
         return await self._wrap_connect(asyncpg.connect(
             self.url, password=self._password, timeout=self._connect_timeout,
-            server_settings=_SERVER_SETTINGS))
+            server_settings=_WRITER_SETTINGS if writer else _SERVER_SETTINGS))
 
     async def _connect_writer(self) -> asyncpg.Connection:
         """A new writer connection after an outage: the store lock first (another daemon may
         have started meanwhile), and the same settings."""
-        conn = await self._connect()
+        conn = await self._connect(writer=True)
         try:
             if self._exclusive:
                 await _take_store_lock(conn, self.where, 0.0)
@@ -462,6 +462,21 @@ _SERVER_SETTINGS: Final = {
     "application_name": "smppgw",
     # "Accepted" means committed and flushed: never rely on the server's default.
     "synchronous_commit": "on",
+    # A plan per execution, from the tables' current size: a generic plan made while a table
+    # was small (a new database) would keep scanning it whole once it grew, until the next
+    # autoanalyze. The statements are small; planning them costs far less than such a scan.
+    "plan_cache_mode": "force_custom_plan",
+}
+# The writer runs the same few statements thousands of times a second, and every one of them
+# reaches rows by key (a batch joined to a table's index): one generic plan each, planned once
+# per connection, and never a hash join or a scan of a whole table, which a plan made while the
+# tables were small would otherwise choose and keep.
+_WRITER_SETTINGS: Final = {
+    **_SERVER_SETTINGS,
+    "plan_cache_mode": "force_generic_plan",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+    "enable_seqscan": "off",
 }
 
 

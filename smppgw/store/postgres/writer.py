@@ -16,7 +16,7 @@ from typing import Final
 
 import asyncpg
 
-from smppgw.store.encoding import iso, ms
+from smppgw.store.encoding import dumps, iso, ms
 from smppgw.store.grouping import MERGED_KINDS, Deferred, order, runs
 from smppgw.store.models import StoreClosedError, StoreError, StoreUnavailableError
 from smppgw.store.rules import EventLog
@@ -56,11 +56,8 @@ _FLUSH_EVENTS_SQL: Final = """
         UPDATE event_counter SET last = last + $1 WHERE id = 1 RETURNING last
     ), appended AS (
         INSERT INTO events (cursor, type, at_utc, tracking_id, client_id, state, payload)
-        SELECT counter.last - $1 + e.n, e.type, $2, e.tracking_id, e.client_id, e.state,
-               e.payload
-          FROM counter,
-               unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                   WITH ORDINALITY AS e(type, tracking_id, client_id, state, payload, n)
+        SELECT counter.last - $1 + e.n, e.r->>0, $2, e.r->>1, e.r->>2, e.r->>3, e.r->>4
+          FROM counter, json_array_elements($3::json) WITH ORDINALITY AS e(r, n)
     )
     SELECT last, pg_notify('smppgw_events', last::text) FROM counter
 """
@@ -326,8 +323,7 @@ class Writer:
 
     async def _flush_events(self, tx: Tx) -> int:
         rows = tx.events.rows
-        columns = list(zip(*rows, strict=True))
-        last = await tx.conn.fetchval(_FLUSH_EVENTS_SQL, len(rows), tx.now_iso, *columns)
+        last = await tx.conn.fetchval(_FLUSH_EVENTS_SQL, len(rows), tx.now_iso, dumps(rows))
         return int(last)
 
 

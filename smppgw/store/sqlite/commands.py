@@ -136,9 +136,9 @@ def claim(tx: Tx, request: Sequence[object]) -> list[SegmentToSend]:
 
 _MODEL_SQL: Final = (
     "SELECT json_group_array(json_array(m.tracking_id, m.state, m.client_id, m.parts,"
-    " s.segment_id, s.part_index, s.provider, s.state, s.receipt)) FROM segments AS s"
-    " JOIN messages AS m ON m.tracking_id = s.tracking_id"
-    " WHERE s.tracking_id IN (SELECT tracking_id FROM segments WHERE segment_id IN ({marks}))"
+    " s.segment_id, s.part_index, s.provider, s.state, s.receipt, s.smsc_message_key))"
+    " FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id"
+    " WHERE s.tracking_id IN (SELECT tracking_id FROM segments WHERE {where})"
 )
 
 
@@ -146,7 +146,19 @@ def _load(tx: Tx, batch: Batch, segment_ids: Iterable[int]) -> None:
     """Every part of every message that has a part among ``segment_ids``."""
     wanted = [i for i in dict.fromkeys(segment_ids) if i not in batch.parts]
     for piece, marks in in_list(wanted):
-        batch.load(json_rows(tx.conn, _MODEL_SQL.format(marks=marks), piece))
+        batch.load(json_rows(tx.conn, _MODEL_SQL.format(where=f"segment_id IN ({marks})"),
+                             piece))
+
+
+def _load_by_keys(tx: Tx, batch: Batch, receipts: Sequence[ReceiptRecord]) -> None:
+    """Every part of every message that has a part under one of the receipts' keys."""
+    by_provider: dict[str, set[str]] = {}
+    for r in receipts:
+        by_provider.setdefault(r.provider, set()).update(r.keys)
+    for provider, keys in by_provider.items():
+        for piece, marks in in_list(sorted(keys)):
+            batch.load(json_rows(tx.conn, _MODEL_SQL.format(
+                where=f"provider = ? AND smsc_message_key IN ({marks})"), (provider, *piece)))
 
 
 def _write(tx: Tx, batch: Batch) -> None:
@@ -214,23 +226,6 @@ def record_submit_results(tx: Tx, items: Sequence[object]) -> list[SubmitRecorde
 # --- receipts ------------------------------------------------------------------------------------
 
 
-def _candidates(tx: Tx, receipts: Sequence[ReceiptRecord]) -> dict[tuple[str, str], int]:
-    """(provider, key) → the newest segment with that key, for every key of ``receipts``."""
-    by_provider: dict[str, set[str]] = {}
-    for r in receipts:
-        by_provider.setdefault(r.provider, set()).update(r.keys)
-    found: dict[tuple[str, str], int] = {}
-    for provider, keys in by_provider.items():
-        for piece, marks in in_list(sorted(keys)):
-            for key, segment_id in json_rows(
-                    tx.conn, "SELECT json_group_array(json_array(key, newest)) FROM"
-                    " (SELECT smsc_message_key AS key, MAX(segment_id) AS newest FROM segments"
-                    f" WHERE provider = ? AND smsc_message_key IN ({marks})"
-                    " GROUP BY smsc_message_key)", (provider, *piece)):
-                found[(provider, key)] = segment_id
-    return found
-
-
 def _park(tx: Tx, parked: Sequence[ParkedReceipt]) -> None:
     """Store receipts whose part is not known yet, under every lookup key; the ids are given
     here (one writer), so both tables fill with one executemany each."""
@@ -250,21 +245,19 @@ def _park(tx: Tx, parked: Sequence[ParkedReceipt]) -> None:
 
 
 def record_receipts(tx: Tx, items: Sequence[object]) -> list[ReceiptResult]:
-    """One lookup for every key of the batch, one model load, then the rules in order; the
-    receipts no part has yet (its submit_sm_resp is still on its way) are parked."""
+    """One model load for every key of the batch, then the rules in order; the receipts no
+    part has yet (its submit_sm_resp is still on its way) are parked."""
     receipts = cast(Sequence[ReceiptRecord], items)
-    candidates = _candidates(tx, receipts)
-    chosen = [Batch.choose(r, candidates) for r in receipts]
     batch = Batch(tx.now_ms, tx.events)
-    _load(tx, batch, (i for i in chosen if i is not None))
+    _load_by_keys(tx, batch, receipts)
     results: list[ReceiptResult] = []
     parked: list[ParkedReceipt] = []
-    for r, segment_id in zip(receipts, chosen, strict=True):
-        if segment_id is None:
+    for r, part in zip(receipts, batch.choose(receipts), strict=True):
+        if part is None:
             parked.append(Batch.park(r))
             results.append(ReceiptResult(False))
         else:
-            results.append(batch.apply_receipt(batch.parts[segment_id], r))
+            results.append(batch.apply_receipt(part, r))
     _write(tx, batch)
     if parked:
         _park(tx, parked)
