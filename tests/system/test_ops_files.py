@@ -177,8 +177,9 @@ def test_sysusers_then_tmpfiles_in_a_scratch_root(tmp_path: Path) -> None:
     assert (credentials.st_uid, credentials.st_mode & 0o7777) == (0, 0o700)
 
 
-# The stack the daemon runs (ssl, sqlite3, cryptography, aiohttp, the metrics endpoint) under
-# the kernel's memory-deny-write-execute, which is what MemoryDenyWriteExecute=yes enforces.
+# The stack the daemon runs (ssl, sqlite3, asyncpg, cryptography, aiohttp, the metrics
+# endpoint) under the kernel's memory-deny-write-execute, which is what
+# MemoryDenyWriteExecute=yes enforces.
 MDWE_PROBE = textwrap.dedent(
     """
     import ctypes, mmap, sys
@@ -191,7 +192,8 @@ MDWE_PROBE = textwrap.dedent(
     except OSError:
         pass
     import asyncio, datetime, sqlite3, ssl, tempfile
-    import aiohttp
+    import aiohttp, asyncpg
+    from smppgw.store.postgres import PostgresStore
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
