@@ -38,6 +38,32 @@ from smppgw.store.models import (
 
 __all__ = ["CursorWatch", "Store", "complete_mo_groups", "is_complete", "recovery_report"]
 
+# Theory of operation (both backends)
+# -----------------------------------
+# Durability. "Accepted" means committed and on disk (DESIGN.md "Delivery guarantees"): SQLite
+# with synchronous=FULL, PostgreSQL with synchronous_commit=on. Only a group made of claims
+# commits without waiting for the disk: a lost claim is harmless (see recovery).
+#
+# Group commit. Writes queue for one writer (a thread for SQLite, a task for PostgreSQL) that
+# commits whatever is queued in one transaction, commands of one kind merged into whole-batch
+# statements; under load one commit carries hundreds of messages, alone a write commits at once.
+#
+# Dispatch. The database is the only queue: ``claim_segments`` marks the oldest due parts of a
+# provider 'sending' and hands them over; the dispatcher reports each with
+# ``apply_submit_results``. Nothing is lost between an accept and a claim, retries are just
+# ``next_attempt``, and a second claimer (a cluster node, later) takes other parts.
+#
+# Message state. Derived from the parts by ``rules.derive_message_state``, only forward; once
+# final it never changes, and later results or receipts are recorded on the part and in the
+# event log.
+#
+# Recovery (at-least-once). ``recover()`` at start queues again every part left 'sending': it
+# was claimed by the previous run and either never sent or sent without its answer recorded, so
+# a duplicate can only come from a submit whose response was lost.
+#
+# Events. Cursors grow in commit order: a reader that has seen cursor N has seen every event
+# below it, so resuming after the last cursor seen misses nothing and repeats nothing.
+
 log = logging.getLogger("smppgw.store")
 
 

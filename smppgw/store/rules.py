@@ -304,9 +304,6 @@ class Batch:
             message.members.append(part)
             parts[segment_id] = part
 
-    def loaded(self, tracking_id: str) -> bool:
-        return tracking_id in self._messages
-
     # --- submit outcomes -----------------------------------------------------------------------
 
     def record_outcome(self, o: SubmitOutcome) -> SubmitRecorded | None:

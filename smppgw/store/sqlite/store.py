@@ -50,10 +50,7 @@ from smppgw.store.sqlite.writer import Command, Tx, Writer
 
 __all__ = ["DB_FILENAME", "LOCK_FILENAME", "SqliteStore"]
 
-# Recovery rule (at-least-once). At start, before dispatching, ``recover()`` puts every part left
-# 'sending' back to 'queued'. Such a part was claimed by the previous run and either never sent,
-# or sent without its submit_sm_resp recorded; it is sent again, so a duplicate can only come from
-# a submit whose response was lost with the process or the connection.
+# The rules every backend follows are in interface.py's theory of operation.
 #
 # One process per file: an flock on LOCK_FILENAME, held for the store's life, refuses a second
 # daemon on the same state dir (the kernel drops it when the process dies).
