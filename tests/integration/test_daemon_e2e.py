@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,7 @@ def provider_table(
 def make_config(
     root: Path, socket_path: Path, providers: list[dict[str, Any]], *,
     webhooks: list[dict[str, Any]] | None = None, environ: dict[str, str] | None = None,
-    metrics: bool = False,
+    metrics: bool = False, store: dict[str, Any] | None = None,
 ) -> Config:
     data: dict[str, Any] = {
         "gateway": {
@@ -79,6 +80,8 @@ def make_config(
     }
     if webhooks:
         data["webhook"] = webhooks
+    if store:
+        data["store"] = store
     config = parse_config(data, base_dir=root, environ={"SIM_PASSWORD": PASSWORD,
                                                         **(environ or {})})
     if metrics:
@@ -169,8 +172,8 @@ class Gateway:
 async def gateways() -> AsyncIterator[Callable[..., Any]]:
     running: list[Gateway] = []
 
-    async def start(config: Config) -> Gateway:
-        daemon = Daemon(config, notifier=Notifier(environ={}))
+    async def start(config: Config, **options: Any) -> Gateway:
+        daemon = Daemon(config, notifier=Notifier(environ={}), **options)
         task = asyncio.create_task(daemon.run())
         ready = asyncio.create_task(daemon.ready.wait())
         done, _ = await asyncio.wait({ready, task}, timeout=WAIT,
@@ -815,3 +818,51 @@ async def test_reload_of_a_changed_provider_strands_nothing_in_flight(
     await gw.wait_states({tracking_id: "submitted" for tracking_id in tracking_ids})
     assert len(submits_to(sim, b"in flight")) == IN_FLIGHT
     assert (await gw.daemon.store.queue_stats()) == {}  # type: ignore[union-attr]
+
+
+async def test_retention_deletes_what_is_older_than_keep_days(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any
+) -> None:
+    """[store] keep_days: a delivered message (and its client id) is deleted once its last
+    change is older than that; a queued one is kept however old. The wall clock is the test's,
+    so "older" is one step of it; the retention task's own rounds come every second."""
+    sim = await sim_factory(SimulatorConfig(receipts=ReceiptPlan(delay=0.0)))
+    wall = FakeWall()
+    keep = 10.0
+    gw = await gateways(make_config(
+        tmp_path, sock_dir / "s.sock", [provider_table("gen", "generic", sim, ["55"])],
+        store={"keep_days": keep / 86_400}), wall_clock=wall)
+    await sim.wait_bound(1, timeout=WAIT)
+    purged = asyncio.Event()
+    counted = gw.daemon.metrics.store_purge
+
+    def store_purge(deleted: dict[str, int]) -> None:
+        counted(deleted)
+        if deleted.get("messages"):
+            purged.set()
+
+    gw.daemon.metrics.store_purge = store_purge  # type: ignore[method-assign]
+    answers = await gw.submit({"id": "old", "to": "5511999990001", "from": "Acme",
+                               "text": "delivered long ago"})
+    await gw.wait_states({answers["old"]["tracking_id"]: "delivered"})
+    wall.now += keep + 1
+    async with asyncio.timeout(WAIT):
+        await purged.wait()
+    async with gw.http.get("http://smppgw/v1/messages", params={"id": "old"}) as resp:
+        assert (await resp.json()) == {"messages": []}
+    again = await gw.submit({"id": "old", "to": "5511999990001", "from": "Acme",
+                             "text": "a new message under the same id"})
+    assert again["old"]["accepted"] is True and "duplicate" not in again["old"]
+    assert again["old"]["tracking_id"] != answers["old"]["tracking_id"]
+    scrape = gw.daemon.metrics.exposition().decode()
+    assert 'smppgw_store_purged_total{kind="messages"} 1.0' in scrape
+
+
+class FakeWall:
+    """A wall clock that starts now and moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
