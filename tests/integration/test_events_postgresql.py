@@ -1,6 +1,6 @@
-"""The event log on PostgreSQL with several writers committing at once: a reader following
-GET /v1/events sees every event exactly once, in cursor order, with no gap, although the
-writers' transactions overlap and commit in an order nobody chose.
+"""PostgreSQL with several writers at once: a reader following GET /v1/events sees every event
+exactly once, in cursor order, with no gap, although the writers' transactions overlap and
+commit in an order nobody chose; claimers on two connections split the queue.
 
 Three writer stores share the database (``exclusive=False``, as cluster nodes will) while the
 API runs on a fourth; the reader long-polls with small pages, so it reads while commits land.
@@ -97,3 +97,34 @@ async def test_a_reader_sees_every_event_once_while_writers_commit_concurrently(
     assert len(accepted) > 500
     assert [c for c, _ in seen] == list(range(1, len(accepted) + 1))   # once, in order, no gap
     assert {t for _, t in seen} == accepted
+
+
+async def test_claimers_on_two_connections_never_get_the_same_part(
+    pg_server: PgServer,
+) -> None:
+    """Claims take rows FOR UPDATE SKIP LOCKED: two stores claiming from one queue at once
+    (cluster nodes, later) split it between them, every part exactly once."""
+    url = await new_database(pg_server)
+    stores = [await PostgresStore.open(url, exclusive=False) for _ in range(2)]
+    try:
+        rng = random.Random(7)
+        parts = 0
+        for _ in range(40):
+            parts += len(await stores[0].accept_messages(batch(rng)))
+        claimed: list[list[int]] = [[], []]
+
+        async def claim(index: int) -> None:
+            for _ in range(1000):   # bounded: far more rounds than parts / 5
+                got = await stores[index].claim_segments("acme", 5)
+                if not got:
+                    return
+                claimed[index].extend(s.segment_id for s in got)
+
+        await asyncio.gather(claim(0), claim(1))
+        stats = await stores[1].queue_stats()
+    finally:
+        for store in stores:
+            await store.close()
+    assert claimed[0] and claimed[1]
+    assert not set(claimed[0]) & set(claimed[1])
+    assert len(claimed[0]) + len(claimed[1]) == parts == stats["acme"].sending
