@@ -165,6 +165,7 @@ def plan_accept(
     results: list[AcceptResult] = []
     message_rows: list[tuple[object, ...]] = []
     segment_rows: list[tuple[object, ...]] = []
+    event = events.rows.append
     for m in messages:
         if m.client_id is not None and m.client_id in by_client:
             tracking_id, answer_json = by_client[m.client_id]
@@ -201,7 +202,7 @@ def plan_accept(
             (m.tracking_id, i, m.provider, s.short_message, s.esm_class, s.data_coding,
              tlvs_to_json(s.tlvs), now_ms, now_ms)
             for i, s in enumerate(m.segments))
-        events.add("state", m.tracking_id, m.client_id, "queued", f'{{"segments":{parts}}}')
+        event(("state", m.tracking_id, m.client_id, "queued", f'{{"segments":{parts}}}'))
         results.append(AcceptResult(m.tracking_id, m.client_id, answer))
     return results, message_rows, segment_rows
 
@@ -276,6 +277,7 @@ class Batch:
     def __init__(self, now_ms: int, events: EventLog) -> None:
         self.now_ms = now_ms
         self.events = events
+        self._event = events.rows.append   # the hot path appends without a call of its own
         self.parts: dict[int, Part] = {}
         self._messages: dict[str, _Message] = {}
         self._segment_changes: dict[int, dict[str, object]] = {}
@@ -453,10 +455,10 @@ class Batch:
                   receipt_unix_ms=self.now_ms, receipt=document)
         part.receipt = document
         derived = self._derive(message)
-        self.events.add("receipt", part.tracking_id, message.client_id, derived, (
+        self._event(("receipt", part.tracking_id, message.client_id, derived, (
             f'{{"part":{part.part_index},"parts":{message.parts},'
             f'"provider":{json_str(r.provider)},"message_id":{message_id},"stat":{stat},'
-            f'"err":{err},"outcome":"{r.outcome}","final":{final},"receipt":{details}}}'))
+            f'"err":{err},"outcome":"{r.outcome}","final":{final},"receipt":{details}}}')))
         self._update_message(message, f'"part":{part.part_index},"stat":{stat},"err":{err}')
         return ReceiptResult(True, part.tracking_id, part.part_index, derived)
 
@@ -570,9 +572,9 @@ class Batch:
             message.last_error = last_error
         if new != current:
             message.state = new
-            self.events.add("state", message.tracking_id, message.client_id, new,
-                            f'{{"previous":"{current}",{fields}}}' if fields
-                            else f'{{"previous":"{current}"}}')
+            self._event(("state", message.tracking_id, message.client_id, new,
+                         f'{{"previous":"{current}",{fields}}}' if fields
+                         else f'{{"previous":"{current}"}}'))
         return new
 
 
