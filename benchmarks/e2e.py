@@ -462,7 +462,7 @@ def start_postgres(base: Path) -> tuple[Any, str]:
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql), or give"
                            " --pg-url")
-    server = PgServer(bindir, fsync=True, base=str(base)).start()
+    server = PgServer(bindir, fsync=True, base=str(base), shared_buffers="128MB").start()
     try:
         subprocess.run([str(bindir / "createdb"), "-h", str(server.socket_dir), "-U",
                         "smppgw_test", "smppgw"], check=True, capture_output=True, timeout=60)

@@ -167,7 +167,7 @@ def start_postgres(base: Path) -> Any:
     bindir = find_bindir()
     if bindir is None:
         raise SystemExit("PostgreSQL is not installed (apt-get install postgresql); or --pg-url")
-    return PgServer(bindir, fsync=True, base=str(base)).start()
+    return PgServer(bindir, fsync=True, base=str(base), shared_buffers="128MB").start()
 
 
 # --- the runs ---------------------------------------------------------------------------------

@@ -43,9 +43,15 @@ class PgServer:
     """One cluster. ``start()`` returns once it accepts connections; ``url(database)`` is the
     libpq URL of a database on it; ``stop()`` stops it and deletes its directory."""
 
-    def __init__(self, bindir: Path, *, fsync: bool = True, base: str | None = None) -> None:
+    def __init__(
+        self, bindir: Path, *, fsync: bool = True, base: str | None = None,
+        shared_buffers: str = "64MB",
+    ) -> None:
+        """``fsync`` off suits tests that kill smppgw, never the server; benchmarks keep it on
+        and PostgreSQL's default ``shared_buffers`` (128MB)."""
         self.bindir = bindir
         self.fsync = fsync
+        self.shared_buffers = shared_buffers
         self.root = Path(tempfile.mkdtemp(prefix="smppgw-pg-", dir=base))
         self.data = self.root / "data"
         self.socket_dir = self.root / "run"
@@ -84,7 +90,7 @@ class PgServer:
                       "--auth=trust", "-E", "UTF8", "--no-sync")
         options = [
             "-c listen_addresses=''", f"-c unix_socket_directories='{self.socket_dir}'",
-            "-c max_connections=200", "-c shared_buffers=64MB",
+            "-c max_connections=200", f"-c shared_buffers={self.shared_buffers}",
             f"-c fsync={'on' if self.fsync else 'off'}",
         ]
         if not self.fsync:
