@@ -25,11 +25,11 @@ from smppgw.store import (
     MoMessage,
     NewMessage,
     NewSegment,
-    SqliteStore,
     Store,
     StoreError,
     SubmitOutcome,
 )
+from tests.store_backends import Backend
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -62,8 +62,9 @@ class FakeConnection:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SqliteStore.open(tmp_path / "state")
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    """Each backend: the commit-then-acknowledge order must hold on both."""
+    opened = await backend.open()
     yield opened
     await opened.close()
 
