@@ -325,7 +325,8 @@ class Daemon:
                 await asyncio.sleep(delay)
 
     def _on_store_health(self, failure: WriteFailure | None) -> None:
-        """The store's disk refused a write (``failure``), or takes writes again (None)."""
+        """The store refused a write (``failure``: a full disk, an I/O error, the database out
+        of reach), or takes writes again (None)."""
         if failure is None:
             self._store_log.end()
             outage = self._store_outage
@@ -338,7 +339,7 @@ class Daemon:
         self.metrics.store_write_refused(failure.reason)
         if self._store_log.note():
             log.error("the store cannot write; waiting until it can", extra={"kv": {
-                "reason": failure.reason, "state_dir": str(self.config.gateway.state_dir),
+                "reason": failure.reason, "store": self.store.location if self.store else "-",
                 "detail": failure.detail}})
 
     def _store_still_failing(self, refused: int, _longest: float, period: float) -> None:
@@ -355,7 +356,7 @@ class Daemon:
         reason = repr(fault) if fault is not None else "its writer thread ended"
         self.failure = StoreClosedError(f"the store stopped: {reason}")
         log.critical("the store stopped; smppgw cannot work without it and stops", extra={
-            "kv": {"state_dir": str(store.state_dir), "reason": reason}})
+            "kv": {"store": store.location, "reason": reason}})
         self.request_stop()
 
     # --- providers ----------------------------------------------------------------------------

@@ -143,8 +143,8 @@ WORKERS: Final[tuple[str, ...]] = (
     "other",
 )
 
-# Why the store's disk refused a write (smppgw.store.WriteFailureReason).
-STORE_WRITE_FAILURES: Final[tuple[str, ...]] = ("disk_full", "io_error")
+# Why the store refused a write (smppgw.store.WriteFailureReason).
+STORE_WRITE_FAILURES: Final[tuple[str, ...]] = ("disk_full", "io_error", "unavailable")
 
 WEBHOOK_FAILURE_REASONS: Final[tuple[str, ...]] = (
     "timeout",
@@ -841,7 +841,8 @@ class Metrics:
         self.store_writable.set(1)
         self.store_write_failures = Counter(
             "smppgw_store_write_failures_total",
-            "Writes the store's disk refused, by reason (disk_full, io_error).",
+            "Writes the store refused, by reason (disk_full, io_error, unavailable: the"
+            " PostgreSQL database out of reach).",
             ["reason"], registry=r,
         )
         self._store_write_failures = {
@@ -940,7 +941,7 @@ class Metrics:
         self.store_writable.set_function(lambda: 1.0 if writable() else 0.0)
 
     def store_write_refused(self, reason: str) -> None:
-        """The store's disk refused one write (``disk_full`` or ``io_error``)."""
+        """The store refused one write (``disk_full``, ``io_error`` or ``unavailable``)."""
         self._store_write_failures.get(reason, self._store_write_failures["io_error"]).inc()
 
     def worker_failure(self, worker: str) -> None:

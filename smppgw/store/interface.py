@@ -11,7 +11,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import TracebackType
 
 from smppgw.store.models import (
@@ -32,11 +33,20 @@ from smppgw.store.models import (
     SegmentToSend,
     StoreCounts,
     StoredMoPart,
+    StoreWriteError,
     SubmitOutcome,
     SubmitRecorded,
+    WriteFailure,
 )
 
-__all__ = ["CursorWatch", "Store", "complete_mo_groups", "is_complete", "recovery_report"]
+__all__ = [
+    "CursorWatch",
+    "Store",
+    "WriteHealth",
+    "complete_mo_groups",
+    "is_complete",
+    "recovery_report",
+]
 
 # Theory of operation (both backends)
 # -----------------------------------
@@ -63,6 +73,13 @@ __all__ = ["CursorWatch", "Store", "complete_mo_groups", "is_complete", "recover
 #
 # Events. Cursors grow in commit order: a reader that has seen cursor N has seen every event
 # below it, so resuming after the last cursor seen misses nothing and repeats nothing.
+#
+# Outage. A store that cannot write for a cause outside the command (a full disk, an I/O error,
+# a database out of reach) refuses the write with StoreWriteError naming the cause, commits
+# nothing of it, and goes on. ``write_failure`` then says what, since when and how many writes
+# were refused, until a write that changed rows commits again, which the callers' own retries
+# or ``probe_write`` bring about once the cause is gone; ``on_write_health`` (given at open)
+# hears both moves, on the loop. Only a writer that stopped is the end (``wait_stopped``).
 
 log = logging.getLogger("smppgw.store")
 
@@ -109,6 +126,26 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def closed(self) -> bool:
         """True once closed (or broken for good): no more commands are taken."""
+
+    @property
+    @abc.abstractmethod
+    def write_failure(self) -> WriteFailure | None:
+        """Why the store refuses writes now (full disk, I/O error, database away), or None
+        while it takes them (see the theory of operation)."""
+
+    @abc.abstractmethod
+    async def wait_writable(self) -> None:
+        """Return at once while the store writes, else once a write succeeded again."""
+
+    @abc.abstractmethod
+    async def probe_write(self) -> None:
+        """A write that leaves nothing behind, so that a store whose writes fail notices by
+        itself that the cause is gone. Raises StoreWriteError while it is not."""
+
+    @abc.abstractmethod
+    async def wait_stopped(self) -> BaseException | None:
+        """Return once the writer has ended, by ``close()`` or by a fault: the fault, or None.
+        For the daemon, which cannot work without its store."""
 
     @property
     @abc.abstractmethod
@@ -328,6 +365,50 @@ class CursorWatch:
         finally:
             self._waiters -= 1
         return self.last_cursor > after
+
+
+class WriteHealth:
+    """A store's write health, on the event loop: the failure of the moment (None while writes
+    succeed), an event to wait for the way back, and the listener given at open."""
+
+    def __init__(
+        self, clock: Callable[[], float],
+        listener: Callable[[WriteFailure | None], None] | None = None,
+    ) -> None:
+        self.failure: WriteFailure | None = None
+        self._clock = clock
+        self._listener = listener
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    def refused(self, error: StoreWriteError) -> None:
+        """A write was refused for ``error``'s cause."""
+        failure = self.failure
+        if failure is None:
+            failure = WriteFailure(error.reason, error.detail, self._clock())
+            self._writable.clear()
+        else:
+            failure = replace(failure, reason=error.reason, detail=error.detail,
+                              refused=failure.refused + 1)
+        self.failure = failure
+        self._report(failure)
+
+    def succeeded(self) -> None:
+        """A write that changed rows committed: the outage, if any, is over."""
+        if self.failure is not None:
+            self.failure = None
+            self._writable.set()
+            self._report(None)
+
+    async def wait_writable(self) -> None:
+        await self._writable.wait()
+
+    def _report(self, failure: WriteFailure | None) -> None:
+        if self._listener is not None:
+            try:
+                self._listener(failure)
+            except Exception:
+                log.exception("store write health listener failed")
 
 
 def complete_mo_groups(

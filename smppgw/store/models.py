@@ -113,11 +113,6 @@ class StoreLockedError(StoreError):
         ))
 
 
-class StoreUnavailableError(StoreError):
-    """The database cannot be reached (or cannot take writes) right now; nothing of this
-    command was stored. Transient: the store keeps trying and recovers when it comes back."""
-
-
 class StoreClosedError(StoreError):
     """The store was closed (or its writer died); no more commands are taken."""
 
@@ -126,20 +121,34 @@ class StoreSchemaError(StoreError):
     """The database file was written by a newer smppgw, or a migration step failed."""
 
 
-WriteFailureReason = Literal["disk_full", "io_error"]
+WriteFailureReason = Literal["disk_full", "io_error", "unavailable"]
+
+_WRITE_FAILURE_TEXTS: Final[Mapping[str, str]] = {
+    "disk_full": "the disk holding the store is full",
+    "io_error": "the disk holding the store reported an I/O error",
+    "unavailable": "the database is unavailable",
+}
 
 
 class StoreWriteError(StoreError):
-    """The disk under the store refused a write: ``reason`` ``disk_full`` (SQLITE_FULL) or
-    ``io_error`` (SQLITE_IOERR, a read-only or vanished file). Nothing of the command was
-    committed; the same command can succeed once the disk takes writes again."""
+    """The store refused a write for a cause outside the command: ``reason`` ``disk_full``
+    (SQLITE_FULL), ``io_error`` (SQLITE_IOERR, a read-only or vanished file) or
+    ``unavailable`` (the PostgreSQL database out of reach). Nothing of the command was
+    committed; the same command can succeed once the store takes writes again."""
 
     def __init__(self, reason: WriteFailureReason, detail: str) -> None:
         self.reason = reason
         self.detail = detail
-        what = "the disk holding the store is full" if reason == "disk_full" else (
-            "the disk holding the store reported an I/O error")
-        super().__init__(f"{what}; nothing of this write was stored ({detail})")
+        super().__init__(
+            f"{_WRITE_FAILURE_TEXTS[reason]}; nothing of this write was stored ({detail})")
+
+
+class StoreUnavailableError(StoreWriteError):
+    """The PostgreSQL database cannot be reached right now (a write or a read); transient: the
+    store reconnects by itself when it comes back."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("unavailable", detail)
 
 
 @dataclass(frozen=True, slots=True)

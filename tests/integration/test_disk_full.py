@@ -41,6 +41,7 @@ from smppgw.store import (
     NewMessage,
     NewSegment,
     SegmentView,
+    SqliteStore,
     Store,
     StoreWriteError,
     WriteFailure,
@@ -111,7 +112,7 @@ class _RefusingConnection:
 
     def _check(self, sql: str) -> None:
         if self._full() and sql.lstrip().split(None, 1)[0].upper() in (
-                "INSERT", "UPDATE", "DELETE"):
+                "INSERT", "UPDATE", "DELETE", "WITH"):   # WITH: the writer's UPDATE ... FROM
             exc = sqlite3.OperationalError("database or disk is full")
             exc.sqlite_errorcode = SQLITE_FULL  # type: ignore[attr-defined]
             exc.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
@@ -140,7 +141,7 @@ class InjectedDisk(Disk):
         def connect(*args: Any, **kwargs: Any) -> Any:
             return _RefusingConnection(real_connect(*args, **kwargs), lambda: self.full)
 
-        monkeypatch.setattr("smppgw.store.store.sqlite3.connect", connect)
+        monkeypatch.setattr("smppgw.store.sqlite.writer.sqlite3.connect", connect)
 
     def fill(self) -> None:
         self.full = True
@@ -265,7 +266,9 @@ async def test_a_full_disk_is_an_outage_and_the_daemon_recovers_by_itself(
         assert [len(submitted(f"in flight {i}")) for i in (1, 2, 3)] == [1, 1, 1]
         assert not task.done() and daemon.failure is None
         async with http.get("http://smppgw/v1/status") as resp:
-            assert (await resp.json())["store"] == {"writable": True}
+            assert (await resp.json())["store"] == {
+                "backend": "sqlite", "location": str(disk.state_dir / "smppgw.db"),
+                "writable": True}
     finally:
         await http.close()
         daemon.request_stop()
@@ -292,7 +295,7 @@ async def test_the_store_refuses_whole_writes_says_why_and_heals_on_a_probe(disk
     the cause; ``write_failure`` counts the refusals; reads go on; once space returns, a
     probe write (which leaves nothing behind) is enough to clear it."""
     heard: list[WriteFailure | None] = []
-    store = await Store.open(disk.state_dir, on_write_health=heard.append)
+    store = await SqliteStore.open(disk.state_dir, on_write_health=heard.append)
     try:
         [first] = await store.accept_messages([new_message(1)])
         assert first.error is None
@@ -325,7 +328,7 @@ async def test_claiming_stops_while_the_store_cannot_write(
     """A part that falls due while the store reports a write failure is not claimed: the
     dispatcher waits for the store instead, and claims it by itself once a write succeeds."""
     clock = FakeClock(1_000_000.0)
-    store = await Store.open(disk.state_dir, clock=clock)
+    store = await SqliteStore.open(disk.state_dir, clock=clock)
     statuses = [CommandStatus.ESME_RSYSERR, CommandStatus.ESME_ROK]  # transient, then ok
     sent: list[Pdu] = []
 

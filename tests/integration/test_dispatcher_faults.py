@@ -22,7 +22,7 @@ from smppgw.metrics import Metrics
 from smppgw.pool import SubmitFailure, SubmitResult
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import Pdu, SubmitSm, SubmitSmResp
-from smppgw.store import MessageView, NewMessage, NewSegment, Store
+from smppgw.store import MessageView, NewMessage, NewSegment, SqliteStore, Store
 from tests.integration.test_hostile_smsc import Running, running
 
 pytestmark = pytest.mark.timeout(30)
@@ -59,7 +59,7 @@ def provider(tmp_path: Path, **overrides: Any) -> ProviderConfig:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "state")
+    opened = await SqliteStore.open(tmp_path / "state")
     yield opened
     await opened.close()
 
@@ -152,7 +152,7 @@ async def test_a_part_after_which_the_bind_keeps_dropping_fails_after_three_trie
     went) fails its message after three drops in a row, with the reason in its history,
     instead of being sent again until its validity ends. The other parts go on."""
     clock = FakeClock()
-    store = await Store.open(tmp_path / "state", clock=clock)
+    store = await SqliteStore.open(tmp_path / "state", clock=clock)
 
     def script(pdu: Pdu) -> int | BaseException:
         assert isinstance(pdu, SubmitSm)
@@ -183,7 +183,7 @@ async def test_parts_in_flight_at_a_drop_are_sent_again_one_at_a_time(tmp_path: 
     """After a drop, the parts that were in flight are suspects: they go out again one at a
     time, so an innocent part is never in flight with the culprit a second time."""
     clock = FakeClock()
-    store = await Store.open(tmp_path / "state", clock=clock)
+    store = await SqliteStore.open(tmp_path / "state", clock=clock)
     first_send: set[bytes] = set()
     in_flight = 0
     most_in_flight = 0

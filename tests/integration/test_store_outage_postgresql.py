@@ -1,6 +1,8 @@
-"""PostgreSQL going away under a running store is an outage, not a crash: writes and reads fail
-at once with StoreUnavailableError (so the API answers 503 and deliver_sm gets a transient
-error), nothing half-written is left, and the store carries on when the server is back.
+"""PostgreSQL going away under a running store is an outage, not a crash, as a full disk is for
+SQLite: writes and reads fail at once with StoreUnavailableError, a StoreWriteError with reason
+``unavailable`` (so the API answers 503, deliver_sm gets a transient error and claiming waits),
+``write_failure`` and the health listener say so, nothing half-written is left, and the store
+carries on when the server is back.
 
 The test stops its own server (the session's is shared), so it pays one start of its own.
 """
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from smppgw.store import StoreUnavailableError
+from smppgw.store import StoreUnavailableError, WriteFailure
 from smppgw.store.postgres import PostgresStore
 from tests.pgserver import PgServer, find_bindir
 from tests.store_backends import new_database
@@ -35,26 +37,34 @@ def own_server(pg_server: PgServer) -> Iterator[PgServer]:
 async def test_a_lost_database_is_an_outage_the_store_recovers_from(
     own_server: PgServer,
 ) -> None:
-    store = await PostgresStore.open(await new_database(own_server), reconnect_interval=0)
+    heard: list[WriteFailure | None] = []
+    store = await PostgresStore.open(await new_database(own_server), reconnect_interval=0,
+                                     on_write_health=heard.append)
     try:
         before = message(client_id="before")
         await store.accept_messages([before])
         await asyncio.to_thread(own_server.pause)
 
         # The server told the connection it was going (or the write found it gone).
-        with pytest.raises(StoreUnavailableError,
-                           match="nothing of this write was stored|cannot connect"):
+        with pytest.raises(StoreUnavailableError, match="nothing of this write was stored"):
             await store.accept_messages([message(client_id="during")])
-        assert not store.available and store.unavailable_reason
+        failure = store.write_failure
+        assert failure is not None and failure.reason == "unavailable"
         with pytest.raises(StoreUnavailableError, match="cannot connect to the database"):
             await store.claim_segments("wavy", 10)
         with pytest.raises(StoreUnavailableError):
-            await store.events_after(0)
+            await store.events_after(0)            # reads too, but they count no refusal
+        with pytest.raises(StoreUnavailableError):
+            await store.probe_write()
         assert not store.closed
 
         await asyncio.to_thread(own_server.resume)
+        await store.probe_write()                  # what the daemon's housekeeping does
+        assert store.write_failure is None
+        assert [f.refused if f else None for f in heard] == [1, 2, 3, None]
+        await store.wait_writable()
         (after,) = await store.accept_messages([message(client_id="after")])
-        assert after.stored and store.available
+        assert after.stored
         assert await store.get_tracking_id("during") is None
         assert await store.get_tracking_id("before") == before.tracking_id
         assert [e.client_id for e in await store.events_after(0)] == ["before", "after"]

@@ -13,7 +13,7 @@ import pytest
 
 from smppgw.api.schemas import FieldError, SubmitRequest, parse_submit_body
 from smppgw.config import Config, parse_config
-from smppgw.store import Store
+from smppgw.store import SqliteStore, Store
 from smppgw.submission import SubmitAnswer, SubmitService
 
 pytestmark = pytest.mark.timeout(30)
@@ -28,7 +28,7 @@ def config(tmp_path: Path, **provider: Any) -> Config:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "state")
+    opened = await SqliteStore.open(tmp_path / "state")
     yield opened
     await opened.close()
 

@@ -9,7 +9,7 @@ import pytest
 
 from smppgw.api.schemas import SubmitRequest
 from smppgw.config import Config, parse_config
-from smppgw.store import SegmentToSend, Store
+from smppgw.store import SegmentToSend, SqliteStore
 from smppgw.submission import SubmitService
 
 pytestmark = pytest.mark.timeout(30)
@@ -37,7 +37,7 @@ async def accept_and_claim(
     tmp_path: Path, sock_dir: Path, provider: str, to: str, text: str
 ) -> list[SegmentToSend]:
     config = make_config(tmp_path / "state", sock_dir)
-    store = await Store.open(config.gateway.state_dir)
+    store = await SqliteStore.open(config.gateway.state_dir)
     try:
         service = SubmitService(config, store)
         (answer,) = await service.submit([SubmitRequest(0, "m-1", to, "Acme", text)])

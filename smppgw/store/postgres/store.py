@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from smppgw.store.encoding import ms
-from smppgw.store.interface import CursorWatch, Store, recovery_report
+from smppgw.store.interface import CursorWatch, Store, WriteHealth, recovery_report
 from smppgw.store.models import (
     AcceptResult,
     Event,
@@ -43,6 +43,7 @@ from smppgw.store.models import (
     StoreUnavailableError,
     SubmitOutcome,
     SubmitRecorded,
+    WriteFailure,
 )
 from smppgw.store.postgres import commands, reads
 from smppgw.store.postgres.schema import MIGRATIONS, SCHEMA_LOCK
@@ -98,6 +99,7 @@ class PostgresStore(Store):
     def __init__(
         self, url: str, password: str | None, clock: Callable[[], float],
         connect_timeout: float,
+        on_write_health: Callable[[WriteFailure | None], None] | None = None,
     ) -> None:
         """Internal: use ``PostgresStore.open``."""
         self.url = url
@@ -115,9 +117,7 @@ class PostgresStore(Store):
         self._closed = False
         self._closing = False
         self._exclusive = True
-        #: False while the writer cannot reach the database; the reason then.
-        self.available = True
-        self.unavailable_reason = ""
+        self._health = WriteHealth(clock, on_write_health)
         #: The schema version found at open (0: a new database).
         self.schema_migrated_from = 0
 
@@ -127,21 +127,23 @@ class PostgresStore(Store):
     async def open(
         cls, url: str, *, password: str | None = None, clock: Callable[[], float] = time.time,
         max_group: int = 4096, on_commit: Callable[[int, float], None] | None = None,
+        on_write_health: Callable[[WriteFailure | None], None] | None = None,
         migrations: tuple[tuple[str, ...], ...] = MIGRATIONS, connect_timeout: float = 10.0,
         read_connections: int = 4, lock_wait: float = LOCK_WAIT, exclusive: bool = True,
         reconnect_interval: float = RECONNECT_INTERVAL,
     ) -> PostgresStore:
         """Connect, take the store lock, migrate, start the writer and the watcher.
 
-        Raises StoreUnavailableError when the database cannot be reached (the message names
-        the cause), StoreLockedError when another smppgw uses it, StoreSchemaError when its
-        schema is newer than this smppgw knows. ``lock_wait``: seconds to wait for the store
+        Raises StoreError when the database cannot be reached (the message names the cause),
+        StoreLockedError when another smppgw uses it, StoreSchemaError when its schema is newer
+        than this smppgw knows. ``on_write_health``: as SqliteStore.open's (a database out of
+        reach is its ``unavailable``). ``lock_wait``: seconds to wait for the store
         lock of a daemon that just died. ``exclusive=False`` shares the database with other
         writers (no store lock): their commits are numbered and seen in order all the same,
         but ``recover`` would queue again the parts they are sending, so only a cluster that
         knows its nodes may do it.
         """
-        store = cls(url, password, clock, connect_timeout)
+        store = cls(url, password, clock, connect_timeout, on_write_health)
         store._exclusive = exclusive
         try:
             conn = await store._connect(writer=True)
@@ -162,13 +164,16 @@ class PostgresStore(Store):
                 timeout=connect_timeout, server_settings=_SERVER_SETTINGS))
             store._writer = Writer(
                 conn, connect=store._connect_writer, clock=clock, max_group=max_group,
-                on_commit=on_commit, on_cursor=store._watch.advance, on_health=store._health,
+                on_commit=on_commit, on_cursor=store._watch.advance, health=store._health,
                 reconnect_interval=reconnect_interval)
             store._writer_task = asyncio.get_running_loop().create_task(
                 store._writer.run(), name="smppgw-store-writer")
             await store._listen()
             store._watcher_task = asyncio.get_running_loop().create_task(
                 store._watch_loop(), name="smppgw-store-watcher")
+        except StoreUnavailableError as exc:
+            await store._teardown()
+            raise StoreError(exc.detail) from exc   # at start it is not an outage: one line
         except BaseException:
             await store._teardown()
             raise
@@ -208,6 +213,25 @@ class PostgresStore(Store):
     async def flush(self) -> None:
         await self._write(lambda tx: None)
 
+    @property
+    def write_failure(self) -> WriteFailure | None:
+        return self._health.failure
+
+    async def wait_writable(self) -> None:
+        await self._health.wait_writable()
+
+    async def probe_write(self) -> None:
+        """An empty transaction: committing one needs the database, and reconnects to it."""
+        await self._write(lambda tx: None)
+
+    async def wait_stopped(self) -> BaseException | None:
+        task = self._writer_task
+        if task is None:
+            return None
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(task)
+        return None if task.cancelled() else task.exception()
+
     # --- observation -----------------------------------------------------------------------------
 
     backend = "postgresql"
@@ -237,7 +261,8 @@ class PostgresStore(Store):
         return self._writer.pending if self._writer else 0
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open" if self.available else "unavailable"
+        state = ("closed" if self._closed else "open" if self._health.failure is None
+                 else "unavailable")
         return (f"<PostgresStore {self.where} {state} last_cursor={self.last_cursor}"
                 f" commits={self.commit_count} commands={self.command_count}"
                 f" pending={self.pending_writes}>")
@@ -385,8 +410,7 @@ class PostgresStore(Store):
                     if not retried:
                         retried = True
                         continue
-                    raise StoreUnavailableError(
-                        f"the database is unavailable: {type(exc).__name__}: {exc}") from exc
+                    raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
                 if isinstance(exc, asyncpg.PostgresError):
                     raise StoreError(f"read failed: {exc}") from exc
                 raise
@@ -416,10 +440,6 @@ class PostgresStore(Store):
             reason = _connect_failure(exc)
             raise StoreUnavailableError(
                 f"cannot connect to the database {self.where}: {reason}") from exc
-
-    def _health(self, ok: bool, reason: str) -> None:
-        self.available = ok
-        self.unavailable_reason = reason
 
     async def _listen(self) -> None:
         """(Re)open the connection that LISTENs for other writers' commits; a failure leaves

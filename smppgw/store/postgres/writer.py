@@ -18,7 +18,13 @@ import asyncpg
 
 from smppgw.store.encoding import dumps, iso, ms
 from smppgw.store.grouping import MERGED_KINDS, Deferred, order, runs
-from smppgw.store.models import StoreClosedError, StoreError, StoreUnavailableError
+from smppgw.store.interface import WriteHealth
+from smppgw.store.models import (
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+    StoreWriteError,
+)
 from smppgw.store.rules import EventLog
 
 __all__ = ["Command", "Tx", "Writer", "is_connection_error"]
@@ -42,10 +48,11 @@ __all__ = ["Command", "Tx", "Writer", "is_connection_error"]
 # long-polls on other connections; it is delivered only if the transaction commits.
 #
 # Outage. A lost connection, or a server that refuses it, fails the group with
-# StoreUnavailableError (the API answers 503, inbound asks the SMSC to redeliver): whether a
-# COMMIT cut mid-way landed is unknown, and both callers' retries are safe (client ids and
-# receipt duplicates). The next group reconnects; while the database stays away, attempts are
-# spaced RECONNECT_INTERVAL apart and the commands in between fail at once.
+# StoreUnavailableError, a StoreWriteError (the API answers 503, inbound asks the SMSC to
+# redeliver, the dispatcher stops claiming): whether a COMMIT cut mid-way landed is unknown, and
+# both callers' retries are safe (client ids and receipt duplicates). The next group
+# reconnects; while the database stays away, attempts are spaced RECONNECT_INTERVAL apart and
+# the commands in between fail at once. The first commit after it ends the outage.
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +120,8 @@ class Writer:
 
     ``connect()`` gives a fresh, set-up connection (or raises); ``on_commit(commands,
     seconds)`` observes each committed group; ``on_cursor(last)`` is told the last cursor after
-    each commit that appended events; ``on_health(ok, reason)`` when the connection is lost or
-    back.
+    each commit that appended events; ``health`` hears every refused group (the database out
+    of reach) and every commit (it is back).
     """
 
     def __init__(
@@ -123,7 +130,7 @@ class Writer:
         clock: Callable[[], float], max_group: int,
         on_commit: Callable[[int, float], None] | None,
         on_cursor: Callable[[int], None],
-        on_health: Callable[[bool, str], None],
+        health: WriteHealth,
         reconnect_interval: float = RECONNECT_INTERVAL,
     ) -> None:
         self._conn: asyncpg.Connection | None = conn
@@ -133,12 +140,11 @@ class Writer:
         self._max_group = max_group
         self._on_commit = on_commit
         self._on_cursor = on_cursor
-        self._on_health = on_health
+        self._health = health
         self._queue: deque[Command] = deque()
         self._wake = asyncio.Event()
         self._stopping = False
         self._next_attempt = 0.0
-        self._healthy = True
         self.commit_count = 0
         self.command_count = 0
 
@@ -202,6 +208,12 @@ class Writer:
                     self._on_commit(len(group), time.perf_counter() - started)
         if last is not None:
             self._on_cursor(last)
+        refused = next((value for _, value, ok in deliveries
+                        if not ok and isinstance(value, StoreWriteError)), None)
+        if refused is not None:
+            self._health.refused(refused)
+        elif committed:
+            self._health.succeeded()
         self.command_count += len(deliveries)
         for future, value, ok in deliveries:
             if future.done():   # the caller was cancelled: it loses only its wait
@@ -218,31 +230,19 @@ class Writer:
         self._conn = None
         now = time.monotonic()
         if now < self._next_attempt:
-            raise StoreUnavailableError("the database is unreachable; retrying shortly")
+            raise StoreUnavailableError("unreachable; the next connection attempt is soon")
         self._next_attempt = now + self._reconnect_interval
         self._conn = await self._connect()
-        if not self._healthy:
-            self._healthy = True
-            log.warning("store: the database is back")
-            self._on_health(True, "")
         return self._conn
 
     def _outage(self, exc: Exception) -> Exception:
-        """The error every command of a group gets when the database failed under it; the
-        first failure of an outage is logged and reported as the health signal."""
+        """The error every command of a group gets when the database failed under it."""
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
-        if self._healthy:
-            self._healthy = False
-            reason = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
-            log.error("store: lost the database; writes fail until it is back",
-                      extra={"kv": {"error": reason}})
-            self._on_health(False, reason)
         if isinstance(exc, StoreError):
             return exc
-        error = StoreUnavailableError(
-            f"the database is unavailable, nothing of this write was stored: {exc}")
+        error = StoreUnavailableError(f"{type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
 

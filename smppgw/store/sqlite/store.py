@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final, TypeVar, cast
 
 from smppgw.store.encoding import ms
-from smppgw.store.interface import CursorWatch, Store, recovery_report
+from smppgw.store.interface import CursorWatch, Store, WriteHealth, recovery_report
 from smppgw.store.models import (
     AcceptResult,
     Event,
@@ -41,8 +41,10 @@ from smppgw.store.models import (
     StoredMoPart,
     StoreError,
     StoreLockedError,
+    StoreWriteError,
     SubmitOutcome,
     SubmitRecorded,
+    WriteFailure,
 )
 from smppgw.store.sqlite import commands, reads
 from smppgw.store.sqlite.schema import MIGRATIONS
@@ -51,6 +53,10 @@ from smppgw.store.sqlite.writer import Command, Tx, Writer
 __all__ = ["DB_FILENAME", "LOCK_FILENAME", "SqliteStore"]
 
 # The rules every backend follows are in interface.py's theory of operation.
+#
+# A full disk (or an I/O error) is an outage, not a crash: the writer fails the group with
+# StoreWriteError and goes on (writer.py), reads keep working, and the health follows the
+# interface's theory of operation.
 #
 # One process per file: an flock on LOCK_FILENAME, held for the store's life, refuses a second
 # daemon on the same state dir (the kernel drops it when the process dies).
@@ -64,6 +70,9 @@ LOCK_FILENAME: Final = "smppgw.lock"
 
 _Delivery = tuple["asyncio.Future[object]", object, bool]
 
+# The name probe_write uses for its transient row; the daemon names webhooks "webhook<N>".
+_PROBE_NAME: Final = "\x00write probe"
+
 
 class SqliteStore(Store):
     """Create with ``await SqliteStore.open(state_dir)``; the store belongs to the event loop
@@ -75,6 +84,7 @@ class SqliteStore(Store):
         clock: Callable[[], float], busy_timeout: float, max_group: int,
         migrations: tuple[tuple[str, ...], ...],
         on_commit: Callable[[int, float], None] | None,
+        on_write_health: Callable[[WriteFailure | None], None] | None,
     ) -> None:
         """Internal: use ``SqliteStore.open``."""
         self.state_dir = state_dir
@@ -99,6 +109,7 @@ class SqliteStore(Store):
             initializer=self._reader_init)
         self._read_conn: sqlite3.Connection | None = None
         self._watch = CursorWatch()
+        self._health = WriteHealth(clock, on_write_health)
         self._commit_count = 0
         self._command_count = 0
         self._ready: asyncio.Future[None] = loop.create_future()
@@ -114,6 +125,7 @@ class SqliteStore(Store):
         busy_timeout: float = 5.0, max_group: int = 4096,
         migrations: tuple[tuple[str, ...], ...] = MIGRATIONS,
         on_commit: Callable[[int, float], None] | None = None,
+        on_write_health: Callable[[WriteFailure | None], None] | None = None,
     ) -> SqliteStore:
         """Lock ``state_dir``, open (create, migrate) its database, start the threads.
 
@@ -122,6 +134,8 @@ class SqliteStore(Store):
         is from a newer smppgw. ``migrations`` exists for the migration tests. ``on_commit``
         is called on the writer thread after each group commit with the number of commands in
         the group and the seconds the transaction took (for metrics; it must be thread-safe).
+        ``on_write_health`` is called on the loop with the WriteFailure each time the disk
+        refuses a write, and with None when a write succeeds again (see write_failure).
         """
         path = Path(state_dir)
         try:
@@ -130,7 +144,7 @@ class SqliteStore(Store):
             raise StoreError(f"cannot create the state directory {path}: {exc.strerror}") from exc
         lock_fd = _take_lock(path / LOCK_FILENAME)
         store = cls(path, lock_fd, asyncio.get_running_loop(), clock, busy_timeout, max_group,
-                    migrations, on_commit)
+                    migrations, on_commit, on_write_health)
         store._thread.start()
         try:
             await store._ready
@@ -158,6 +172,26 @@ class SqliteStore(Store):
 
     async def flush(self) -> None:
         await self._write(lambda tx: None)
+
+    @property
+    def write_failure(self) -> WriteFailure | None:
+        return self._health.failure
+
+    async def wait_writable(self) -> None:
+        await self._health.wait_writable()
+
+    async def probe_write(self) -> None:
+        """A row written and removed in one transaction, so its pages go to the disk."""
+        def probe(tx: Tx) -> None:
+            tx.conn.execute(
+                "INSERT INTO webhook_positions (name, cursor, updated_unix_ms) VALUES (?, 0, ?)",
+                (_PROBE_NAME, tx.now_ms))
+            tx.conn.execute("DELETE FROM webhook_positions WHERE name = ?", (_PROBE_NAME,))
+        await self._write(probe)
+
+    async def wait_stopped(self) -> BaseException | None:
+        await asyncio.shield(self._writer_done)
+        return self._writer_failed
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -392,12 +426,21 @@ class SqliteStore(Store):
             self._writer_done.set_result(None)
         self._watch.close()
 
-    def _deliver(self, deliveries: list[_Delivery], last_cursor: int, committed: bool) -> None:
-        """On the loop: count, publish the new cursor, resolve every waiter of the group."""
+    def _deliver(
+        self, deliveries: list[_Delivery], last_cursor: int, committed: bool, changed: bool,
+    ) -> None:
+        """On the loop: count, publish the new cursor and the write health, resolve every
+        waiter of the group."""
         if committed:
             self._commit_count += 1
         self._command_count += len(deliveries)
         self._watch.advance(last_cursor)
+        refused = next((value for _, value, ok in deliveries
+                        if not ok and isinstance(value, StoreWriteError)), None)
+        if refused is not None:
+            self._health.refused(refused)
+        elif changed:
+            self._health.succeeded()
         for future, value, ok in deliveries:
             if future.done():   # the caller was cancelled: it loses only its wait
                 continue

@@ -13,10 +13,11 @@ import queue
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from smppgw.store.encoding import iso, ms
 from smppgw.store.grouping import MERGED_KINDS, Deferred, order, runs
-from smppgw.store.models import StoreError, StoreSchemaError
+from smppgw.store.models import StoreError, StoreSchemaError, StoreWriteError, WriteFailureReason
 from smppgw.store.rules import EventLog
 from smppgw.store.sqlite.bulk import STATEMENT_CACHE, insert_rows
 from smppgw.store.sqlite.schema import migrate
@@ -38,7 +39,9 @@ __all__ = ["Command", "Tx", "Writer", "configure", "read_last_cursor"]
 # Failure isolation. If anything in the merged run raises, the transaction is rolled back and
 # the group runs again command by command, each under its own SAVEPOINT, so the one that raises
 # fails alone and the others commit. A failed COMMIT fails the whole group: nothing of it was
-# stored.
+# stored. A full disk or an I/O error (SQLITE_FULL, SQLITE_IOERR, ...) fails the whole group at
+# once with StoreWriteError naming the cause: every command of it would meet the same refusal.
+# An unexpected fault of ours fails its group only; the writer goes on with the next.
 #
 # Durability. ``synchronous=FULL`` (set by ``configure``) fsyncs the WAL at every commit. A
 # group made only of claims commits with NORMAL: losing a claim is harmless (recovery queues
@@ -80,6 +83,23 @@ class Command:
 
 _Delivery = tuple["asyncio.Future[object]", object, bool]   # future, value or exception, ok
 
+# SQLite primary result codes (the low byte of an extended code) that mean the disk, not the
+# command, refused the write: https://sqlite.org/rescode.html
+_FULL_CODES: Final = frozenset({13})             # SQLITE_FULL
+_IO_CODES: Final = frozenset({8, 10, 14})        # SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
+
+
+def write_failure_reason(exc: BaseException) -> WriteFailureReason | None:
+    """``disk_full`` or ``io_error`` when SQLite refused for the disk's sake, else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or not isinstance(code, int):
+        return None
+    if code & 0xFF in _FULL_CODES:
+        return "disk_full"
+    if code & 0xFF in _IO_CODES:
+        return "io_error"
+    return None
+
 
 def configure(conn: sqlite3.Connection, busy_timeout: float) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -112,14 +132,15 @@ def read_last_cursor(conn: sqlite3.Connection) -> int:
 class Writer:
     """The writer thread's body: ``open`` the database, then ``loop`` commits groups until it
     takes a ``None``. Each group's results go back through ``post(deliver, deliveries,
-    last_cursor, committed)`` (the loop's call_soon_threadsafe)."""
+    last_cursor, committed, changed)`` (the loop's call_soon_threadsafe); ``changed``: the
+    group committed and changed rows (a full disk then took writes again)."""
 
     def __init__(
         self, path: str, commands: queue.SimpleQueue[Command | None], *,
         clock: Callable[[], float], busy_timeout: float, max_group: int,
         migrations: tuple[tuple[str, ...], ...],
         post: Callable[..., None],
-        deliver: Callable[[list[_Delivery], int, bool], None],
+        deliver: Callable[[list[_Delivery], int, bool, bool], None],
         on_commit: Callable[[int, float], None] | None,
     ) -> None:
         self.path = path
@@ -166,22 +187,34 @@ class Writer:
                     stop = True
                     break
                 group.append(command)
-            self.run_group(conn, group)
+            try:
+                self.run_group(conn, group)
+            except Exception as exc:
+                # Not SQLite's refusal (handled inside): a fault of ours. The group fails, the
+                # writer goes on with the next one.
+                log.error("store writer: a group failed unexpectedly", exc_info=exc)
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                error = StoreError(f"write failed unexpectedly: {exc!r}")
+                self.post(self.deliver, [(c.future, error, False) for c in group],
+                          self.last_cursor, False, False)
             if stop:
                 return
 
     def run_group(self, conn: sqlite3.Connection, group: list[Command]) -> None:
         durable = any(c.durable for c in group)
-        if durable != self._sync_full:
-            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            self._sync_full = durable
         started = time.perf_counter()
         now_ms = ms(self.clock())
         group.sort(key=order)
         committed = False
         last_cursor = self.last_cursor
         first_cursor = last_cursor + 1
+        changes_before = conn.total_changes
         try:
+            if durable != self._sync_full:
+                conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._sync_full = durable
             deliveries, tx = self._merged(conn, group, now_ms)
             if deliveries is None:
                 deliveries, tx = self._isolated(conn, group, now_ms)
@@ -199,8 +232,7 @@ class Writer:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            error = StoreError(f"commit failed, nothing of this group was stored: {exc}")
-            error.__cause__ = exc
+            error = _as_store_error(exc, "commit failed, nothing of this group was stored")
             deliveries = [(c.future, error, False) for c in group]
             committed = False
         if committed:
@@ -208,7 +240,8 @@ class Writer:
             if self.on_commit is not None:
                 with contextlib.suppress(Exception):  # a metrics fault must not stop the writer
                     self.on_commit(len(group), time.perf_counter() - started)
-        self.post(self.deliver, deliveries, self.last_cursor, committed)
+        changed = committed and conn.total_changes != changes_before
+        self.post(self.deliver, deliveries, self.last_cursor, committed, changed)
 
     def _merged(
         self, conn: sqlite3.Connection, group: list[Command], now_ms: int,
@@ -232,6 +265,8 @@ class Writer:
                     deliveries.append((c.future, results[offset:offset + len(c.items)], True))
                     offset += len(c.items)
         except Exception as exc:
+            if write_failure_reason(exc) is not None:
+                raise   # the disk's refusal: the whole group fails with it (see above)
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             if len(group) == 1:
@@ -252,6 +287,8 @@ class Writer:
             try:
                 value = command.fn(tx, command.items)
             except Exception as exc:
+                if write_failure_reason(exc) is not None:
+                    raise   # the disk's refusal: the whole group fails with it
                 conn.execute("ROLLBACK TO command")
                 conn.execute("RELEASE command")
                 tx.events.truncate(mark)
@@ -276,9 +313,11 @@ class Writer:
         return first + len(rows) - 1
 
 
-def _as_store_error(exc: Exception) -> Exception:
+def _as_store_error(exc: Exception, prefix: str = "write failed") -> Exception:
     if isinstance(exc, sqlite3.Error):
-        error = StoreError(f"write failed: {exc}")
+        reason = write_failure_reason(exc)
+        error: StoreError = (StoreWriteError(reason, str(exc)) if reason is not None
+                             else StoreError(f"{prefix}: {exc}"))
         error.__cause__ = exc
         return error
     return exc
