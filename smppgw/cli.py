@@ -57,6 +57,11 @@ EXAMPLES: dict[str, str] = {
   smppgw status -c /etc/smppgw/smppgw.toml --json
   smppgw status --socket /tmp/smppgw-demo-x/submit.sock
 """,
+    "show": """\
+  smppgw show order-1002                           # by the id you sent it with
+  smppgw show 018c3f9a2b7d4e6f8a9b0c1d2e3f4a5b     # by the tracking id smppgw answered
+  smppgw show -c /etc/smppgw/smppgw.toml --json order-1002
+""",
     "check-config": """\
   smppgw check-config -c /etc/smppgw/smppgw.toml
   smppgw check-config -c /etc/smppgw/smppgw.toml -q && systemctl reload smppgw

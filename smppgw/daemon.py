@@ -1,11 +1,11 @@
 """The composition root: builds everything from a Config, owns the tasks, signals and shutdown.
 
-Start order: store (recovered, its lock held, retention running) → inbound → metrics → API
-listening → pools and dispatchers → READY=1: every local resource a second instance could share
-is taken before any SMSC connection, so such an instance fails without binding. Stop order
-(SIGTERM): stop accepting (API) → stop dispatching → inbound drained → pools unbind gracefully
-→ store flushed and closed. SIGHUP reloads the config, adding and removing binds and providers
-while binds whose settings did not change stay connected.
+Start order: store (recovered, its lock held) → inbound → metrics → API listening → pools and
+dispatchers, housekeeping and retention → READY=1: every local resource a second instance
+could share is taken before any SMSC connection, so such an instance fails without binding.
+Stop order (SIGTERM): stop accepting (API) → stop dispatching → inbound drained → pools unbind
+gracefully → store flushed and closed. SIGHUP reloads the config, adding and removing binds and
+providers while binds whose settings did not change stay connected.
 
 Supervision: each long-running worker (inbound, each dispatcher, housekeeping, retention, each
 webhook) runs under ``_supervise``. A fault that escapes it is logged with its traceback,
