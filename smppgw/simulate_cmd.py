@@ -92,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--throttle-above", type=float, metavar="RATE", help="ESME_RTHROTTLED above RATE msg/s"
     )
-    parser.add_argument("--window", type=int, metavar="N", help="ESME_RTHROTTLED beyond N open")
+    parser.add_argument("--window", type=int, metavar="N", help="ESME_RMSGQFUL beyond N open")
     parser.add_argument(
         "--queue-full-every", type=int, metavar="N", help="every Nth submit gets ESME_RMSGQFUL"
     )
@@ -101,6 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--idle-timeout", type=positive_seconds, metavar="S", help="close links idle for S seconds"
+    )
+    parser.add_argument(
+        "--enquire-link-every",
+        type=positive_seconds,
+        metavar="S",
+        help="send an enquire_link on every bound link each S seconds",
     )
     parser.add_argument(
         "--mo-every", type=positive_seconds, metavar="S", help="send an MO message every S seconds"
@@ -167,6 +173,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         id_format=id_format,
         receipts=receipts,
         faults=faults,
+        enquire_link_interval=args.enquire_link_every,
         seed=args.seed,
         # A long-running standalone simulator must not grow without bound.
         record=False,

@@ -110,8 +110,9 @@ class Faults:
     (``throttle_scope``; Qikberry enforces per server), with one second's worth of burst.
     ``queue_full_every``: every Nth submit of the server gets ESME_RMSGQFUL. ``window``: most
     requests awaiting their answer per connection (with ``latency``); more are answered
-    ESME_RTHROTTLED at once. ``drop_after``: a connection is cut (TCP abort) when it has sent
-    N PDUs; the Nth is recorded but never answered. ``silent``: record everything, answer
+    ESME_RMSGQFUL at once, as an SMSC whose queue for this ESME is full does.
+    ``drop_after``: a connection is cut (TCP abort) when it has sent N PDUs; the Nth is
+    recorded but never answered. ``silent``: record everything, answer
     nothing and send nothing, keep the TCP connection open (a hung SMSC); ``silent_after``
     does the same from a connection's Nth PDU on. ``idle_timeout``: close links that sent
     nothing for this many seconds (Qikberry drops links idle for 5 minutes). ``bind_status``:
@@ -160,8 +161,12 @@ class SimulatorConfig:
     accepted; with some, an unknown system_id gets ESME_RINVSYSID and a wrong password
     ESME_RINVPASWD. ``id_format``: message ids like Wavy (``uuid``), ``hex`` or ``decimal``.
     ``deliver_window``: deliver_sm (receipts, MO) awaiting deliver_sm_resp per connection.
+    ``enquire_link_interval``: the simulator sends its own enquire_link on every bound link
+    this often (seconds), whatever the ESME sends, as SMSCs that probe their clients do.
     ``seed`` makes ids, outcomes and concatenation references repeatable. ``record`` keeps
-    every PDU in ``received``/``sent``; benchmarks turn it off and read the counters.
+    every PDU in ``received``/``sent``; benchmarks turn it off and read the counters. The
+    state of each message (what query_sm answers) is kept either way; without ``record``
+    only for the newest ``message_states_kept`` messages, so a long run stays bounded.
     """
 
     host: str = "127.0.0.1"
@@ -179,8 +184,10 @@ class SimulatorConfig:
     receipts: ReceiptPlan = field(default_factory=ReceiptPlan)
     faults: Faults = field(default_factory=Faults)
     deliver_window: int = 10
+    enquire_link_interval: float | None = None
     seed: int | None = None
     record: bool = True
+    message_states_kept: int = 100_000
 
     def __post_init__(self) -> None:
         if self.id_format not in get_args(IdFormat):
@@ -191,6 +198,11 @@ class SimulatorConfig:
             raise ValueError("cert_file and key_file go together")
         if self.deliver_window < 1:
             raise ValueError("deliver_window must be at least 1")
+        interval = self.enquire_link_interval
+        if interval is not None and not (interval > 0 and math.isfinite(interval)):
+            raise ValueError("enquire_link_interval must be a positive number of seconds")
+        if self.message_states_kept < 1:
+            raise ValueError("message_states_kept must be at least 1")
         unknown = set(self.bind_kinds) - set(BIND_KINDS)
         if unknown:
             raise ValueError(f"unknown bind kinds {sorted(unknown)}")

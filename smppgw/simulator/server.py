@@ -153,6 +153,7 @@ class SimConnection(asyncio.Protocol):
         self._next_sequence = 0
         self._bucket: TokenBucket | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
+        self._probe_handle: asyncio.TimerHandle | None = None
         self._close_after_write = False
 
     # --- observation -----------------------------------------------------------------------
@@ -189,9 +190,10 @@ class SimConnection(asyncio.Protocol):
             self.close_reason = "peer closed" if exc is None else f"lost: {exc}"
         self.state = "closed"
         self.closed_at = self.sim.loop.time()
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-            self._idle_handle = None
+        for handle in (self._idle_handle, self._probe_handle):
+            if handle is not None:
+                handle.cancel()
+        self._idle_handle = self._probe_handle = None
         self.transport = None
         self.sim._connection_lost(self)
 
@@ -335,6 +337,25 @@ class SimConnection(asyncio.Protocol):
             self.close_reason = self.close_reason or reason
             self.transport.abort()
 
+    # --- the SMSC's own enquire_link --------------------------------------------------------
+
+    def _arm_probe(self) -> None:
+        interval = self.sim.config.enquire_link_interval
+        if interval is not None:
+            self._probe_handle = self.sim.loop.call_later(interval, self._probe)
+
+    def _probe(self) -> None:
+        """SMPP 3.4 §4.11: either side may check the link; this one does it on a clock,
+        answered or not, whatever the ESME sends meanwhile."""
+        self._probe_handle = None
+        if self.state != "bound" or self.transport is None:
+            return
+        if not self._silent():
+            self.write_pdu(EnquireLink(sequence_number=self.next_sequence_number()))
+            self.sim.enquire_links_total += 1
+            self.sim._notify()
+        self._arm_probe()
+
     # --- idle timeout ----------------------------------------------------------------------
 
     def arm_idle_timer(self) -> None:
@@ -382,6 +403,7 @@ class SimConnection(asyncio.Protocol):
             self.bind_kind = kind
             self.system_id = pdu.system_id
             sim._bound(self)
+            self._arm_probe()
         else:
             sim.bind_failures_total += 1
             sim._notify()
@@ -432,10 +454,11 @@ class SimConnection(asyncio.Protocol):
             return
         faults = sim.faults
         if faults.window is not None and self.unanswered >= faults.window:
-            # Beyond the SMSC's window: refused at once, whatever the latency.
-            sim.throttled_total += 1
+            # Beyond the SMSC's window: its queue for us is full, refused at once whatever
+            # the latency (SMPP 3.4 §5.1.3 ESME_RMSGQFUL).
+            sim.queue_full_total += 1
             out.append(
-                self._sent(resp_class(sequence_number=seq, command_status=_S.ESME_RTHROTTLED), now)
+                self._sent(resp_class(sequence_number=seq, command_status=_S.ESME_RMSGQFUL), now)
             )
             return
         status = sim._submit_status(self, now)
@@ -445,8 +468,7 @@ class SimConnection(asyncio.Protocol):
             return
         message_id = sim._new_message_id()
         sim.accepted_total += 1
-        if sim.config.record:
-            sim.messages[message_id] = MessageState.ENROUTE
+        sim._set_message_state(message_id, MessageState.ENROUTE)
         resp = resp_class(sequence_number=seq, message_id=message_id)
         after = None
         if pdu.registered_delivery & 0x01:
@@ -590,7 +612,9 @@ class SmscSimulator:
 
     Recording (with ``config.record``): ``received`` and ``sent`` hold every PDU as a Record;
     ``submits`` the submit_sm/data_sm received; ``deliveries`` every receipt and MO part
-    created; ``messages`` message id → last reported message_state. Counters always run.
+    created. ``messages``: message id → last reported message_state, what query_sm answers
+    (kept without recording too, for the newest ``config.message_states_kept``). Counters
+    always run.
     Waiting: ``await sim.wait_for(lambda: len(sim.submits) >= 3, timeout=5)``, or the
     ``wait_*`` shorthands; each raises TimeoutError naming the simulator's state.
     Connections: ``connections`` maps id → SimConnection for every connection seen (only the
@@ -632,6 +656,7 @@ class SmscSimulator:
         self.accepted_total = 0
         self.throttled_total = 0
         self.queue_full_total = 0
+        self.enquire_links_total = 0  # enquire_link the simulator sent on its own
         self.delivered_total = 0  # deliver_sm sent (attempts)
         self.acknowledged_total = 0  # deliver_sm answered ESME_ROK
         # internals
@@ -1034,6 +1059,12 @@ class SmscSimulator:
 
     # --- internals: answers ----------------------------------------------------------------
 
+    def _set_message_state(self, message_id: str, state: MessageState) -> None:
+        messages = self.messages
+        messages[message_id] = state
+        if not self.config.record and len(messages) > self.config.message_states_kept:
+            del messages[next(iter(messages))]  # the oldest: dicts keep insertion order
+
     def _new_message_id(self) -> str:
         self._id_counter += 1
         fmt = self.config.id_format
@@ -1105,8 +1136,7 @@ class SmscSimulator:
             submitted_at_wall=trigger.submitted_at_wall,
             done_at_wall=datetime.datetime.now(datetime.UTC),
         )
-        if self.config.record:
-            self.messages[trigger.message_id] = outcome.state
+        self._set_message_state(trigger.message_id, outcome.state)
         delivery = Delivery(
             "receipt",
             pdu,

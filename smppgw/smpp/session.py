@@ -71,11 +71,12 @@ No I/O, no clock, no logging: ``net/connection.py`` drives it, the bind slot con
 #   - each request's sent_at + response_timeout (the oldest is the next; same timeout for all
 #     requests from send_request): RequestTimedOut, the tag leaves the window. After
 #     max_consecutive_timeouts in a row with no response in between -> Closed(too_many_timeouts).
-#   - link_idle_at = last PDU sent or received + enquire_link_interval, while BOUND: "idle"
-#     means nothing went either way, so a busy link sends no probes. Wavy asks for one every
-#     30 to 59 s and Qikberry every 60 s (it drops links silent for 5 minutes); we read both
-#     as keep-alive rules, which traffic meets too. Then an enquire_link goes out (when the
-#     window has room; see above);
+#   - link_idle_at = last request WE sent (the bind's answer, a submit, our enquire_link) +
+#     enquire_link_interval, while BOUND. Wavy asks for an enquire_link every 30 to 59 s and
+#     Qikberry every 60 s (it drops links silent for 5 minutes); our own submits meet that,
+#     but what the SMSC sends does not: a link it keeps busy with deliver_sm or with its own
+#     enquire_link every 5 s still gets ours, since answering is not requesting. Then an
+#     enquire_link goes out (when the window has room; see above);
 #     enquire_answer_at = sent + enquire_link_timeout: no answer -> Closed(enquire_link_timeout).
 #   - drain_until = unbind() + drain_timeout, while UNBINDING before the unbind is sent: new
 #     requests are refused, the outstanding ones and the deliver_sm awaiting acknowledge() get
@@ -591,7 +592,6 @@ class Session:
             return
         decoder = self._decoder
         decoder.feed(data)
-        interval = self._enquire_link_interval
         # Ask for a PDU only once a whole header is in: FrameDecoder rejects a bad
         # command_length after 4 octets, and waiting for 16 lets the generic_nack carry the
         # sequence number however the octets were chunked.
@@ -599,7 +599,6 @@ class Session:
             try:
                 pdu = decoder.next_pdu()
             except PduDecodeError as exc:
-                self._link_idle_at = now + interval
                 self._answer_decode_error(exc, now)
                 continue
             except FrameError as exc:
@@ -607,7 +606,6 @@ class Session:
                 return
             if pdu is None:
                 break
-            self._link_idle_at = now + interval
             if self.on_pdu_in is not None:
                 self.on_pdu_in(pdu.command_id)
             self._receive_pdu(pdu, now)
@@ -753,7 +751,6 @@ class Session:
 
     def _send(self, data: bytes, now: float) -> None:
         self._out.append(data)
-        self._link_idle_at = now + self._enquire_link_interval
         if self.on_pdu_out is not None:
             self.on_pdu_out(int.from_bytes(data[4:8], "big"))
 
@@ -884,6 +881,7 @@ class Session:
             sequence_number, _ENQUIRE_LINK_TAG, now, EnquireLink(sequence_number=sequence_number)
         )
         self._send(_pack_header(HEADER_LENGTH, CommandId.ENQUIRE_LINK, 0, sequence_number), now)
+        self._link_idle_at = now + self._enquire_link_interval
         self._enquire_answer_at = now + self._enquire_link_timeout
 
     # --- handlers of requests from the SMSC (TRANSITIONS) ----------------------------------
@@ -965,6 +963,7 @@ class Session:
             self._close(CloseReason.BIND_REJECTED)
             return
         version = pdu.tlv(Tag.SC_INTERFACE_VERSION)
+        self._link_idle_at = now + self._enquire_link_interval  # the first probe's due time
         self._events.append(
             Bound(
                 self._config.bind_type,

@@ -689,6 +689,39 @@ async def test_mo_goes_to_the_named_system_id(make_sim: Factory, connect) -> Non
 # --- faults ----------------------------------------------------------------------------------
 
 
+async def test_query_sm_answers_from_the_message_state_without_recording(
+    make_sim: Factory, connect
+) -> None:
+    # `smppgw simulate` runs with record off: query_sm must still know each message.
+    sim = await make_sim(record=False, receipts=ReceiptPlan(outcomes={"UNDELIV": 1}))
+    client = await connect(sim)
+    await client.bind()
+    quiet = await client.submit()
+    query = await client.request(
+        QuerySm(sequence_number=client.next_sequence(), message_id=quiet.message_id)  # type: ignore[attr-defined]
+    )
+    assert isinstance(query, QuerySmResp) and query.command_status == S.ESME_ROK
+    assert query.message_id == quiet.message_id and query.message_state == MessageState.ENROUTE
+    receipted = await client.submit(registered_delivery=1)
+    await client.deliver()
+    query = await client.request(
+        QuerySm(sequence_number=client.next_sequence(), message_id=receipted.message_id)  # type: ignore[attr-defined]
+    )
+    assert query.message_state == MessageState.UNDELIVERABLE  # type: ignore[attr-defined]
+    assert sim.received == [] and sim.deliveries == []
+
+
+async def test_message_states_are_bounded_without_recording(make_sim: Factory, connect) -> None:
+    sim = await make_sim(record=False, message_states_kept=3)
+    client = await connect(sim)
+    await client.bind()
+    ids = [(await client.submit()).message_id for _ in range(5)]  # type: ignore[attr-defined]
+    assert list(sim.messages) == ids[2:]
+    query = QuerySm(sequence_number=client.next_sequence(), message_id=ids[0])
+    oldest = await client.request(query)
+    assert oldest.command_status == S.ESME_RQUERYFAIL
+
+
 async def test_throttles_above_the_rate(make_sim: Factory, connect) -> None:
     sim = await make_sim(faults=Faults(throttle_above=5))
     client = await connect(sim)
@@ -703,7 +736,9 @@ async def test_throttles_above_the_rate(make_sim: Factory, connect) -> None:
     assert statuses[:5] == [S.ESME_ROK] * 5
 
 
-async def test_window_overflow_is_throttled_at_once(make_sim: Factory, connect) -> None:
+async def test_window_overflow_is_answered_queue_full_at_once(make_sim: Factory, connect) -> None:
+    # Beyond its window an SMSC says its queue for us is full (ESME_RMSGQFUL, SMPP 3.4
+    # §5.1.3), not that we send too fast: the ESME shrinks its window, not its rate.
     sim = await make_sim(faults=Faults(latency=0.5, window=2))
     client = await connect(sim)
     await client.bind()
@@ -711,12 +746,13 @@ async def test_window_overflow_is_throttled_at_once(make_sim: Factory, connect) 
     for pdu in pdus:
         client.send(pdu)
     first = await client.next_pdu()  # the refusals come before the slow answers
-    assert first.command_status == S.ESME_RTHROTTLED
+    assert first.command_status == S.ESME_RMSGQFUL
     statuses = {first.sequence_number: first.command_status}
     for _ in range(4):
         pdu = await client.next_pdu()
         statuses[pdu.sequence_number] = pdu.command_status
-    assert [statuses[p.sequence_number] for p in pdus] == [S.ESME_ROK] * 2 + [S.ESME_RTHROTTLED] * 3
+    assert [statuses[p.sequence_number] for p in pdus] == [S.ESME_ROK] * 2 + [S.ESME_RMSGQFUL] * 3
+    assert sim.queue_full_total == 3 and sim.throttled_total == 0
 
 
 async def test_held_answers_go_out_in_order_when_released(make_sim: Factory, connect) -> None:
@@ -964,3 +1000,32 @@ async def test_simulate_command_runs_until_sigint() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_the_simulator_probes_each_bound_link_on_its_own(make_sim: Factory, connect) -> None:
+    sim = await make_sim(enquire_link_interval=0.05)
+    client = await connect(sim)
+    await client.bind()
+    first = await client.next_pdu()
+    assert isinstance(first, EnquireLink)
+    client.send(EnquireLinkResp(sequence_number=first.sequence_number))
+    second = await client.next_pdu()  # another one an interval later, answered or not
+    assert isinstance(second, EnquireLink) and second.sequence_number != first.sequence_number
+    assert sim.enquire_links_total >= 2
+    (connection,) = sim.connections.values()
+    assert connection.opened_at + 0.1 <= sim.sent[-1].at
+
+
+async def test_no_probe_before_the_bind(make_sim: Factory, connect) -> None:
+    sim = await make_sim(enquire_link_interval=0.02)
+    idle = await connect(sim)
+    await sim.wait_for(lambda: len(sim.open_connection_ids()) == 1)
+    bound = await connect(sim)
+    await bound.bind()
+    for _ in range(3):
+        probe = await bound.next_pdu()
+        assert isinstance(probe, EnquireLink)
+    not_bound = sim.connection(sim.open_connection_ids()[0])
+    assert not_bound.state == "open" and not_bound.sent_count == 0
+    assert sim.enquire_links_total == 3
+    await idle.close()

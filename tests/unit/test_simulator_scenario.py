@@ -73,6 +73,9 @@ def test_faults_validation(kwargs: dict[str, object]) -> None:
         {"deliver_window": 0},
         {"smsc_system_id": "x" * 16},
         {"bind_kinds": frozenset({"outbind"})},
+        {"enquire_link_interval": 0},
+        {"enquire_link_interval": float("inf")},
+        {"message_states_kept": 0},
     ],
 )
 def test_simulator_config_validation(kwargs: dict[str, object]) -> None:
@@ -270,6 +273,8 @@ def test_options_become_a_config() -> None:
             "10",
             "--queue-full-every",
             "50",
+            "--enquire-link-every",
+            "5",
             "--seed",
             "4",
         )
@@ -293,6 +298,7 @@ def test_options_become_a_config() -> None:
         queue_full_every=50,
     )
     assert config.seed == 4 and config.record is False
+    assert config.enquire_link_interval == 5.0
 
 
 def test_style_defaults() -> None:
