@@ -1,4 +1,5 @@
-"""The source keeps its own rules: the protocol core does no I/O, and ruff and mypy are clean.
+"""The source keeps its own rules: the protocol core and the flow layer do no I/O, and ruff and
+mypy are clean.
 
 As asyncpg's test__sourcecode.py does, these run inside the test command so a violation
 fails the build instead of waiting for someone to remember the linters.
@@ -14,28 +15,45 @@ from pathlib import Path
 
 import pytest
 
+import smppgw.flow
 import smppgw.smpp
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_IN_CORE = ("asyncio", "socket", "ssl", "sqlite3", "threading", "time")
+# The flow layer decides a message's fate from values and `now`: no clock, no I/O, and no
+# logging either (a decision is returned, the driver logs it).
+FORBIDDEN_IN_FLOW = (*FORBIDDEN_IN_CORE, "logging", "asyncpg", "aiohttp")
 
 
-def test_protocol_core_imports_no_io_module() -> None:
-    modules = [f"smppgw.smpp.{m.name}" for m in pkgutil.iter_modules(smppgw.smpp.__path__)]
-    assert "smppgw.smpp.codec" in modules
+def _imported(modules: list[str], forbidden: tuple[str, ...]) -> str:
+    """Which of ``forbidden`` importing ``modules`` pulls in, in a fresh interpreter."""
     script = (
         "import sys\n"
         f"before = set(sys.modules)\n"
         f"for name in {modules!r}:\n"
         "    __import__(name)\n"
-        f"bad = sorted(m for m in {FORBIDDEN_IN_CORE!r} if m in sys.modules and m not in before)\n"
+        f"bad = sorted(m for m in {forbidden!r} if m in sys.modules and m not in before)\n"
         "print(','.join(bad))\n"
     )
     result = subprocess.run(
         [sys.executable, "-S", "-c", script], capture_output=True, text=True, check=True,
         env={"PYTHONPATH": str(ROOT)},
     )
-    assert result.stdout.strip() == "", f"smppgw.smpp imported {result.stdout.strip()}"
+    return result.stdout.strip()
+
+
+def test_protocol_core_imports_no_io_module() -> None:
+    modules = [f"smppgw.smpp.{m.name}" for m in pkgutil.iter_modules(smppgw.smpp.__path__)]
+    assert "smppgw.smpp.codec" in modules
+    bad = _imported(modules, FORBIDDEN_IN_CORE)
+    assert bad == "", f"smppgw.smpp imported {bad}"
+
+
+def test_flow_layer_imports_no_io_clock_or_logging_module() -> None:
+    modules = [f"smppgw.flow.{m.name}" for m in pkgutil.iter_modules(smppgw.flow.__path__)]
+    assert {"smppgw.flow.control", "smppgw.flow.policy", "smppgw.flow.reasons"} <= set(modules)
+    bad = _imported(["smppgw.flow", *modules], FORBIDDEN_IN_FLOW)
+    assert bad == "", f"smppgw.flow imported {bad}"
 
 
 def _tool(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Reconnect delays: seeded random sources, no clock."""
+"""The one delay table: reconnect curves (seeded random sources, no clock), part and webhook
+retry delays."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smppgw.backoff import (
+from smppgw.flow.policy import (
     DEFAULT_POLICIES,
     FAILURE_KINDS,
     Backoff,
     BackoffPolicy,
     next_delay,
+    submit_retry_delay,
+    webhook_retry_delay,
 )
 
 
@@ -148,3 +151,44 @@ def test_every_delay_is_within_floor_and_cap(attempt: int, seed: int, kind: str)
     policy = DEFAULT_POLICIES[kind]
     delay = next_delay(attempt, kind, random.Random(seed), previous=policy.cap)
     assert policy.floor <= delay <= policy.cap
+
+
+# --- parts and webhooks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attempts", "refused", "unanswered"),
+    [
+        (0, 1.0, 1.0),
+        (1, 2.0, 2.0),
+        (2, 4.0, 4.0),
+        (3, 8.0, 5.0),
+        (8, 256.0, 5.0),
+        (9, 300.0, 5.0),
+        (10_000, 300.0, 5.0),
+    ],
+)
+def test_submit_retry_delay_doubles_and_unanswered_parts_go_again_within_five_seconds(
+    attempts: int, refused: float, unanswered: float
+) -> None:
+    assert submit_retry_delay(attempts, "refused") == refused
+    assert submit_retry_delay(attempts, "unanswered") == unanswered
+
+
+def test_submit_retry_delay_refuses_a_negative_count() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        submit_retry_delay(-1, "refused")
+
+
+def test_webhook_retry_delay_grows_tenfold_and_is_capped() -> None:
+    plain = [webhook_retry_delay(n, min_delay=10, max_delay=100_000) for n in range(1, 8)]
+    assert plain == [10, 100, 1000, 10_000, 100_000, 100_000, 100_000]
+    assert webhook_retry_delay(10**6, min_delay=10, max_delay=60) == 60
+
+
+def test_webhook_retry_delay_jitter_is_ten_percent_and_never_above_the_cap() -> None:
+    rng = random.Random(2)
+    for attempt in range(1, 6):
+        delay = webhook_retry_delay(attempt, min_delay=10, max_delay=3600, rng=rng)
+        base = min(3600, 10 * 10 ** (attempt - 1))
+        assert base * 0.9 <= delay <= min(3600, base * 1.1)
