@@ -1,0 +1,230 @@
+"""A part's way out: a stored segment becomes a submit_sm, and the SMSC's answer (or its absence)
+becomes ONE decision: what happens to the part, and what happens to the bind that sent it.
+
+Pure: values in, values out; the status table (smpp/status.py) is consulted here and nowhere
+else. The dispatcher and the pool act on the decision.
+"""
+
+# Theory of operation
+# ===================
+#
+# The fate of a part after one send, by the answer (rows of smpp/status.py):
+#
+#   answer                                 part                        bind
+#   -------------------------------------  --------------------------  ----------------------
+#   ESME_ROK with a message id             SUBMITTED                   KEEP
+#   ESME_ROK with an empty message_id      SUBMITTED, unmatchable:     KEEP
+#                                          no receipt can find it
+#   ESME_RTHROTTLED (slow_down, rate)      SEND_AGAIN                  LOWER_RATE
+#   ESME_RMSGQFUL (slow_down, window)      SEND_AGAIN                  SHRINK_WINDOW
+#   a `reconnect` row (ESME_RINVBNDSTS,    SEND_AGAIN (the bind is     REBIND
+#     ESME_RINVSYSID, ESME_RBINDFAIL ...)  bad, not the message)
+#   another transient row                  RETRY after a delay, or     KEEP
+#                                          FAIL past its retry_limit
+#   a permanent row                        FAIL                        KEEP
+#   no answer: link lost, timed out        RETRY within 5 s            (the slot saw it)
+#   never sent: closing, no bind up        RELEASE (no attempt)        -
+#   our encoder refused the stored part    FAIL (ENCODING)             -
+#
+# SEND_AGAIN keeps the part in the dispatcher and sends it again, on any bind, before any
+# later part of its message (parts in order): flow control is not a failure and costs no
+# attempt. SEND_AGAIN_LIMIT answers of that kind in a row turn it into a RETRY through the
+# store, so one part cannot circle forever. A message's parts go out one at a time: the next
+# part is handed to the pool only when the one before it was SUBMITTED; any other fate ends
+# the run, and the parts after it go back to the queue untouched (``PartFate.continues``).
+#
+# An account-level permanent refusal (rows with `alert`: Qikberry 0x040B insufficient credits,
+# ESME_RPROHIBITED ...) says the provider refuses everything for now: ``refusing`` tells the
+# provider's health (failover.py), which counts such a provider as down.
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Final, Literal, Protocol
+
+from smppgw.flow.policy import submit_retry_delay
+from smppgw.flow.reasons import LinkFailure, rebind_for_status
+from smppgw.smpp import status as status_table
+from smppgw.smpp.constants import CommandStatus, Ton
+from smppgw.smpp.pdu import SubmitSm, Tlv
+from smppgw.smpp.status import StatusClass
+
+__all__ = [
+    "SEND_AGAIN_LIMIT",
+    "BindAction",
+    "PartFate",
+    "PartToSend",
+    "SubmitDecision",
+    "Unanswered",
+    "build_submit",
+    "decide_answer",
+    "decide_encoding_error",
+    "decide_unanswered",
+    "validity_period",
+]
+
+#: Flow-control refusals (throttled, queue full, bind state) of one part in a row before it
+#: goes back to the store with a delay and an attempt counted.
+SEND_AGAIN_LIMIT: Final = 10
+
+Unanswered = Literal["connection_lost", "timeout", "closing", "no_bind"]
+
+
+class PartToSend(Protocol):
+    """What a submit_sm is built from: the store's SegmentToSend has these fields."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def esm_class(self) -> int: ...
+    @property
+    def registered_delivery(self) -> int: ...
+    @property
+    def valid_until_wall(self) -> float | None: ...
+    @property
+    def data_coding(self) -> int: ...
+    @property
+    def short_message(self) -> bytes: ...
+    @property
+    def tlvs(self) -> tuple[tuple[int, bytes], ...]: ...
+
+
+def validity_period(valid_until_wall: float | None) -> str:
+    """Absolute validity_period in UTC, SMPP 3.4 §7.1.1: YYMMDDhhmmsstnnp, here t=0 nn=00 +."""
+    if valid_until_wall is None:
+        return ""
+    moment = datetime.fromtimestamp(valid_until_wall, UTC)
+    return moment.strftime("%y%m%d%H%M%S") + "000+"
+
+
+def build_submit(part: PartToSend, *, default_ton: int, default_npi: int) -> SubmitSm:
+    """The submit_sm for one stored part. An alphanumeric sender goes as TON 5 / NPI 0
+    (SMPP 3.4 §5.2.5); numbers with the provider's TON/NPI, without a leading ``+``."""
+    source = part.source
+    if source and not source.lstrip("+").isdigit():
+        source_ton, source_npi = int(Ton.ALPHANUMERIC), 0
+    else:
+        source_ton, source_npi = default_ton, default_npi
+    return SubmitSm(
+        service_type="",
+        source_addr_ton=source_ton,
+        source_addr_npi=source_npi,
+        source_addr=source.lstrip("+"),
+        dest_addr_ton=default_ton,
+        dest_addr_npi=default_npi,
+        destination_addr=part.destination,
+        esm_class=part.esm_class,
+        registered_delivery=part.registered_delivery,
+        validity_period=validity_period(part.valid_until_wall),
+        data_coding=part.data_coding,
+        short_message=part.short_message,
+        tlvs=tuple(Tlv(tag, raw) for tag, raw in part.tlvs),
+    )
+
+
+class PartFate(Enum):
+    """What becomes of a part after one send."""
+
+    SUBMITTED = "submitted"  # the SMSC took it
+    SEND_AGAIN = "send_again"  # flow control: the same part again now, before later parts
+    RETRY = "retry"  # back to the store, due again after ``retry_in`` seconds
+    FAIL = "fail"  # the message fails with this part's status
+    RELEASE = "release"  # never sent: back to the queue as it was, no attempt counted
+
+    @property
+    def continues(self) -> Literal["next", "same", "stop"]:
+        """What the message's run of parts does next: the next part, this part again, or
+        stop (the parts after this one go back to the queue untouched)."""
+        if self is PartFate.SUBMITTED:
+            return "next"
+        if self is PartFate.SEND_AGAIN:
+            return "same"
+        return "stop"
+
+
+class BindAction(Enum):
+    """What the answer means for the bind that got it."""
+
+    KEEP = "keep"
+    LOWER_RATE = "lower_rate"  # control.AdaptiveRate.on_throttled
+    SHRINK_WINDOW = "shrink_window"  # control.AdaptiveWindow.on_queue_full
+    REBIND = "rebind"  # drop this bind and bind again, on ``rebind``'s curve
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitDecision:
+    """The one decision about one send; see the theory of operation.
+
+    ``status`` is the table row consulted (None when nothing was answered). ``retry_in`` is
+    seconds from now for RETRY. ``message_id`` is the SMSC's id for SUBMITTED (None when it
+    sent an empty one: ``unmatchable``). ``refusing``: an account-level refusal, for the
+    provider's health. ``reason``: what the message's history and the log say.
+    """
+
+    fate: PartFate
+    bind: BindAction = BindAction.KEEP
+    status: StatusClass | None = None
+    retry_in: float | None = None
+    message_id: str | None = None
+    unmatchable: bool = False
+    refusing: bool = False
+    rebind: LinkFailure | None = None
+    reason: str = ""
+
+
+def decide_answer(
+    command_status: int, message_id: str | None, *, attempts: int, sent_again: int = 0
+) -> SubmitDecision:
+    """The SMSC answered a submit with ``command_status`` (and ``message_id`` on ESME_ROK).
+
+    ``attempts``: earlier sends of this part recorded in the store; ``sent_again``: how many
+    SEND_AGAIN decisions this part has had in a row in the dispatcher.
+    """
+    row = status_table.classify(command_status)
+    if row.is_ok:
+        if not message_id:
+            return SubmitDecision(PartFate.SUBMITTED, status=row, unmatchable=True,
+                                  reason="submit_sm_resp ESME_ROK with an empty message_id")
+        return SubmitDecision(PartFate.SUBMITTED, status=row, message_id=message_id)
+    bind = BindAction.KEEP
+    rebind = None
+    if row.reconnect:
+        bind, rebind = BindAction.REBIND, rebind_for_status(command_status)
+    elif row.slow_down:
+        queue_full = command_status == CommandStatus.ESME_RMSGQFUL
+        bind = BindAction.SHRINK_WINDOW if queue_full else BindAction.LOWER_RATE
+    if bind is not BindAction.KEEP:
+        if sent_again + 1 < SEND_AGAIN_LIMIT:
+            return SubmitDecision(PartFate.SEND_AGAIN, bind, row, rebind=rebind,
+                                  reason=row.description)
+        return SubmitDecision(PartFate.RETRY, bind, row,
+                              retry_in=submit_retry_delay(attempts, "refused"), rebind=rebind,
+                              reason=f"{row.description}; {SEND_AGAIN_LIMIT} times in a row")
+    if row.is_permanent:
+        return SubmitDecision(PartFate.FAIL, status=row, refusing=row.alert,
+                              reason=row.description)
+    limit = row.retry_limit
+    if limit is not None and attempts + 1 >= limit:
+        return SubmitDecision(PartFate.FAIL, status=row,
+                              reason=f"{row.description}; retries exhausted ({limit})")
+    return SubmitDecision(PartFate.RETRY, status=row,
+                          retry_in=submit_retry_delay(attempts, "refused"),
+                          reason=row.description)
+
+
+def decide_unanswered(cause: Unanswered, *, attempts: int) -> SubmitDecision:
+    """The part got no answer: the link was lost or the response timed out (it may have
+    reached the SMSC: at-least-once, sent again soon), or it was never sent at all."""
+    if cause in ("closing", "no_bind"):
+        return SubmitDecision(PartFate.RELEASE, reason=cause.replace("_", " "))
+    return SubmitDecision(PartFate.RETRY, retry_in=submit_retry_delay(attempts, "unanswered"),
+                          reason=cause.replace("_", " "))
+
+
+def decide_encoding_error(detail: str) -> SubmitDecision:
+    """A stored part our encoder refuses: sending it again cannot help."""
+    return SubmitDecision(PartFate.FAIL, reason=f"cannot be encoded: {detail}")
