@@ -19,10 +19,6 @@ __all__ = [
     "StatusClass",
     "StatusKind",
     "classify",
-    "is_bind_fatal",
-    "is_ok",
-    "is_permanent",
-    "is_transient",
 ]
 
 
@@ -297,21 +293,3 @@ def classify(status: int) -> StatusClass:
     row = STATUS_TABLE.get(status)
     return row if row is not None else _unknown(status)
 
-
-def is_ok(status: int) -> bool:
-    return classify(status).kind is StatusKind.OK
-
-
-def is_transient(status: int) -> bool:
-    """Retry the segment (with backoff); see ``StatusClass.retry_limit`` for how often."""
-    return classify(status).kind is StatusKind.TRANSIENT
-
-
-def is_permanent(status: int) -> bool:
-    """Fail the message: resending the same PDU would get the same answer."""
-    return classify(status).kind is StatusKind.PERMANENT
-
-
-def is_bind_fatal(status: int) -> bool:
-    """The account or bind is refused: long backoff and a loud log, not a message failure."""
-    return classify(status).kind is StatusKind.BIND_FATAL

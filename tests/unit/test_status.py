@@ -13,10 +13,6 @@ from smppgw.smpp.status import (
     StatusClass,
     StatusKind,
     classify,
-    is_bind_fatal,
-    is_ok,
-    is_permanent,
-    is_transient,
 )
 
 S = CommandStatus
@@ -65,26 +61,26 @@ def test_every_row_is_consistent() -> None:
 
 def test_rok_is_ok() -> None:
     row = classify(0)
-    assert row.kind is StatusKind.OK and row.is_ok and is_ok(0)
-    assert not (is_transient(0) or is_permanent(0) or is_bind_fatal(0))
+    assert row.kind is StatusKind.OK and row.is_ok
+    assert not (row.is_transient or row.is_permanent or row.is_bind_fatal)
 
 
 @pytest.mark.parametrize("status", TRANSIENT, ids=lambda s: s.name)
 def test_transient(status: CommandStatus) -> None:
     assert classify(status).kind is StatusKind.TRANSIENT
-    assert is_transient(status) and classify(status).is_transient
+    assert classify(status).is_transient
 
 
 @pytest.mark.parametrize("status", BIND_FATAL, ids=lambda s: s.name)
 def test_bind_fatal(status: CommandStatus) -> None:
     assert classify(status).kind is StatusKind.BIND_FATAL
-    assert is_bind_fatal(status) and classify(status).is_bind_fatal
+    assert classify(status).is_bind_fatal
 
 
 @pytest.mark.parametrize("status", PERMANENT, ids=lambda s: s.name)
 def test_permanent(status: CommandStatus) -> None:
     assert classify(status).kind is StatusKind.PERMANENT
-    assert is_permanent(status) and classify(status).is_permanent
+    assert classify(status).is_permanent
 
 
 def test_invalid_bind_status_retries_elsewhere_and_rebinds() -> None:
@@ -157,8 +153,8 @@ def test_table_is_read_only() -> None:
 
 
 @given(st.integers(min_value=0, max_value=0xFFFFFFFF))
-def test_classify_is_total_and_helpers_agree(code: int) -> None:
+def test_classify_is_total_and_gives_exactly_one_kind(code: int) -> None:
     row = classify(code)
-    flags = [is_ok(code), is_transient(code), is_permanent(code), is_bind_fatal(code)]
+    flags = [row.is_ok, row.is_transient, row.is_permanent, row.is_bind_fatal]
     assert flags.count(True) == 1
     assert row.name == CommandStatus.name_of(code) or code in STATUS_TABLE
