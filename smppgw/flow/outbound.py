@@ -39,8 +39,8 @@ else. The dispatcher and the pool act on the decision.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import Enum
 from typing import Final, Literal, Protocol
 
@@ -97,8 +97,25 @@ def validity_period(valid_until_wall: float | None) -> str:
     """Absolute validity_period in UTC, SMPP 3.4 §7.1.1: YYMMDDhhmmsstnnp, here t=0 nn=00 +."""
     if valid_until_wall is None:
         return ""
-    moment = datetime.fromtimestamp(valid_until_wall, UTC)
-    return moment.strftime("%y%m%d%H%M%S") + "000+"
+    return _validity_text(int(valid_until_wall // 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _validity_text(seconds: int) -> str:
+    """The calendar from a day count (Howard Hinnant's ``civil_from_days``), integers only: no
+    clock module in this layer. Cached: parts accepted in the same second share the text."""
+    days, second_of_day = divmod(seconds, 86_400)
+    era, day_of_era = divmod(days + 719_468, 146_097)
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524
+                   - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153  # March = 0
+    day = day_of_year - (153 * month_index + 2) // 5 + 1
+    month = month_index + 3 if month_index < 10 else month_index - 9
+    year = year_of_era + era * 400 + (month <= 2)
+    hour, rest = divmod(second_of_day, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{year % 100:02d}{month:02d}{day:02d}{hour:02d}{minute:02d}{second:02d}000+"
 
 
 def build_submit(part: PartToSend, *, default_ton: int, default_npi: int) -> SubmitSm:

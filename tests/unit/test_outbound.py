@@ -7,6 +7,8 @@ import datetime
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smppgw.flow.outbound import (
     SEND_AGAIN_LIMIT,
@@ -44,7 +46,14 @@ class Part:
 def test_validity_period_is_absolute_utc_per_smpp_7_1_1() -> None:
     moment = datetime.datetime(2026, 3, 9, 14, 5, 7, tzinfo=datetime.UTC).timestamp()
     assert validity_period(moment) == "260309140507000+"
+    assert validity_period(moment + 0.999) == "260309140507000+"  # whole seconds, truncated
     assert validity_period(None) == ""
+
+
+@given(st.floats(0, 4_102_444_800 * 2, allow_nan=False))  # 1970 .. 2230
+def test_validity_period_agrees_with_the_calendar(wall: float) -> None:
+    moment = datetime.datetime.fromtimestamp(int(wall), datetime.UTC)
+    assert validity_period(wall) == moment.strftime("%y%m%d%H%M%S") + "000+"
 
 
 @pytest.mark.parametrize(
