@@ -11,6 +11,8 @@ names a failure kind or a reason label.
 #
 #   what happened                          FailureKind (curve)         reason label
 #   -------------------------------------  --------------------------  ---------------------
+#   the bind cannot be built here          local                       local
+#     (certificate file, a bad setting)
 #   name resolution failed                 dns                         dns
 #   TCP connect timed out                  timeout                     timeout
 #   TCP connect refused / unreachable      network                     connect_refused
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 ReconnectReason = Literal[
+    "local",
     "connect_refused",
     "dns",
     "tls",
@@ -66,6 +69,7 @@ ReconnectReason = Literal[
 ]
 #: Every value of the ``reason`` label; metrics create each series at 0.
 RECONNECT_REASONS: Final[tuple[ReconnectReason, ...]] = (
+    "local",
     "connect_refused",
     "dns",
     "tls",
@@ -84,6 +88,7 @@ class ConnectFault(Enum):
     """What went wrong before a session existed; the pool's translation of OSError,
     ssl.SSLError and TimeoutError at its boundary."""
 
+    LOCAL = "local"  # the bind cannot be built: TLS files, a setting the session refuses
     DNS = "dns"
     CONNECT_TIMEOUT = "connect_timeout"
     CONNECT_REFUSED = "connect_refused"  # any other OSError from connect
@@ -99,6 +104,7 @@ class LinkFailure:
 
 
 _CONNECT: Final[Mapping[ConnectFault, LinkFailure]] = MappingProxyType({
+    ConnectFault.LOCAL: LinkFailure("local", "local"),
     ConnectFault.DNS: LinkFailure("dns", "dns"),
     ConnectFault.CONNECT_TIMEOUT: LinkFailure("timeout", "timeout"),
     ConnectFault.CONNECT_REFUSED: LinkFailure("network", "connect_refused"),

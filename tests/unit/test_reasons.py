@@ -25,6 +25,7 @@ S = CommandStatus
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
+        (ConnectFault.LOCAL, LinkFailure("local", "local")),
         (ConnectFault.DNS, LinkFailure("dns", "dns")),
         (ConnectFault.CONNECT_TIMEOUT, LinkFailure("timeout", "timeout")),
         (ConnectFault.CONNECT_REFUSED, LinkFailure("network", "connect_refused")),
