@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from smppgw.backoff import Backoff
 from smppgw.config import BindTarget, ProviderConfig
+from smppgw.flow.policy import Backoff
 from smppgw.logs import BindLogger, RepeatedLog
 from smppgw.metrics import BindMetrics, Metrics, ProviderMetrics
 from smppgw.net.connection import SmppConnection

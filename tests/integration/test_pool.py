@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from smppgw.backoff import DEFAULT_POLICIES, Backoff, BackoffPolicy
 from smppgw.config import ProviderConfig, parse_config
+from smppgw.flow.policy import DEFAULT_POLICIES, Backoff, BackoffPolicy
 from smppgw.logs import KeyValueFormatter
 from smppgw.metrics import Metrics
 from smppgw.pool import BindPool, BindSlot, Inbound, SubmitFailure
