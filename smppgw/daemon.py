@@ -37,16 +37,16 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from smppgw.config import Config, GatewayConfig, ProviderConfig, load_config
-from smppgw.dispatcher import Dispatcher
 from smppgw.errors import ConfigError
-from smppgw.inbound import InboundProcessor
 from smppgw.logs import RepeatedLog, set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
 from smppgw.pool import BindPool
+from smppgw.services.dispatcher import Dispatcher
+from smppgw.services.receiver import InboundProcessor
+from smppgw.services.submission import SubmitService
 from smppgw.store import Store, StoreClosedError, StoreError, WriteFailure
 from smppgw.store.factory import open_store
 from smppgw.store.retention import Retention
-from smppgw.submission import SubmitService
 from smppgw.systemd import Notifier, listen_fds, watchdog_interval
 
 log = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ class Daemon:
                                inherited_socket=inherited[0] if inherited else None)
 
     async def _run_webhook(self, webhook: object, name: str) -> None:
-        from smppgw.webhooks import WebhookPusher
+        from smppgw.services.webhooks import WebhookPusher
 
         assert self.store is not None
         pusher = WebhookPusher(webhook, self.store, name=name, metrics=self.metrics)  # type: ignore[arg-type]

@@ -59,8 +59,8 @@ from smppgw.api.wiraya_formats import (
 from smppgw.config import GatewayConfig
 from smppgw.errors import SmppgwError
 from smppgw.metrics import Metrics
+from smppgw.services.submission import SubmitService
 from smppgw.store import MessageView, SegmentView, Store, StoreError, StoreWriteError
-from smppgw.submission import SubmitService
 
 __all__ = [
     "EVENTS_MAX_LIMIT",

@@ -21,7 +21,7 @@ from smppgw.api.schemas import (
     lone_surrogate_error,
     parse_message,
 )
-from smppgw.submission import SubmitAnswer
+from smppgw.services.submission import SubmitAnswer
 
 __all__ = ["TEMPLATE_TYPES", "WIRAYA", "enqueue_results", "parse_enqueue_body"]
 

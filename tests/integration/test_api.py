@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 from smppgw.api.app import ApiServer, ApiStartError, create_app, start_api
 from smppgw.config import Config, GatewayConfig, HostPort, Secret, parse_config
 from smppgw.metrics import Metrics
+from smppgw.services.submission import SubmitService
 from smppgw.store import MoMessage, ReceiptRecord, SqliteStore, SubmitOutcome
-from smppgw.submission import SubmitService
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -31,8 +31,8 @@ from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
 from smppgw.daemon import Daemon
-from smppgw.dispatcher import Dispatcher
 from smppgw.pool import SubmitResult
+from smppgw.services.dispatcher import Dispatcher
 from smppgw.simulator import SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import Pdu, SubmitSm, SubmitSmResp

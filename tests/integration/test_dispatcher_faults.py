@@ -17,9 +17,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
-from smppgw.dispatcher import Dispatcher
 from smppgw.metrics import Metrics
 from smppgw.pool import SubmitFailure, SubmitResult
+from smppgw.services.dispatcher import Dispatcher
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import Pdu, SubmitSm, SubmitSmResp
 from smppgw.store import MessageView, NewMessage, NewSegment, SqliteStore, Store

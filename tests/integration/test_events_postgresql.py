@@ -15,11 +15,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from smppgw.submission import SubmitService
 
 from smppgw.api.app import create_app, start_api
 from smppgw.store import NewMessage, NewSegment, Store
 from smppgw.store.postgres import PostgresStore
-from smppgw.submission import SubmitService
 from tests.integration.test_api import make_config
 from tests.pgserver import PgServer
 from tests.store_backends import new_database

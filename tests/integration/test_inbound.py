@@ -15,9 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
-from smppgw.inbound import InboundProcessor
 from smppgw.metrics import Metrics
 from smppgw.pool import Inbound
+from smppgw.services.receiver import InboundProcessor
 from smppgw.smpp.constants import CommandStatus, Tag
 from smppgw.smpp.pdu import DeliverSm, Tlv
 from smppgw.smpp.receipt import parse_receipt
@@ -212,7 +212,7 @@ async def test_a_pdu_whose_processing_fails_gets_a_transient_error_and_the_rest_
             raise RuntimeError("a bug in the parser")
         return real_parse(pdu, style)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("smppgw.inbound.parse_receipt", parse)
+    monkeypatch.setattr("smppgw.services.receiver.parse_receipt", parse)
     metrics = Metrics(CollectorRegistry())
     processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)}, metrics=metrics)
     connection = FakeConnection(store)

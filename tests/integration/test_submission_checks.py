@@ -13,8 +13,8 @@ import pytest
 
 from smppgw.api.schemas import FieldError, SubmitRequest, parse_submit_body
 from smppgw.config import Config, parse_config
+from smppgw.services.submission import SubmitAnswer, SubmitService
 from smppgw.store import SqliteStore, Store
-from smppgw.submission import SubmitAnswer, SubmitService
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -9,8 +9,8 @@ import pytest
 
 from smppgw.api.schemas import SubmitRequest
 from smppgw.config import Config, parse_config
+from smppgw.services.submission import SubmitService
 from smppgw.store import SegmentToSend, SqliteStore
-from smppgw.submission import SubmitService
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from smppgw.config import parse_config
-from smppgw.dispatcher import Dispatcher
 from smppgw.logs import KeyValueFormatter
 from smppgw.pool import SubmitResult
+from smppgw.services.dispatcher import Dispatcher
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import Pdu, SubmitSmResp
 from smppgw.store import SegmentToSend
@@ -56,35 +56,36 @@ def segment(attempts: int = 0) -> SegmentToSend:
 
 
 def refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "smppgw.dispatcher"]
+    return [r for r in caplog.records if r.name == "smppgw.services.dispatcher"]
 
 
 async def test_permanent_refusal_is_one_warning_without_text_or_number(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="smppgw.dispatcher")
+    caplog.set_level(logging.INFO, logger="smppgw.services.dispatcher")
     outcome = await dispatcher(tmp_path, CommandStatus.ESME_RINVDSTADR)._send(segment())
     assert outcome.kind == "permanent"
     [record] = refusals(caplog)
     assert record.levelno == logging.WARNING
     line = KeyValueFormatter(with_time=False).format(record)
     assert line == (
-        'level=warning logger=smppgw.dispatcher bind=sim#1 msg="submit refused permanently" '
-        "tracking_id=0123456789abcdef0123456789abcdef part=2/2 status=ESME_RINVDSTADR")
+        "level=warning logger=smppgw.services.dispatcher bind=sim#1 "
+        'msg="submit refused permanently" tracking_id=0123456789abcdef0123456789abcdef '
+        "part=2/2 status=ESME_RINVDSTADR")
     assert DESTINATION not in line and "482913" not in line and "Acme" not in line
 
 
 async def test_retries_exhausted_is_one_warning_with_the_attempts(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="smppgw.dispatcher")
+    caplog.set_level(logging.INFO, logger="smppgw.services.dispatcher")
     # A code no table knows: transient, but only for a few tries (UNKNOWN_RETRY_LIMIT = 3).
     outcome = await dispatcher(tmp_path, 0x00000401)._send(segment(attempts=2))
     assert outcome.kind == "permanent"
     [record] = refusals(caplog)
     line = KeyValueFormatter(with_time=False).format(record)
     assert line == (
-        'level=warning logger=smppgw.dispatcher bind=sim#1 '
+        'level=warning logger=smppgw.services.dispatcher bind=sim#1 '
         'msg="submit refused; retries exhausted" '
         "tracking_id=0123456789abcdef0123456789abcdef part=2/2 status=0x00000401 attempts=3")
 
@@ -94,7 +95,7 @@ async def test_retries_exhausted_is_one_warning_with_the_attempts(
 async def test_accepted_and_transient_answers_log_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int
 ) -> None:
-    caplog.set_level(logging.INFO, logger="smppgw.dispatcher")
+    caplog.set_level(logging.INFO, logger="smppgw.services.dispatcher")
     outcome = await dispatcher(tmp_path, status)._send(segment())
     assert outcome.kind in ("ok", "transient")
     assert refusals(caplog) == []

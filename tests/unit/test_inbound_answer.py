@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from smppgw.inbound import Handled, inbound_answer
+from smppgw.services.receiver import Handled, inbound_answer
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import AlertNotification, DataSm, DeliverSm, Pdu
 

@@ -19,7 +19,7 @@ from smppgw.api.wiraya_formats import (
     read_xml,
     results_xml,
 )
-from smppgw.submission import SubmitAnswer
+from smppgw.services.submission import SubmitAnswer
 
 XSI = 'xmlns:i="http://www.w3.org/2001/XMLSchema-instance"'
 

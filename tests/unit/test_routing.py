@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smppgw.router import NoRouteError, RouteProvider, Router
+from smppgw.flow.routing import NoRouteError, RouteProvider, Router
 
 
 def make_router(default: str | None = None) -> Router:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from smppgw.api.schemas import ErrorCode, FieldError, SubmitRequest
 from smppgw.config import Config, ProviderConfig
-from smppgw.dispatcher import build_submit_sm
-from smppgw.router import NoRouteError, RouteProvider, Router
+from smppgw.flow.routing import NoRouteError, RouteProvider, Router
+from smppgw.services.dispatcher import build_submit_sm
 from smppgw.smpp.codec import encode
 from smppgw.smpp.constants import EsmClass, Tag
 from smppgw.smpp.errors import EncodingError, PduEncodeError, SegmentationError

@@ -1,7 +1,7 @@
 """Destination → provider: explicit choice, longest matching prefix, default, failover.
 
-Pure: the dispatcher passes in which providers are down and since when (monotonic seconds);
-the router never looks at a clock or a socket.
+Pure: the submit service passes in which providers are down and since when (monotonic
+seconds, from failover.ProviderHealth); the router never looks at a clock or a socket.
 """
 
 from __future__ import annotations
