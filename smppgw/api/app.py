@@ -38,13 +38,7 @@ from aiohttp.http_exceptions import (
 )
 
 from smppgw.api.events_json import event_json
-from smppgw.api.schemas import (
-    MAX_CLIENT_ID_LENGTH,
-    FieldError,
-    RequestError,
-    parse_submit_body,
-    shown,
-)
+from smppgw.api.schemas import MAX_CLIENT_ID_LENGTH, RequestError, parse_submit_body, shown
 from smppgw.api.wiraya import enqueue_results, parse_enqueue_body
 from smppgw.api.wiraya_formats import (
     FORM_TYPE,
@@ -58,7 +52,9 @@ from smppgw.api.wiraya_formats import (
 )
 from smppgw.config import GatewayConfig
 from smppgw.errors import SmppgwError
+from smppgw.flow.submission import FieldError
 from smppgw.metrics import Metrics
+from smppgw.services.events_json import event_json
 from smppgw.services.submission import SubmitService
 from smppgw.store import MessageView, SegmentView, Store, StoreError, StoreWriteError
 

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
-from smppgw.smpp.text import ENCODINGS, Encoding
+from smppgw.flow.submission import FieldError, SubmitRequest
+from smppgw.smpp.text import ENCODINGS
 
 MAX_MESSAGES_PER_REQUEST = 1000
 MAX_CLIENT_ID_LENGTH = 128
@@ -33,66 +34,6 @@ MESSAGE_KEYS = frozenset(
     {"id", "to", "from", "text", "provider", "flash", "validity_minutes", "tlvs", "receipt",
      "encoding"}
 )
-
-ErrorCode = Literal[
-    "invalid_json",
-    "invalid_xml",
-    "invalid_form",
-    "invalid_request",
-    "missing_field",
-    "unknown_field",
-    "invalid_type",
-    "invalid_destination",
-    "invalid_sender",
-    "invalid_value",
-    "invalid_tlv",
-    "unknown_provider",
-    "no_route",
-    "encoding_error",
-    "too_many_parts",
-    "duplicate_id",
-    "body_too_large",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """A permanent, client-side error in one message or the whole request.
-
-    ``client_id`` is the refused message's own id when it had a valid one, so the answer for
-    that message can carry it; it is not part of the error's JSON.
-    """
-
-    code: ErrorCode
-    field: str
-    message: str
-    client_id: str | None = None
-
-    def as_json(self) -> dict[str, str]:
-        return {"code": self.code, "field": self.field, "message": self.message}
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitRequest:
-    """One message as the API accepted it, before routing and encoding."""
-
-    index: int
-    client_id: str | None
-    to: str  # digits only, the leading + removed
-    sender: str
-    text: str
-    provider: str | None = None
-    flash: bool = False
-    validity_minutes: int | None = None
-    tlvs: tuple[tuple[int, bytes], ...] = ()
-    receipt: bool = True
-    encoding: Encoding | None = None
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def field_prefix(self) -> str:
-        return f"messages[{self.index}]"
-
 
 @dataclass(frozen=True, slots=True)
 class Naming:

@@ -14,13 +14,12 @@ from typing import Final, Literal
 
 from smppgw.api.schemas import (
     MAX_MESSAGES_PER_REQUEST,
-    FieldError,
     Naming,
     RequestError,
-    SubmitRequest,
     lone_surrogate_error,
     parse_message,
 )
+from smppgw.flow.submission import FieldError, SubmitRequest
 from smppgw.services.submission import SubmitAnswer
 
 __all__ = ["TEMPLATE_TYPES", "WIRAYA", "enqueue_results", "parse_enqueue_body"]

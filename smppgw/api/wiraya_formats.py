@@ -27,7 +27,8 @@ from urllib.parse import parse_qsl
 from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
-from smppgw.api.schemas import MAX_MESSAGES_PER_REQUEST, FieldError, RequestError, shown
+from smppgw.api.schemas import MAX_MESSAGES_PER_REQUEST, RequestError, shown
+from smppgw.flow.submission import FieldError
 
 __all__ = [
     "FORM_TYPE",

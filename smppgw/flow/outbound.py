@@ -46,6 +46,7 @@ from typing import Final, Literal, Protocol
 
 from smppgw.flow.policy import submit_retry_delay
 from smppgw.flow.reasons import LinkFailure, rebind_for_status
+from smppgw.profiles import ProviderProfile
 from smppgw.smpp import status as status_table
 from smppgw.smpp.constants import CommandStatus, Ton
 from smppgw.smpp.pdu import SubmitSm, Tlv
@@ -58,10 +59,11 @@ __all__ = [
     "PartToSend",
     "SubmitDecision",
     "Unanswered",
-    "build_submit",
+    "build_submit_sm",
     "decide_answer",
     "decide_encoding_error",
     "decide_unanswered",
+    "part_submit_sm",
     "validity_period",
 ]
 
@@ -118,29 +120,41 @@ def _validity_text(seconds: int) -> str:
     return f"{year % 100:02d}{month:02d}{day:02d}{hour:02d}{minute:02d}{second:02d}000+"
 
 
-def build_submit(part: PartToSend, *, default_ton: int, default_npi: int) -> SubmitSm:
-    """The submit_sm for one stored part. An alphanumeric sender goes as TON 5 / NPI 0
-    (SMPP 3.4 §5.2.5); numbers with the provider's TON/NPI, without a leading ``+``."""
-    source = part.source
+def build_submit_sm(
+    profile: ProviderProfile, *, source: str, destination: str, esm_class: int,
+    registered_delivery: int, valid_until_wall: float | None, data_coding: int,
+    short_message: bytes, tlvs: tuple[tuple[int, bytes], ...],
+) -> SubmitSm:
+    """The submit_sm (SMPP 3.4 §4.4.1) of one part as it goes to ``profile``'s SMSC; the
+    accept path builds the same PDU to check that it encodes and fits. An alphanumeric sender
+    goes as TON 5 / NPI 0 (§5.2.5); numbers with the provider's TON/NPI, without a ``+``."""
     if source and not source.lstrip("+").isdigit():
         source_ton, source_npi = int(Ton.ALPHANUMERIC), 0
     else:
-        source_ton, source_npi = default_ton, default_npi
+        source_ton, source_npi = profile.default_ton, profile.default_npi
     return SubmitSm(
         service_type="",
         source_addr_ton=source_ton,
         source_addr_npi=source_npi,
         source_addr=source.lstrip("+"),
-        dest_addr_ton=default_ton,
-        dest_addr_npi=default_npi,
-        destination_addr=part.destination,
-        esm_class=part.esm_class,
-        registered_delivery=part.registered_delivery,
-        validity_period=validity_period(part.valid_until_wall),
-        data_coding=part.data_coding,
-        short_message=part.short_message,
-        tlvs=tuple(Tlv(tag, raw) for tag, raw in part.tlvs),
+        dest_addr_ton=profile.default_ton,
+        dest_addr_npi=profile.default_npi,
+        destination_addr=destination,
+        esm_class=esm_class,
+        registered_delivery=registered_delivery,
+        validity_period=validity_period(valid_until_wall),
+        data_coding=data_coding,
+        short_message=short_message,
+        tlvs=tuple(Tlv(tag, raw) for tag, raw in tlvs),
     )
+
+
+def part_submit_sm(profile: ProviderProfile, part: PartToSend) -> SubmitSm:
+    """The submit_sm of one stored part. Raises PduEncodeError only when encoded."""
+    return build_submit_sm(
+        profile, source=part.source, destination=part.destination, esm_class=part.esm_class,
+        registered_delivery=part.registered_delivery, valid_until_wall=part.valid_until_wall,
+        data_coding=part.data_coding, short_message=part.short_message, tlvs=part.tlvs)
 
 
 class PartFate(Enum):

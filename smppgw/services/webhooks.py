@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from smppgw.api.events_json import encode_events
 from smppgw.config import WebhookConfig
 from smppgw.metrics import Metrics, WebhookMetrics
+from smppgw.services.events_json import encode_events
 from smppgw.store import Event, Store, StoreClosedError, StoreWriteError
 
 __all__ = ["IDLE_WAIT", "READ_LIMIT", "WebhookPusher", "retry_delay", "safe_url"]

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from smppgw.api.schemas import FieldError, SubmitRequest, parse_submit_body
+from smppgw.api.schemas import parse_submit_body
 from smppgw.config import Config, parse_config
+from smppgw.flow.submission import FieldError, SubmitRequest
 from smppgw.services.submission import SubmitAnswer, SubmitService
 from smppgw.store import SqliteStore, Store
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smppgw.api.schemas import SubmitRequest
 from smppgw.config import Config, parse_config
+from smppgw.flow.submission import SubmitRequest
 from smppgw.services.submission import SubmitService
 from smppgw.store import SegmentToSend, SqliteStore
 

@@ -23,9 +23,9 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from smppgw.api.events_json import event_json
 from smppgw.config import Secret, WebhookConfig
 from smppgw.metrics import Metrics
+from smppgw.services.events_json import event_json
 from smppgw.services.webhooks import WebhookPusher, retry_delay, safe_url
 from smppgw.store import MoMessage, NewMessage, NewSegment, SqliteStore, Store, StoreWriteError
 

@@ -6,13 +6,12 @@ import pytest
 
 from smppgw.api.schemas import (
     MAX_SHOWN_NAME,
-    FieldError,
     RequestError,
-    SubmitRequest,
     parse_submit_body,
     shown,
 )
 from smppgw.api.wiraya import parse_enqueue_body
+from smppgw.flow.submission import FieldError, SubmitRequest
 
 
 def one(message: dict[str, object], **kwargs: object) -> SubmitRequest | FieldError:

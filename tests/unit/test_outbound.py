@@ -3,6 +3,7 @@ for the part and one for the bind (the status table consulted once, in flow/outb
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass
 
@@ -14,18 +15,20 @@ from smppgw.flow.outbound import (
     SEND_AGAIN_LIMIT,
     BindAction,
     PartFate,
-    build_submit,
     decide_answer,
     decide_encoding_error,
     decide_unanswered,
+    part_submit_sm,
     validity_period,
 )
 from smppgw.flow.reasons import LinkFailure
+from smppgw.profiles import GENERIC
 from smppgw.smpp.codec import encode
 from smppgw.smpp.constants import CommandStatus, Tag
 from smppgw.smpp.status import STATUS_TABLE
 
 S = CommandStatus
+PROFILE = dataclasses.replace(GENERIC, default_ton=1, default_npi=1)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def test_validity_period_agrees_with_the_calendar(wall: float) -> None:
     ],
 )
 def test_sender_address_plan(source: str, ton: int, npi: int, source_addr: str) -> None:
-    pdu = build_submit(Part(source=source), default_ton=1, default_npi=1)
+    pdu = part_submit_sm(PROFILE, Part(source=source))
     assert (pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr) == (ton, npi, source_addr)
     assert (pdu.dest_addr_ton, pdu.dest_addr_npi) == (1, 1)
 
@@ -75,7 +78,7 @@ def test_every_stored_field_reaches_the_pdu_and_tlvs_keep_their_order() -> None:
     part = Part(esm_class=0x40, registered_delivery=0, valid_until_wall=0.0, data_coding=8,
                 short_message=b"\x05\x00\x03\x01\x02\x01body",
                 tlvs=((0x1400, b"dlt"), (Tag.SAR_MSG_REF_NUM, b"\x00\x01")))
-    pdu = build_submit(part, default_ton=1, default_npi=1)
+    pdu = part_submit_sm(PROFILE, part)
     assert (pdu.esm_class, pdu.registered_delivery, pdu.data_coding) == (0x40, 0, 8)
     assert pdu.validity_period == "700101000000000+"
     assert pdu.short_message == part.short_message

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import smppgw.flow
+import smppgw.services
 import smppgw.smpp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +26,9 @@ FORBIDDEN_IN_CORE = ("asyncio", "socket", "ssl", "sqlite3", "threading", "time")
 FORBIDDEN_IN_FLOW = (*FORBIDDEN_IN_CORE, "logging", "asyncpg", "aiohttp")
 
 
-def _imported(modules: list[str], forbidden: tuple[str, ...]) -> str:
-    """Which of ``forbidden`` importing ``modules`` pulls in, in a fresh interpreter."""
+def _imported(modules: list[str], forbidden: tuple[str, ...], *, site: bool = False) -> str:
+    """Which of ``forbidden`` importing ``modules`` pulls in, in a fresh interpreter (without
+    site-packages unless ``site``: the core and the flow layer need none)."""
     script = (
         "import sys\n"
         f"before = set(sys.modules)\n"
@@ -36,9 +38,10 @@ def _imported(modules: list[str], forbidden: tuple[str, ...]) -> str:
         "print(','.join(bad))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-S", "-c", script], capture_output=True, text=True, check=True,
-        env={"PYTHONPATH": str(ROOT)},
+        [sys.executable, *([] if site else ["-S"]), "-c", script], capture_output=True,
+        text=True, env={"PYTHONPATH": str(ROOT)},
     )
+    assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
 
@@ -54,6 +57,15 @@ def test_flow_layer_imports_no_io_clock_or_logging_module() -> None:
     assert {"smppgw.flow.control", "smppgw.flow.policy", "smppgw.flow.reasons"} <= set(modules)
     bad = _imported(["smppgw.flow", *modules], FORBIDDEN_IN_FLOW)
     assert bad == "", f"smppgw.flow imported {bad}"
+
+
+def test_services_never_import_the_api() -> None:
+    # Layers point inward (STYLE.md §1): the API calls the services, never the reverse.
+    modules = [f"smppgw.services.{m.name}"
+               for m in pkgutil.iter_modules(smppgw.services.__path__)]
+    assert "smppgw.services.dispatcher" in modules
+    bad = _imported(modules, ("smppgw.api",), site=True)
+    assert bad == "", f"smppgw.services imported {bad}"
 
 
 def _tool(name: str) -> str:

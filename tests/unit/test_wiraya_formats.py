@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from smppgw.api.schemas import FieldError, RequestError
+from smppgw.api.schemas import RequestError
 from smppgw.api.wiraya import enqueue_results, parse_enqueue_body
 from smppgw.api.wiraya_formats import (
     MAX_FORM_FIELDS,
@@ -19,6 +19,7 @@ from smppgw.api.wiraya_formats import (
     read_xml,
     results_xml,
 )
+from smppgw.flow.submission import FieldError
 from smppgw.services.submission import SubmitAnswer
 
 XSI = 'xmlns:i="http://www.w3.org/2001/XMLSchema-instance"'
