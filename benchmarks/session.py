@@ -72,7 +72,8 @@ from aiosmpplib import (
 from aiosmpplib.correlator import SimpleCorrelator
 
 from smppgw.config import ProviderConfig, parse_config
-from smppgw.pool import BindPool, Inbound
+from smppgw.pool.pool import BindPool
+from smppgw.pool.slot import Inbound
 from smppgw.smpp.pdu import SubmitSm
 from smppgw.smpp.text import encode_gsm7
 
@@ -205,7 +206,7 @@ async def run_smppgw(
 
     with tempfile.TemporaryDirectory(prefix="smppgw-bench-") as state_dir:
         pool = BindPool(smppgw_provider(port, window, Path(state_dir)), on_inbound)
-        pool.start()
+        running = asyncio.create_task(pool.run())
         try:
             async with asyncio.timeout(BIND_TIMEOUT):
                 while pool.bound_count < 1:
@@ -233,6 +234,7 @@ async def run_smppgw(
             return await timed(lambda: phase(segments), probe, profiler)
         finally:
             await pool.close(STOP_TIMEOUT)
+            await running
 
 
 async def timed(

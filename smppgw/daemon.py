@@ -1,17 +1,26 @@
 """The composition root: builds everything from a Config, owns the tasks, signals and shutdown.
 
-Start order: store (recovered, its lock held) → inbound → metrics → API listening → pools and
-dispatchers, housekeeping and retention → READY=1: every local resource a second instance
-could share is taken before any SMSC connection, so such an instance fails without binding.
-Stop order (SIGTERM): stop accepting (API) → stop dispatching → inbound drained → pools unbind
-gracefully → store flushed and closed. SIGHUP reloads the config, adding and removing binds and
-providers while binds whose settings did not change stay connected.
+Every task has one owner: ``Daemon.run`` holds ONE asyncio.TaskGroup, and everything the
+daemon starts (the receiver, each provider's pool and dispatcher, housekeeping, webhooks, the
+watchdog, a reload) is a task of that group; a provider's slots and workers are tasks of the
+TaskGroups its pool and dispatcher own inside it. Nothing is created bare, nothing is gathered
+and dropped.
 
-Supervision: each long-running worker (inbound, each dispatcher, housekeeping, retention, each
-webhook) runs under ``_supervise``. A fault that escapes it is logged with its traceback,
-counted in smppgw_worker_failures_total and the worker started again after a growing delay
-(``RestartPolicy``); nothing a peer sends, a client posts or a message holds stops the daemon.
-Only losing the store does (its writer stopped): then one line says so and the daemon exits 1.
+Start order: store (recovered, its lock held) → receiver → metrics → API listening → pools
+and dispatchers, housekeeping and retention → READY=1: every local resource a second instance
+could share is taken before any SMSC connection, so such an instance fails without binding.
+Stop order (SIGTERM): from that instant no bind connects or binds again (``request_stop``) →
+stop accepting (API) → stop dispatching → pools drain and unbind → receiver drained → the
+group's tasks end → store flushed and closed. SIGHUP reloads the config, adding and removing
+binds and providers while binds whose settings did not change stay connected.
+
+Supervision: each long-running worker (receiver, each dispatcher, housekeeping, retention,
+each webhook) runs under ``_supervise``. A fault that escapes it is logged with its
+traceback, counted in smppgw_worker_failures_total and the worker started again after a
+growing delay
+(flow.policy.RestartPolicy); any other task of the group is contained the same way, without
+the restart. Nothing a peer sends, a client posts or a message holds stops the daemon. Only
+losing the store does (its writer stopped): then one line says so and the daemon exits 1.
 
 A store that refuses writes (a full disk, an I/O error, a database out of reach) is an outage
 the daemon waits out: every writer retries by itself or answers a transient error,
@@ -30,19 +39,21 @@ import functools
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from smppgw.config import Config, GatewayConfig, ProviderConfig, load_config
 from smppgw.errors import ConfigError
+from smppgw.flow.policy import RestartPolicy
 from smppgw.logs import RepeatedLog, set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
-from smppgw.pool import BindPool
+from smppgw.pool.pool import BindPool
 from smppgw.services.dispatcher import Dispatcher
-from smppgw.services.receiver import InboundProcessor
+from smppgw.services.receiver import Receiver
 from smppgw.services.submission import SubmitService
 from smppgw.store import Store, StoreClosedError, StoreError, WriteFailure
 from smppgw.store.factory import open_store
@@ -56,51 +67,36 @@ SHUTDOWN_TIMEOUT = 10.0  # seconds for the binds to drain and unbind
 STORE_LOG_INTERVAL = 30.0  # seconds between two "the store still cannot write" lines
 
 
-class RestartPolicy:
-    """When to start a failed worker again. Pure: the caller says how long the run lasted.
-
-    The delay doubles from ``initial`` for each failure in a row, up to ``cap``, so a worker
-    that fails at once every time costs a traceback a minute, not a busy loop; a run that
-    lasted ``healthy_after`` seconds or more ends the streak.
-    """
-
-    __slots__ = ("cap", "failures_in_a_row", "healthy_after", "initial")
-
-    def __init__(
-        self, initial: float = 1.0, cap: float = 60.0, healthy_after: float = 60.0
-    ) -> None:
-        self.initial = initial
-        self.cap = cap
-        self.healthy_after = healthy_after
-        self.failures_in_a_row = 0
-
-    def after_failure(self, ran_for: float) -> float:
-        """Seconds to wait before the next run, after a run of ``ran_for`` seconds failed."""
-        if ran_for >= self.healthy_after:
-            self.failures_in_a_row = 0
-        self.failures_in_a_row += 1
-        return min(self.cap, self.initial * 2.0 ** min(self.failures_in_a_row - 1, 30))
-
-
 class _ProviderRuntime:
-    """One provider's pool and dispatcher, and the tasks that run them."""
+    """One provider's pool and dispatcher, run by one task of the daemon's group (``task``),
+    which owns a TaskGroup of the two."""
 
     def __init__(self, config: ProviderConfig, pool: BindPool, dispatcher: Dispatcher) -> None:
         self.config = config
         self.pool = pool
         self.dispatcher = dispatcher
-        self.tasks: list[asyncio.Task[None]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, supervise: Callable[[str, str, Callable[[], Awaitable[None]]],
+                                            Coroutine[Any, Any, None]]) -> None:
+        name = self.config.name
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.pool.run(), name=f"pool {name}")
+            group.create_task(supervise(f"dispatcher {name}", "dispatcher", self.dispatcher.run),
+                              name=f"dispatcher {name}")
 
     async def stop(self, timeout: float) -> None:
         """Graceful: claim nothing more, let the binds drain their windows and unbind, record
-        every answer that came back meanwhile, then stop the tasks. Segments answered during
-        the drain are not sent again after a restart or a reload."""
+        every answer that came back meanwhile, then end the task. Parts answered during the
+        drain are not sent again after a restart or a reload."""
         self.dispatcher.stop_claiming()
         await self.pool.close(timeout)
         await self.dispatcher.finish(timeout)
-        for task in self.tasks:
+        task = self.task
+        if task is not None:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 #: [gateway] keys a reload applies; the others (listeners, paths, limits) need a restart.
@@ -145,7 +141,7 @@ class Daemon:
         self.wall_clock = wall_clock
         self.store: Store | None = None
         self.submit_service: SubmitService | None = None
-        self.inbound: InboundProcessor | None = None
+        self.inbound: Receiver | None = None
         self.providers: dict[str, _ProviderRuntime] = {}
         self.api_server: object | None = None
         self.metrics_server: MetricsServer | None = None
@@ -153,7 +149,8 @@ class Daemon:
         self.stopped = asyncio.Event()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._store_log: RepeatedLog  # made in _start, on the running loop
         self._store_outage: WriteFailure | None = None
         self.last_reload_error: str | None = None
@@ -168,15 +165,29 @@ class Daemon:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def request_stop(self) -> None:
+        """Stop (SIGTERM, SIGINT, a test). From this instant no bind connects or binds again;
+        the ordered stop follows in ``run``."""
+        for runtime in self.providers.values():
+            runtime.pool.stop_linking()
         self._stop.set()
 
     async def run(self) -> None:
-        """Start everything, serve until asked to stop, then stop in order."""
-        try:
-            await self._start()
-            await self._stop.wait()
-        finally:
-            await self._shutdown()
+        """Start everything, serve until asked to stop, then stop in order. Every task the
+        daemon starts belongs to this call's TaskGroup; a failure to start is raised as is,
+        once everything started is stopped."""
+        failure: Exception | None = None
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            try:
+                await self._start()
+                await self._stop.wait()
+            except Exception as exc:
+                failure = exc
+            finally:
+                await self._shutdown()
+        self._group = None
+        if failure is not None:
+            raise failure
 
     async def _start(self) -> None:
         gateway = self.config.gateway
@@ -190,7 +201,7 @@ class Daemon:
             on_write_health=self._on_store_health)
         self.metrics.track_store(lambda: store.write_failure is None)
         report = await store.recover()
-        self.inbound = InboundProcessor(
+        self.inbound = Receiver(
             store, lambda: {name: r.config for name, r in self.providers.items()},
             metrics=self.metrics,
         )
@@ -266,16 +277,17 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await api.close()  # type: ignore[attr-defined]
         # Stop dispatching and unbind every provider, in parallel, bounded.
-        await asyncio.gather(
-            *(runtime.stop(SHUTDOWN_TIMEOUT) for runtime in self.providers.values()),
-            return_exceptions=True,
-        )
+        async with asyncio.TaskGroup() as stopping:
+            for name, runtime in self.providers.items():
+                stopping.create_task(self._contained(f"stop {name}", "other",
+                                                     runtime.stop(SHUTDOWN_TIMEOUT)))
         if self.inbound is not None:
-            with contextlib.suppress(Exception):
-                await self.inbound.drain()
-        for task in self._tasks:
+            await self._contained("drain inbound", "inbound", self.inbound.drain())
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.metrics_server is not None:
             await self.metrics_server.close()
         if self.store is not None:
@@ -285,22 +297,22 @@ class Daemon:
         if self.ready.is_set():  # a start that failed has its one line from the caller
             log.info("smppgw stopped")
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A task of the daemon's group, contained: a fault in it is logged and counted and
+        ends only that task (a reload, the watchdog); the long-running workers are in
+        ``_supervise`` besides, which starts them again."""
+        assert self._group is not None
+        task = self._group.create_task(self._contained(name, "other", coro), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return task
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        """A task that is not supervised ended with a fault (a reload, the watchdog): it is
-        logged and counted, and the daemon goes on; its work is done or tried again later."""
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.metrics.worker_failure("other")
-            log.error("task failed", exc_info=exc, extra={"kv": {"task": task.get_name()}})
+    async def _contained(self, name: str, worker: str, coro: Awaitable[None]) -> None:
+        try:
+            await coro
+        except Exception as exc:
+            self.metrics.worker_failure(worker)
+            log.error("task failed", exc_info=exc, extra={"kv": {"task": name}})
 
     async def _supervise(
         self, name: str, worker: str, run: Callable[[], Awaitable[None]]
@@ -367,12 +379,7 @@ class Daemon:
         dispatcher = Dispatcher(provider, self.store, pool, wall_clock=self.wall_clock,
                                 metrics=self.metrics)
         runtime = _ProviderRuntime(provider, pool, dispatcher)
-        pool.start()
-        task = asyncio.ensure_future(self._supervise(
-            f"dispatcher {provider.name}", "dispatcher", dispatcher.run))
-        task.set_name(f"dispatcher {provider.name}")
-        task.add_done_callback(self._task_done)
-        runtime.tasks.append(task)
+        runtime.task = self._spawn(runtime.run(self._supervise), f"provider {provider.name}")
         self.providers[provider.name] = runtime
 
     async def _stop_provider(self, name: str, reason: str) -> None:
@@ -383,8 +390,10 @@ class Daemon:
         await self.store.requeue_sending(name, reason)
 
     def _down_since(self) -> dict[str, float]:
-        return {name: r.pool.down_since for name, r in self.providers.items()
-                if r.pool.down_since is not None}
+        """Since when each provider counts as down for failover: no bound bind, or refusing
+        every submit for good (flow.failover.ProviderHealth)."""
+        return {name: since for name, r in self.providers.items()
+                if (since := r.pool.down_since) is not None}
 
     def _wake_dispatchers(self, providers: set[str]) -> None:
         for name in providers:
@@ -480,9 +489,7 @@ class Daemon:
                 "binds_configured": len(runtime.pool.slots),
                 "binds_bound": runtime.pool.bound_count,
             })
-            rate = profile.rate_per_bind or profile.rate_per_host
-            for bind in runtime.pool.status():
-                binds.append({**dataclasses.asdict(bind), "rate": rate})
+            binds += [dataclasses.asdict(bind) for bind in runtime.pool.status()]
         return {
             "version": _version(),
             "started_at": _iso(self.started_at),

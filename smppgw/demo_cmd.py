@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import shlex
@@ -102,23 +101,29 @@ async def _demo(*, once: bool, timeout: float) -> int:
                                                 metrics_listen=HostPort("127.0.0.1", 0))
         )
         daemon = Daemon(config, notifier=Notifier(environ={}))
-        runner = asyncio.create_task(daemon.run())
+        ok = False
         try:
-            await _wait_ready(daemon, runner)
-            ok = await _exercise(daemon, sim, config.gateway.submit_socket, timeout)
-            if not once:
-                _print_next_steps(config.gateway.submit_socket)
-                stop = asyncio.Event()
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
-                await stop.wait()
-            return 0 if ok else 1
+            # The daemon runs as a task of this group, so what stops it (a failed start)
+            # reaches this function rather than a task nobody reads.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(daemon.run(), name="daemon")
+                try:
+                    await _wait_ready(daemon)
+                    ok = await _exercise(daemon, sim, config.gateway.submit_socket, timeout)
+                    if not once:
+                        _print_next_steps(config.gateway.submit_socket)
+                        stop = asyncio.Event()
+                        loop = asyncio.get_running_loop()
+                        for sig in (signal.SIGINT, signal.SIGTERM):
+                            loop.add_signal_handler(sig, stop.set)
+                        await stop.wait()
+                finally:
+                    daemon.request_stop()
+        except* Exception as failed:
+            raise failed.exceptions[0] from None
         finally:
-            daemon.request_stop()
-            with contextlib.suppress(Exception):
-                await runner
             await sim.close()
+        return 0 if ok else 1
 
 
 def _program() -> str:
@@ -142,14 +147,12 @@ def _print_next_steps(socket_path: Path) -> None:
     sys.stdout.flush()
 
 
-async def _wait_ready(daemon: Any, runner: asyncio.Task[None]) -> None:
-    ready = asyncio.create_task(daemon.ready.wait())
-    done, _ = await asyncio.wait({ready, runner}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-    if ready not in done:
-        ready.cancel()
-        if runner.done():
-            runner.result()  # raises what stopped the daemon
-        raise RuntimeError("the daemon did not become ready within 30 s")
+async def _wait_ready(daemon: Any) -> None:
+    try:
+        async with asyncio.timeout(30):
+            await daemon.ready.wait()
+    except TimeoutError:
+        raise RuntimeError("the daemon did not become ready within 30 s") from None
 
 
 async def _exercise(daemon: Any, sim: Any, socket_path: Path, timeout: float) -> bool:

@@ -31,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from smppgw.errors import SmppgwError
+from smppgw.flow import reasons
 from smppgw.smpp.constants import CommandId, CommandStatus, MessageState
 from smppgw.smpp.receipt import state_of_stat
 from smppgw.smpp.status import STATUS_TABLE, classify
@@ -64,34 +65,10 @@ log = logging.getLogger(__name__)
 
 # --- bounded label vocabularies ----------------------------------------------------------------
 
-ReconnectReason = Literal[
-    "local",
-    "connect_refused",
-    "dns",
-    "tls",
-    "timeout",
-    "bind_rejected",
-    "peer_closed",
-    "enquire_link_timeout",
-    "frame_error",
-    "unbound",
-    "other",
-]
-# Why a bind went down; pool.py's ConnectFailure.kind uses these words. Anything else is "other",
-# so an exception message can never become a label value.
-RECONNECT_REASONS: Final[tuple[ReconnectReason, ...]] = (
-    "local",  # the bind could not be built here (settings, certificate files)
-    "connect_refused",
-    "dns",
-    "tls",
-    "timeout",
-    "bind_rejected",
-    "peer_closed",
-    "enquire_link_timeout",
-    "frame_error",
-    "unbound",
-    "other",
-)
+# Why a bind went down: the one vocabulary of flow/reasons.py. Anything else is "other", so an
+# exception message can never become a label value.
+ReconnectReason = reasons.ReconnectReason
+RECONNECT_REASONS: Final[tuple[ReconnectReason, ...]] = reasons.RECONNECT_REASONS
 
 BindState = Literal["connecting", "binding", "bound", "unbinding", "backoff", "closed"]
 # The life of one bind slot: the session's states (OPEN counts as connecting) plus the pool's
@@ -253,8 +230,8 @@ class BindMetrics:
     and ``inc()`` only. Created by :meth:`Metrics.bind`; owned by the pool's ``BindSlot``.
     """
 
-    __slots__ = ("_host", "_metrics", "_removed", "_state", "_states", "in_flight", "name",
-                 "provider", "window")
+    __slots__ = ("_host", "_metrics", "_removed", "_state", "_states", "effective_rate",
+                 "effective_window", "in_flight", "name", "provider", "window")
 
     def __init__(self, metrics: Metrics, provider: ProviderMetrics, name: str, host: str) -> None:
         self._metrics = metrics
@@ -262,6 +239,8 @@ class BindMetrics:
         self.name = name
         self.in_flight = metrics.bind_in_flight.labels(provider.name, name)
         self.window = metrics.bind_window.labels(provider.name, name)
+        self.effective_rate = metrics.bind_effective_rate.labels(provider.name, name)
+        self.effective_window = metrics.bind_effective_window.labels(provider.name, name)
         self._states = {s: metrics.bind_state.labels(provider.name, name, s) for s in BIND_STATES}
         self._state: BindState = "closed"
         self._states["closed"].set(1)
@@ -306,11 +285,17 @@ class BindMetrics:
         info.labels(self.provider.name, self.name, host).set(1)
         self._host = host
 
-    def track_flow(self, in_flight: Callable[[], float], window: int) -> None:
-        """Requests awaiting a response, read from ``in_flight`` at scrape time, and the
-        window limit. Nothing is set per PDU: the session already counts what is in flight."""
+    def track_flow(
+        self, in_flight: Callable[[], float], window: int, *,
+        effective_rate: Callable[[], float], effective_window: Callable[[], float],
+    ) -> None:
+        """Requests awaiting a response, the window limit, and the rate and window the bind's
+        flow control uses now (flow/control.py), all read at scrape time. Nothing is set per
+        PDU: the session and the controller already count."""
         self.in_flight.set_function(in_flight)
         self.window.set(window)
+        self.effective_rate.set_function(effective_rate)
+        self.effective_window.set_function(effective_window)
 
     def pdu_in(self, command_id: int) -> None:
         """One PDU read from the SMSC on this bind (any command, responses included)."""
@@ -334,6 +319,8 @@ class BindMetrics:
             _remove(m.bind_state, p, n, state)
         _remove(m.bind_in_flight, p, n)
         _remove(m.bind_window, p, n)
+        _remove(m.bind_effective_rate, p, n)
+        _remove(m.bind_effective_window, p, n)
         if self._host:
             _remove(m.bind_info, p, n, self._host)
         self._removed = True
@@ -360,12 +347,14 @@ class ProviderMetrics:
         "_violations",
         "alerts",
         "binds_configured",
+        "empty_message_ids",
         "mo",
         "name",
         "rate_limit_wait_seconds",
         "rate_limit_waits",
         "receipts_unmatched",
         "receipts_unmatched_pending",
+        "refusing",
         "submit_latency",
     )
 
@@ -375,6 +364,9 @@ class ProviderMetrics:
         m = metrics
         self.mo = m.mo_messages.labels(name)
         self.alerts = m.alert_notifications.labels(name)
+        self.empty_message_ids = m.empty_message_ids.labels(name)
+        self.refusing = m.provider_refusing.labels(name)
+        self.refusing.set(0)
         self.receipts_unmatched = m.receipts_unmatched.labels(name)
         self.receipts_unmatched_pending = m.receipts_unmatched_pending.labels(name)
         self.rate_limit_waits = m.rate_limit_waits.labels(name)
@@ -523,6 +515,14 @@ class ProviderMetrics:
     def alert_notification(self) -> None:
         """One alert_notification received (SMPP 3.4 §4.12; it has no response)."""
         self.alerts.inc()
+
+    def empty_message_id(self) -> None:
+        """One submit_sm_resp ESME_ROK whose message_id was empty."""
+        self.empty_message_ids.inc()
+
+    def track_refusing(self, refusing: Callable[[], bool]) -> None:
+        """smppgw_provider_refusing, read from ``refusing`` at scrape time."""
+        self.refusing.set_function(lambda: float(refusing()))
 
     def rate_limit_wait(self, seconds: float) -> None:
         """A segment had to wait ``seconds`` for a rate token before it could be sent."""
@@ -760,6 +760,18 @@ class Metrics:
             "alert_notification PDUs received (SMPP 3.4 §4.12: a mobile is reachable again).",
             ["provider"], registry=r,
         )
+        self.empty_message_ids = Counter(
+            "smppgw_submit_empty_message_id_total",
+            "submit_sm_resp ESME_ROK with an empty message_id: the part cannot be matched to "
+            "a receipt.",
+            ["provider"], registry=r,
+        )
+        self.provider_refusing = Gauge(
+            "smppgw_provider_refusing",
+            "1 while a provider refuses every submit for good (an account-level status such "
+            "as insufficient credits); it then counts as down for failover.",
+            ["provider"], registry=r,
+        )
         # binds
         self.binds = Gauge(
             "smppgw_binds", "Bind slots by provider and state.",
@@ -783,6 +795,18 @@ class Metrics:
         )
         self.bind_window = Gauge(
             "smppgw_bind_window", "Window: the most requests a bind may have in flight.",
+            ["provider", "bind"], registry=r,
+        )
+        self.bind_effective_rate = Gauge(
+            "smppgw_bind_effective_rate",
+            "Submits per second a bind sends at now: its configured rate, lowered while the "
+            "SMSC answers ESME_RTHROTTLED (+Inf: no rate configured and no throttling seen).",
+            ["provider", "bind"], registry=r,
+        )
+        self.bind_effective_window = Gauge(
+            "smppgw_bind_effective_window",
+            "Requests a bind keeps in flight now: its window, narrowed while the SMSC answers "
+            "ESME_RMSGQFUL.",
             ["provider", "bind"], registry=r,
         )
         self.reconnects = Counter(

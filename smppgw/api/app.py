@@ -37,7 +37,6 @@ from aiohttp.http_exceptions import (
     LineTooLong,
 )
 
-from smppgw.api.events_json import event_json
 from smppgw.api.schemas import MAX_CLIENT_ID_LENGTH, RequestError, parse_submit_body, shown
 from smppgw.api.wiraya import enqueue_results, parse_enqueue_body
 from smppgw.api.wiraya_formats import (

@@ -25,6 +25,10 @@ else. The dispatcher and the pool act on the decision.
 #   no answer: link lost, timed out        RETRY within 5 s            (the slot saw it)
 #   never sent: closing, no bind up        RELEASE (no attempt)        -
 #   our encoder refused the stored part    FAIL (ENCODING)             -
+#   the same ending REPEAT_LIMITS times    FAIL (BIND_DROPPED,         -
+#     in a row: the link lost while it     SEND_ERROR)
+#     awaited its answer, or a fault of
+#     ours while sending it
 #
 # SEND_AGAIN keeps the part in the dispatcher and sends it again, on any bind, before any
 # later part of its message (parts in order): flow control is not a failure and costs no
@@ -33,6 +37,12 @@ else. The dispatcher and the pool act on the decision.
 # part is handed to the pool only when the one before it was SUBMITTED; any other fate ends
 # the run, and the parts after it go back to the queue untouched (``PartFate.continues``).
 #
+# A poison part (RepeatedEndings): an SMSC may drop the bind on a PDU it cannot take instead of
+# answering it, and no status ever says so. A part that was in flight when a link was lost is
+# a *suspect* until a send of it ends another way; the dispatcher sends suspects one at a
+# time, so an innocent part is not in flight with the culprit at the next drop, and only the
+# culprit reaches the limit.
+#
 # An account-level permanent refusal (rows with `alert`: Qikberry 0x040B insufficient credits,
 # ESME_RPROHIBITED ...) says the provider refuses everything for now: ``refusing`` tells the
 # provider's health (failover.py), which counts such a provider as down.
@@ -40,8 +50,10 @@ else. The dispatcher and the pool act on the decision.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 from typing import Final, Literal, Protocol
 
 from smppgw.flow.policy import submit_retry_delay
@@ -53,15 +65,19 @@ from smppgw.smpp.pdu import SubmitSm, Tlv
 from smppgw.smpp.status import StatusClass
 
 __all__ = [
+    "REPEAT_LIMITS",
     "SEND_AGAIN_LIMIT",
     "BindAction",
+    "Ending",
     "PartFate",
     "PartToSend",
+    "RepeatedEndings",
     "SubmitDecision",
     "Unanswered",
     "build_submit_sm",
     "decide_answer",
     "decide_encoding_error",
+    "decide_repeated",
     "decide_unanswered",
     "part_submit_sm",
     "validity_period",
@@ -190,7 +206,8 @@ class BindAction(Enum):
 class SubmitDecision:
     """The one decision about one send; see the theory of operation.
 
-    ``status`` is the table row consulted (None when nothing was answered). ``retry_in`` is
+    ``status`` is the table row consulted (None when nothing was answered); ``code`` names a
+    failure of smppgw's own instead (ENCODING, BIND_DROPPED, SEND_ERROR). ``retry_in`` is
     seconds from now for RETRY. ``message_id`` is the SMSC's id for SUBMITTED (None when it
     sent an empty one: ``unmatchable``). ``refusing``: an account-level refusal, for the
     provider's health. ``reason``: what the message's history and the log say.
@@ -205,6 +222,12 @@ class SubmitDecision:
     refusing: bool = False
     rebind: LinkFailure | None = None
     reason: str = ""
+    code: str | None = None
+
+    @property
+    def status_name(self) -> str | None:
+        """What the part's history records as its status."""
+        return self.status.name if self.status is not None else self.code
 
 
 def decide_answer(
@@ -251,11 +274,70 @@ def decide_unanswered(cause: Unanswered, *, attempts: int) -> SubmitDecision:
     """The part got no answer: the link was lost or the response timed out (it may have
     reached the SMSC: at-least-once, sent again soon), or it was never sent at all."""
     if cause in ("closing", "no_bind"):
-        return SubmitDecision(PartFate.RELEASE, reason=cause.replace("_", " "))
+        return SubmitDecision(PartFate.RELEASE, reason=cause)
     return SubmitDecision(PartFate.RETRY, retry_in=submit_retry_delay(attempts, "unanswered"),
-                          reason=cause.replace("_", " "))
+                          reason=cause)
 
 
 def decide_encoding_error(detail: str) -> SubmitDecision:
     """A stored part our encoder refuses: sending it again cannot help."""
-    return SubmitDecision(PartFate.FAIL, reason=f"cannot be encoded: {detail}")
+    return SubmitDecision(PartFate.FAIL, reason=f"the submit_sm does not encode: {detail}",
+                          code="ENCODING")
+
+
+def decide_repeated(ending: Ending, detail: str = "") -> SubmitDecision:
+    """The part's sends ended ``ending`` REPEAT_LIMITS times in a row: its message fails."""
+    limit = REPEAT_LIMITS[ending]
+    if ending == "link_lost":
+        return SubmitDecision(PartFate.FAIL, code="BIND_DROPPED", reason=(
+            f"the SMSC dropped the bind right after this part, {limit} times in a row; "
+            "it is not sent again"))
+    last = f"; last: {detail}" if detail else ""
+    return SubmitDecision(PartFate.FAIL, code="SEND_ERROR",
+                          reason=f"sending this part failed {limit} times in a row{last}")
+
+
+# How a send ended, for the repeat rule: "link_lost" = the link went while the part awaited
+# its answer; "send_error" = a fault of ours while sending it. Any other ending (an answer, a
+# timeout, a throttle) ends a streak: a slow or busy SMSC never fails a message by this rule.
+Ending = Literal["link_lost", "send_error"]
+#: Sends in a row that end the same way before the part's message fails.
+REPEAT_LIMITS: Final[Mapping[Ending, int]] = MappingProxyType({"link_lost": 3, "send_error": 3})
+
+
+class RepeatedEndings:
+    """Parts whose sends keep ending the same way (see the theory of operation): counts per
+    part (a segment id), no clock. At most ``capacity`` parts are remembered (the oldest are
+    forgotten first)."""
+
+    __slots__ = ("_capacity", "_limits", "_streaks")
+
+    def __init__(
+        self, limits: Mapping[Ending, int] = REPEAT_LIMITS, capacity: int = 100_000
+    ) -> None:
+        self._limits = limits
+        self._capacity = capacity
+        self._streaks: dict[int, tuple[Ending, int]] = {}
+
+    def note(self, part: int, ending: Ending | None) -> bool:
+        """One send of ``part`` ended ``ending`` (None: any other way, which forgets it).
+        True when that makes ``limit`` in a row: fail the part's message."""
+        streaks = self._streaks
+        previous = streaks.pop(part, None)
+        if ending is None:
+            return False
+        count = previous[1] + 1 if previous is not None and previous[0] == ending else 1
+        if count >= self._limits[ending]:
+            return True
+        streaks[part] = (ending, count)
+        if len(streaks) > self._capacity:
+            del streaks[next(iter(streaks))]
+        return False
+
+    def suspect(self, part: int) -> bool:
+        """The last send of ``part`` was in flight when its link was lost."""
+        streak = self._streaks.get(part)
+        return streak is not None and streak[0] == "link_lost"
+
+    def __len__(self) -> int:
+        return len(self._streaks)

@@ -15,6 +15,10 @@ tests fix the seed and two slots never share one by accident).
 #     so it goes again sooner: ``submit_retry_delay(attempts, "unanswered")``, at most 5 s;
 #   - a webhook POST that failed: ``webhook_retry_delay``, tenfold per attempt (Qikberry's
 #     schedule), with jitter;
+#   - a claim or a record of answers the store refused: ``store_retry_delay``, 1 s doubling
+#     to 30 s (tried again at once when the disk takes writes again);
+#   - a worker of the daemon that failed: ``RestartPolicy``, 1 s doubling to a minute, the
+#     streak ended by a run that lasted a minute;
 #   - ESME_RTHROTTLED / ESME_RMSGQFUL: no delay here. They are flow control, not failures:
 #     control.py lowers that bind's rate or window and the part goes again at the new pace.
 
@@ -35,8 +39,10 @@ __all__ = [
     "BackoffPolicy",
     "FailureKind",
     "Jitter",
+    "RestartPolicy",
     "RetryCause",
     "next_delay",
+    "store_retry_delay",
     "submit_retry_delay",
     "webhook_retry_delay",
 ]
@@ -248,3 +254,39 @@ def webhook_retry_delay(
     if rng is not None:
         base *= 1.0 + rng.uniform(-WEBHOOK_JITTER, WEBHOOK_JITTER)
     return max(0.0, min(max_delay, base))
+
+
+#: The longest wait before a claim or a record the store refused is tried again.
+STORE_RETRY_MAX = 30.0
+
+
+def store_retry_delay(failures: int) -> float:
+    """Seconds before a claim or a record the store refused ``failures`` times in a row is
+    tried again: 1 s doubling, at most STORE_RETRY_MAX."""
+    return min(STORE_RETRY_MAX, 2.0 ** max(0, min(failures - 1, 10)))
+
+
+class RestartPolicy:
+    """When to start a failed worker again; the caller says how long the run lasted.
+
+    The delay doubles from ``initial`` for each failure in a row, up to ``cap``, so a worker
+    that fails at once every time costs a traceback a minute, not a busy loop; a run that
+    lasted ``healthy_after`` seconds or more ends the streak.
+    """
+
+    __slots__ = ("cap", "failures_in_a_row", "healthy_after", "initial")
+
+    def __init__(
+        self, initial: float = 1.0, cap: float = 60.0, healthy_after: float = 60.0
+    ) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.healthy_after = healthy_after
+        self.failures_in_a_row = 0
+
+    def after_failure(self, ran_for: float) -> float:
+        """Seconds to wait before the next run, after a run of ``ran_for`` seconds failed."""
+        if ran_for >= self.healthy_after:
+            self.failures_in_a_row = 0
+        self.failures_in_a_row += 1
+        return min(self.cap, self.initial * 2.0 ** min(self.failures_in_a_row - 1, 30))

@@ -19,7 +19,8 @@ class SmppConnection(asyncio.Protocol):
     """An asyncio.Protocol around a Session (no task per read, as asyncpg and aioquic do).
 
     ``on_event`` is the single consumer of the session's events (the BindSlot). ``closed``
-    resolves when the transport is gone, whatever the cause.
+    resolves when the transport is gone, whatever the cause. ``may_bind`` is asked once the
+    transport is up: False (the owner is stopping) cuts it before any bind is sent.
     """
 
     def __init__(
@@ -28,11 +29,13 @@ class SmppConnection(asyncio.Protocol):
         on_event: Callable[[Event], None],
         *,
         on_writable: Callable[[], None] | None = None,
+        may_bind: Callable[[], bool] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.session = session
         self._on_event = on_event
         self._on_writable = on_writable
+        self._may_bind = may_bind
         self._loop = loop or asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
@@ -51,6 +54,9 @@ class SmppConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self._may_bind is not None and not self._may_bind():
+            self.abort()  # the owner is stopping: no bind goes out on this connection
+            return
         self.session.bind(self._loop.time())
         self._after_input()
 

@@ -1,9 +1,14 @@
 """Store → pool for one provider, and submit outcomes back to the store, in batches.
 
-A feeder claims due segments from the store while the workers have room; workers (as many as
-the provider's binds × window, so the pool's windows can be full) turn each into a submit_sm,
-wait for the SMSC's answer through the pool and queue the outcome; a recorder writes outcomes
-in groups. Nothing here blocks on one message: waiting for bind capacity happens in the pool.
+A feeder claims due parts from the store while a bind is bound and the workers have room;
+workers (as many as the provider's binds × window, so the windows can be full) turn each into
+a submit_sm, send it through the pool, and turn the SMSC's answer into a decision with
+flow.outbound: the part's fate and what it means for the bind (handed to ``pool.apply``). A
+part refused for flow control goes again at once, before any later part of its message (the
+store claims a part only when the parts before it were submitted); the rest becomes an outcome
+a recorder writes in groups. Nothing here blocks on one message: waiting for capacity happens
+in the pool, and when no bind is bound the part goes back to the queue at once, where it
+shows in `smppgw status` and can expire.
 
 Nothing here ends on one fault either: a part whose send raises gets a retry outcome (logged,
 counted in smppgw_worker_failures_total), a claim or a record the store refuses is tried
@@ -17,18 +22,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Literal
+from collections.abc import Callable
 
 from smppgw.config import ProviderConfig
+from smppgw.flow.outbound import (
+    PartFate,
+    RepeatedEndings,
+    SubmitDecision,
+    decide_answer,
+    decide_encoding_error,
+    decide_repeated,
+    decide_unanswered,
+    part_submit_sm,
+)
+from smppgw.flow.policy import store_retry_delay
 from smppgw.logs import RepeatedLog
 from smppgw.metrics import Metrics
-from smppgw.pool import BindPool, SubmitFailure
-from smppgw.profiles import ProviderProfile
-from smppgw.smpp import status as status_table
-from smppgw.smpp.constants import CommandStatus, Tag, Ton
+from smppgw.pool.pool import BindPool, SubmitResult
+from smppgw.pool.slot import SubmitFailure
 from smppgw.smpp.errors import PduEncodeError
-from smppgw.smpp.pdu import SubmitSm, Tlv
 from smppgw.smpp.receipt import message_id_key
 from smppgw.store import (
     SegmentToSend,
@@ -36,118 +48,17 @@ from smppgw.store import (
     StoreError,
     StoreWriteError,
     SubmitOutcome,
-    Tlvs,
 )
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0  # seconds between store polls when nothing woke the feeder
 MAX_WORKERS = 512
-STORE_RETRY_MAX = 30.0  # seconds: the longest wait before a refused claim or record is retried
 FAILURE_LOG_INTERVAL = 30.0  # seconds between two summaries of repeated failures
 
 
-def validity_period(valid_until_wall: float | None) -> str:
-    """Absolute validity_period in UTC, SMPP 3.4 §7.1.1: YYMMDDhhmmsstnnp, here t=0 nn=00 +."""
-    if valid_until_wall is None:
-        return ""
-    # time.gmtime, not datetime: the same text at a third of the cost (accept and send paths).
-    return time.strftime("%y%m%d%H%M%S", time.gmtime(valid_until_wall)) + "000+"
-
-
-def build_submit_sm(
-    profile: ProviderProfile, *, source: str, destination: str, esm_class: int,
-    registered_delivery: int, valid_until_wall: float | None, data_coding: int,
-    short_message: bytes, tlvs: Tlvs,
-) -> SubmitSm:
-    """The submit_sm (SMPP 3.4 §4.4.1) of one stored part, as it goes to ``profile``'s SMSC.
-    Pure; the accept path builds the same PDU to check that it encodes and fits."""
-    if source and not source.lstrip("+").isdigit():
-        source_ton, source_npi = int(Ton.ALPHANUMERIC), 0
-    else:
-        source_ton, source_npi = profile.default_ton, profile.default_npi
-    return SubmitSm(
-        service_type="",
-        source_addr_ton=source_ton,
-        source_addr_npi=source_npi,
-        source_addr=source.lstrip("+"),
-        dest_addr_ton=profile.default_ton,
-        dest_addr_npi=profile.default_npi,
-        destination_addr=destination,
-        esm_class=esm_class,
-        registered_delivery=registered_delivery,
-        validity_period=validity_period(valid_until_wall),
-        data_coding=data_coding,
-        short_message=short_message,
-        tlvs=tuple(Tlv(tag, raw) for tag, raw in tlvs),
-    )
-
-
-def retry_delay(attempts: int) -> float:
-    """Seconds before a transient failure is retried: 1 s doubling, at most 5 minutes."""
-    return float(min(300, 2 ** min(attempts, 9)))
-
-
-# How a send ended, for the repeat rule: "link_lost" = the link went while the part awaited
-# its answer (the SMSC may drop a bind on a PDU it cannot take, instead of answering it);
-# "send_error" = a fault of ours while sending it. Any other ending (an answer, a timeout, a
-# throttle) ends a streak: a slow or busy SMSC never fails a message by this rule.
-Ending = Literal["link_lost", "send_error"]
-#: Sends in a row that end the same way before the part's message fails.
-REPEAT_LIMITS: Mapping[Ending, int] = {"link_lost": 3, "send_error": 3}
-
-
-class RepeatedEndings:
-    """Parts whose sends keep ending the same way: the one decision that ends a poison part,
-    which no SMPP status reports. Pure: counts per part (a segment id), no clock, no I/O.
-
-    A part that was in flight when a link was lost is a *suspect* until a send of it ends
-    another way; the dispatcher sends suspects one at a time, so an innocent part is not in
-    flight with the culprit at the next drop, and only the culprit reaches the limit.
-    At most ``capacity`` parts are remembered (the oldest are forgotten first).
-    """
-
-    __slots__ = ("_capacity", "_limits", "_streaks")
-
-    def __init__(
-        self, limits: Mapping[Ending, int] = REPEAT_LIMITS, capacity: int = 100_000
-    ) -> None:
-        self._limits = limits
-        self._capacity = capacity
-        self._streaks: dict[int, tuple[Ending, int]] = {}
-
-    def note(self, part: int, ending: Ending | None) -> bool:
-        """One send of ``part`` ended ``ending`` (None: any other way, which forgets it).
-        True when that makes ``limit`` in a row: fail the part's message."""
-        streaks = self._streaks
-        previous = streaks.pop(part, None)
-        if ending is None:
-            return False
-        count = previous[1] + 1 if previous is not None and previous[0] == ending else 1
-        if count >= self._limits[ending]:
-            return True
-        streaks[part] = (ending, count)
-        if len(streaks) > self._capacity:
-            del streaks[next(iter(streaks))]
-        return False
-
-    def suspect(self, part: int) -> bool:
-        """The last send of ``part`` was in flight when its link was lost."""
-        streak = self._streaks.get(part)
-        return streak is not None and streak[0] == "link_lost"
-
-    def __len__(self) -> int:
-        return len(self._streaks)
-
-
-def store_retry_delay(failures: int) -> float:
-    """Seconds before a claim or a record the store refused ``failures`` times in a row is
-    tried again: 1 s doubling, at most STORE_RETRY_MAX."""
-    return min(STORE_RETRY_MAX, 2.0 ** max(0, min(failures - 1, 10)))
-
-
 class Dispatcher:
-    """Moves one provider's queued segments through its BindPool."""
+    """Moves one provider's queued parts through its BindPool."""
 
     def __init__(
         self,
@@ -171,7 +82,7 @@ class Dispatcher:
         self._outcomes_ready = asyncio.Event()
         self._work = asyncio.Event()
         self._busy = 0
-        # Claimed segments a worker holds (sending, or building the outcome), by segment id:
+        # Claimed parts a worker holds (sending, or building the outcome), by segment id:
         # what a run that failed must give back.
         self._in_hand: dict[int, SegmentToSend] = {}
         self._endings = RepeatedEndings()
@@ -179,7 +90,6 @@ class Dispatcher:
         self._idle = asyncio.Event()
         self._stopping = False
         self.submitted = 0
-        self.message_id_format = profile.message_id_format
         loop = asyncio.get_running_loop()
         name = provider.name
         self._send_failures = RepeatedLog(loop, log_interval, lambda count, _, period: log.error(
@@ -189,6 +99,10 @@ class Dispatcher:
             log.warning("the store still refuses claims or answers; claiming waits, answers "
                         "are kept", extra={"kv": {"provider": name, "refusals": count,
                                                   "period": f"{period:.0f}s"}})))
+        self._empty_ids = RepeatedLog(loop, log_interval, lambda count, _, period: (
+            log.warning("the SMSC kept answering ESME_ROK with an empty message_id",
+                        extra={"kv": {"provider": name, "parts": count,
+                                      "period": f"{period:.0f}s"}})))
 
     def __repr__(self) -> str:
         return (
@@ -201,11 +115,11 @@ class Dispatcher:
         self._work.set()
 
     async def run(self) -> None:
-        """Run until cancelled; call stop_claiming() and finish() first, so claimed segments
+        """Run until cancelled; call stop_claiming() and finish() first, so claimed parts
         are given back and the answers of those in flight are recorded.
 
         Nothing in it is meant to raise; if it does all the same, the owner may call run()
-        again: the segments the failed run held are given back first (queued again and sent
+        again: the parts the failed run held are given back first (queued again and sent
         again: at-least-once), and the outcomes it had not recorded are recorded."""
         self._give_back_held()
         async with asyncio.TaskGroup() as group:
@@ -216,7 +130,7 @@ class Dispatcher:
 
     def stop_claiming(self) -> None:
         """First step of a graceful stop: claim nothing more and give back what was claimed
-        but not handed to the pool. Segments already in the pool keep waiting for their
+        but not handed to the pool. Parts already in the pool keep waiting for their
         answers while the pool drains its windows."""
         self._stopping = True
         self._release_queued()
@@ -224,8 +138,8 @@ class Dispatcher:
 
     async def finish(self, timeout: float) -> None:
         """Last step, once the pool is closed: wait (up to ``timeout``) until every worker has
-        the outcome of the segment it held, then write all outcomes. A segment the pool
-        answered during the drain is recorded as answered, not sent again after a restart."""
+        the outcome of the part it held, then write all outcomes. A part the pool answered
+        during the drain is recorded as answered, not sent again after a restart."""
         self._stopping = True
         if self._busy:
             self._idle.clear()
@@ -242,6 +156,7 @@ class Dispatcher:
                                                  "error": str(exc)}})
         self._send_failures.close()
         self._store_refusals.close()
+        self._empty_ids.close()
 
     def _release_queued(self) -> None:
         while not self._queue.empty():
@@ -273,6 +188,12 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL_INTERVAL):
                         await store.wait_writable()
+                continue
+            if not self.pool.bound_count:
+                # No bind could take a part: leave them queued, where they show and expire.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_INTERVAL):
+                        await self.pool.wait_bound()
                 continue
             room = self.workers * 2 - self._queue.qsize() - self._busy
             claimed: list[SegmentToSend] = []
@@ -314,13 +235,6 @@ class Dispatcher:
 
     # --- sending -------------------------------------------------------------------------------
 
-    def build_pdu(self, segment: SegmentToSend) -> SubmitSm:
-        return build_submit_sm(
-            self.provider.profile, source=segment.source, destination=segment.destination,
-            esm_class=segment.esm_class, registered_delivery=segment.registered_delivery,
-            valid_until_wall=segment.valid_until_wall, data_coding=segment.data_coding,
-            short_message=segment.short_message, tlvs=segment.tlvs)
-
     async def _worker(self) -> None:
         queue = self._queue
         while True:
@@ -346,74 +260,102 @@ class Dispatcher:
                 self._work.set()
 
     async def _send(self, segment: SegmentToSend) -> SubmitOutcome:
+        """Send one part until its fate is settled: a part refused for flow control goes
+        again at once (flow.outbound SEND_AGAIN, bounded), so it leaves before any later part
+        of its message; every other fate becomes the outcome to record."""
         sent_at = self.wall_clock()
         part = segment.segment_id
-        try:
-            pdu = self.build_pdu(segment)
-            if self._endings.suspect(part):
-                async with self._suspect_lane:  # see RepeatedEndings
+        pdu = part_submit_sm(self.provider.profile, segment)
+        sent_again = 0
+        while True:
+            result: SubmitResult | None = None
+            try:
+                if self._endings.suspect(part):
+                    async with self._suspect_lane:  # see flow.outbound's RepeatedEndings
+                        result = await self.pool.submit(pdu)
+                else:
                     result = await self.pool.submit(pdu)
+            except PduEncodeError as exc:
+                # A stored part our encoder refuses (stored before accept checked it, or a
+                # rule that changed): the same every time, so it fails now, loudly.
+                self._endings.note(part, None)
+                decision = decide_encoding_error(str(exc))
+            except SubmitFailure as failure:
+                lost = failure.kind == "connection_lost"
+                if self._endings.note(part, "link_lost" if lost else None):
+                    decision = decide_repeated("link_lost")
+                else:
+                    decision = decide_unanswered(failure.kind, attempts=segment.attempts)
+                return self._outcome(segment, decision, failure.bind, sent_at)
             else:
-                result = await self.pool.submit(pdu)
-        except PduEncodeError as exc:
-            # A stored part our encoder refuses (stored before accept checked it, or a rule
-            # that changed): the same every time, so it fails now, loudly.
-            self._endings.note(part, None)
-            return self._fail(segment, "ENCODING", f"the submit_sm does not encode: {exc}")
-        except SubmitFailure as failure:
-            if failure.kind == "closing":
-                return SubmitOutcome.released(part)
-            lost = failure.kind == "connection_lost"
-            if self._endings.note(part, "link_lost" if lost else None):
-                return self._fail(
-                    segment, "BIND_DROPPED",
-                    f"the SMSC dropped the bind right after this part, "
-                    f"{REPEAT_LIMITS['link_lost']} times in a row; it is not sent again",
-                    bind=failure.bind, sent_at_wall=sent_at)
-            # Lost with the connection or timed out: sent again soon (at-least-once).
-            return SubmitOutcome.transient(
-                part, self.wall_clock() + min(5.0, retry_delay(segment.attempts)),
-                error=f"{failure.kind} on {failure.bind}", bind=failure.bind,
-                sent_at_wall=sent_at,
-            )
-        self._endings.note(part, None)
-        status = result.status
-        if status == CommandStatus.ESME_ROK:
-            message_id = result.message_id or ""
+                self._endings.note(part, None)
+                decision = decide_answer(result.status, result.message_id,
+                                         attempts=segment.attempts, sent_again=sent_again)
+                self.pool.apply(result, decision)
+            if decision.fate is not PartFate.SEND_AGAIN:
+                return self._outcome(segment, decision, result.bind if result else None,
+                                     sent_at, result)
+            sent_again += 1
+
+    def _outcome(
+        self, segment: SegmentToSend, decision: SubmitDecision, bind: str | None,
+        sent_at: float, result: SubmitResult | None = None,
+    ) -> SubmitOutcome:
+        """The store's record of ``decision`` for ``segment``, with the line an operator
+        needs when it fails the message (never its text or number: DESIGN.md)."""
+        part = segment.segment_id
+        fate = decision.fate
+        if fate is PartFate.RELEASE:
+            return SubmitOutcome.released(part)
+        if fate is PartFate.SUBMITTED:
             self.submitted += 1
+            message_id = decision.message_id or ""
+            if decision.unmatchable:
+                self._empty_message_id(segment, bind)
             return SubmitOutcome.ok(
-                segment.segment_id, message_id,
-                message_id_key(message_id, self.message_id_format) if message_id else None,
-                bind=result.bind, sent_at_wall=sent_at,
-            )
-        klass = status_table.classify(status)
-        retry_limit = klass.retry_limit
-        exhausted = retry_limit is not None and segment.attempts + 1 >= retry_limit
-        if klass.is_permanent or exhausted:
-            # The message fails here, so the operator needs one line to find it by; never the
-            # text or the destination (DESIGN.md: no numbers or message content in logs).
-            details: dict[str, object] = {
-                "tracking_id": segment.tracking_id,
-                "part": f"{segment.part_index + 1}/{segment.parts}",
-                "status": klass.name,
-            }
-            if not klass.is_permanent:
-                details["attempts"] = segment.attempts + 1
-            log.warning(
-                "submit refused permanently" if klass.is_permanent
-                else "submit refused; retries exhausted",
-                extra={"bind": result.bind, "kv": details},
-            )
-            return SubmitOutcome.permanent(
-                segment.segment_id, klass.name, command_status=status,
-                error=klass.description, bind=result.bind, sent_at_wall=sent_at,
-            )
-        # Transient (throttled after the pool's own retries, system error, bind state...).
-        return SubmitOutcome.transient(
-            segment.segment_id, self.wall_clock() + retry_delay(segment.attempts),
-            status_name=klass.name, command_status=status, error=klass.description,
-            bind=result.bind, sent_at_wall=sent_at,
-        )
+                part, message_id,
+                message_id_key(message_id, self.provider.profile.message_id_format)
+                if message_id else None,
+                bind=bind, sent_at_wall=sent_at)
+        status = result.status if result is not None else None
+        if fate is PartFate.RETRY:
+            return SubmitOutcome.transient(
+                part, self.wall_clock() + (decision.retry_in or 0.0),
+                status_name=decision.status_name, command_status=status,
+                error=decision.reason if status is not None else f"{decision.reason} on {bind}",
+                bind=bind, sent_at_wall=sent_at)
+        # FAIL
+        details: dict[str, object] = {
+            "tracking_id": segment.tracking_id,
+            "part": f"{segment.part_index + 1}/{segment.parts}",
+            "status": decision.status_name,
+        }
+        row = decision.status
+        if row is None:
+            details["reason"] = decision.reason
+            log.warning("part failed; not sent again", extra={"bind": bind, "kv": details})
+        elif row.is_permanent:
+            log.warning("submit refused permanently", extra={"bind": bind, "kv": details})
+        else:
+            details["attempts"] = segment.attempts + 1
+            log.warning("submit refused; retries exhausted", extra={"bind": bind, "kv": details})
+        return SubmitOutcome.permanent(
+            part, decision.status_name or "FAILED", command_status=status,
+            error=row.description if row is not None else decision.reason, bind=bind,
+            sent_at_wall=sent_at if bind is not None else None)
+
+    def _empty_message_id(self, segment: SegmentToSend, bind: str | None) -> None:
+        """ESME_ROK without a message id: the part is submitted, but no receipt can find it;
+        its message ends ``unknown`` when its validity runs out. Counted, and said once per
+        streak with the provider (then a summary per period)."""
+        if self.pool.provider_metrics is not None:
+            self.pool.provider_metrics.empty_message_id()
+        if self._empty_ids.note():
+            log.warning("submit_sm_resp ESME_ROK with an empty message_id; no receipt can be "
+                        "matched to this part", extra={"bind": bind, "kv": {
+                            "provider": self.provider.name,
+                            "tracking_id": segment.tracking_id,
+                            "part": f"{segment.part_index + 1}/{segment.parts}"}})
 
     def _send_failed(self, segment: SegmentToSend, exc: Exception) -> SubmitOutcome:
         """A fault of ours while sending ``segment``: logged (the first of a streak with its
@@ -427,24 +369,11 @@ class Dispatcher:
                 "part": f"{segment.part_index + 1}/{segment.parts}"}})
         error = f"internal error: {type(exc).__name__}: {exc}"
         if self._endings.note(segment.segment_id, "send_error"):
-            return self._fail(segment, "SEND_ERROR", f"sending this part failed "
-                              f"{REPEAT_LIMITS['send_error']} times in a row; last: {error}")
+            return self._outcome(segment, decide_repeated("send_error", error), None,
+                                 self.wall_clock())
+        decision = decide_unanswered("timeout", attempts=segment.attempts)
         return SubmitOutcome.transient(
-            segment.segment_id, self.wall_clock() + retry_delay(segment.attempts), error=error)
-
-    def _fail(
-        self, segment: SegmentToSend, status_name: str, reason: str, *, bind: str | None = None,
-        sent_at_wall: float | None = None,
-    ) -> SubmitOutcome:
-        """Fail ``segment``'s message for a reason of smppgw's own, not an SMSC status: one
-        warning line (tracking id, never the text or the number) and the reason in its
-        history."""
-        log.warning("part failed; not sent again", extra={"bind": bind, "kv": {
-            "tracking_id": segment.tracking_id,
-            "part": f"{segment.part_index + 1}/{segment.parts}", "status": status_name,
-            "reason": reason}})
-        return SubmitOutcome.permanent(segment.segment_id, status_name, error=reason, bind=bind,
-                                       sent_at_wall=sent_at_wall)
+            segment.segment_id, self.wall_clock() + (decision.retry_in or 0.0), error=error)
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -488,9 +417,6 @@ class Dispatcher:
             for result in recorded:
                 if result is not None and result.answered is not None:
                     metrics.message_answered(result.answered)
-        if any(outcome.kind in ("transient", "released") for outcome in batch):
-            self._work.set()
-
-
-def has_payload(segment: SegmentToSend) -> bool:
-    return any(tag == Tag.MESSAGE_PAYLOAD for tag, _ in segment.tlvs)
+        # Released and retried parts may be due again, and the next part of a message whose
+        # part was just submitted may be claimed now: look again at once.
+        self._work.set()

@@ -31,11 +31,11 @@ from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
 from smppgw.daemon import Daemon
-from smppgw.pool import SubmitResult
+from smppgw.pool.pool import SubmitResult
 from smppgw.services.dispatcher import Dispatcher
 from smppgw.simulator import SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
-from smppgw.smpp.pdu import Pdu, SubmitSm, SubmitSmResp
+from smppgw.smpp.pdu import Pdu, SubmitSm
 from smppgw.store import (
     MessageView,
     NewMessage,
@@ -48,6 +48,7 @@ from smppgw.store import (
 )
 from smppgw.systemd import Notifier
 from tests.integration.test_daemon_e2e import make_config, provider_table
+from tests.standins import StandInPool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -332,12 +333,10 @@ async def test_claiming_stops_while_the_store_cannot_write(
     statuses = [CommandStatus.ESME_RSYSERR, CommandStatus.ESME_ROK]  # transient, then ok
     sent: list[Pdu] = []
 
-    class Pool:
-        provider_metrics = None
-
+    class Pool(StandInPool):
         async def submit(self, pdu: Pdu) -> SubmitResult:
             sent.append(pdu)
-            return SubmitResult(statuses.pop(0), "id-1", "sim#0", SubmitSmResp(message_id="id-1"))
+            return self.answer(statuses.pop(0), "id-1")
 
     waiting_for_store = asyncio.Event()
     real_wait = store.wait_writable

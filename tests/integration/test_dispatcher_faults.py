@@ -18,12 +18,14 @@ from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
 from smppgw.metrics import Metrics
-from smppgw.pool import SubmitFailure, SubmitResult
+from smppgw.pool.pool import SubmitResult
+from smppgw.pool.slot import SubmitFailure
 from smppgw.services.dispatcher import Dispatcher
 from smppgw.smpp.constants import CommandStatus
-from smppgw.smpp.pdu import Pdu, SubmitSm, SubmitSmResp
+from smppgw.smpp.pdu import Pdu, SubmitSm
 from smppgw.store import MessageView, NewMessage, NewSegment, SqliteStore, Store
 from tests.integration.test_hostile_smsc import Running, running
+from tests.standins import StandInPool
 
 pytestmark = pytest.mark.timeout(30)
 __all__ = ["running"]  # the fixture, imported: a daemon bound to the simulator
@@ -31,13 +33,12 @@ __all__ = ["running"]  # the fixture, imported: a daemon bound to the simulator
 WAIT = 10.0
 
 
-class ScriptedPool:
+class ScriptedPool(StandInPool):
     """Answers each submit by calling ``script(pdu)``: a status to answer, or an exception
     to raise from ``submit``."""
 
-    provider_metrics = None
-
     def __init__(self, script: Callable[[Pdu], int | BaseException]) -> None:
+        super().__init__()
         self.script = script
         self.sent: list[Pdu] = []
 
@@ -46,8 +47,7 @@ class ScriptedPool:
         answer = self.script(pdu)
         if isinstance(answer, BaseException):
             raise answer
-        return SubmitResult(answer, f"id-{len(self.sent)}" if answer == 0 else None, "sim#0",
-                            SubmitSmResp(message_id=f"id-{len(self.sent)}"))
+        return self.answer(answer, f"id-{len(self.sent)}" if answer == 0 else None)
 
 
 def provider(tmp_path: Path, **overrides: Any) -> ProviderConfig:
@@ -188,8 +188,7 @@ async def test_parts_in_flight_at_a_drop_are_sent_again_one_at_a_time(tmp_path: 
     in_flight = 0
     most_in_flight = 0
 
-    class Pool:
-        provider_metrics = None
+    class Pool(StandInPool):
         sent: list[Pdu] = []
 
         async def submit(self, pdu: Pdu) -> SubmitResult:
@@ -204,7 +203,7 @@ async def test_parts_in_flight_at_a_drop_are_sent_again_one_at_a_time(tmp_path: 
             for _ in range(5):
                 await asyncio.sleep(0)  # let any other worker start its send
             in_flight -= 1
-            return SubmitResult(0, "id", "sim#0", SubmitSmResp(message_id="id"))
+            return self.answer(0, "id")
 
     pool: Any = Pool()
     dispatcher = Dispatcher(provider(tmp_path, window=4), store, pool, wall_clock=clock)

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
 from smppgw.metrics import Metrics
-from smppgw.pool import Inbound
-from smppgw.services.receiver import InboundProcessor
+from smppgw.pool.slot import Inbound
+from smppgw.services.receiver import Receiver
 from smppgw.smpp.constants import CommandStatus, Tag
 from smppgw.smpp.pdu import DeliverSm, Tlv
 from smppgw.smpp.receipt import parse_receipt
@@ -49,7 +49,7 @@ class FakeConnection:
         self.acks.append((sequence_number, status, self.store.last_cursor))
         self._acked.set()
 
-    async def run_until_acked(self, processor: InboundProcessor, count: int) -> None:
+    async def run_until_acked(self, processor: Receiver, count: int) -> None:
         """Run ``processor`` until ``count`` acknowledgements were written (bounded)."""
         task = asyncio.create_task(processor.run())
         try:
@@ -98,7 +98,7 @@ async def test_receipts_are_committed_before_they_are_acknowledged(
 ) -> None:
     smsc_id = "7f3c2a10-5b1e-4c1a-9d7e-0b9a6e1c2d3f"
     tracking_id = await submitted_message(store, smsc_id)
-    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)})
+    processor = Receiver(store, lambda: {"wavy": provider(tmp_path)})
     connection = FakeConnection(store)
     receipt = DeliverSm(
         esm_class=0x04,
@@ -128,7 +128,7 @@ async def test_the_message_text_echoed_in_a_receipt_is_not_kept(
     the event stream (nor webhooks) can show it."""
     smsc_id = "5f0e"
     tracking_id = await submitted_message(store, smsc_id)
-    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)})
+    processor = Receiver(store, lambda: {"wavy": provider(tmp_path)})
     connection = FakeConnection(store)
     receipt = DeliverSm(esm_class=0x04, short_message=(
         f"id:{smsc_id} sub:001 dlvrd:001 submit date:2411231200 done date:2411231201"
@@ -149,7 +149,7 @@ async def test_the_message_text_echoed_in_a_receipt_is_not_kept(
 async def test_concatenated_mo_out_of_order_becomes_one_message(
     tmp_path: Path, store: Store
 ) -> None:
-    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)})
+    processor = Receiver(store, lambda: {"wavy": provider(tmp_path)})
     connection = FakeConnection(store)
     texts = ["Primeira parte, ", "segunda parte, ", "terceira."]
 
@@ -170,7 +170,7 @@ async def test_concatenated_mo_out_of_order_becomes_one_message(
 async def test_incomplete_mo_is_delivered_as_it_is_after_the_timeout(
     tmp_path: Path, store: Store
 ) -> None:
-    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)}, mo_timeout=60)
+    processor = Receiver(store, lambda: {"wavy": provider(tmp_path)}, mo_timeout=60)
     connection = FakeConnection(store)
     udh = bytes([5, 0, 3, 7, 3, 1])
     processor.submit(inbound(connection, 1, DeliverSm(
@@ -189,7 +189,7 @@ async def test_store_failure_answers_a_transient_error(tmp_path: Path, store: St
         async def record_receipts(self, receipts: object) -> list[object]:
             raise OSError("disk full")
 
-    processor = InboundProcessor(BrokenStore(), lambda: {"wavy": provider(tmp_path)})  # type: ignore[arg-type]
+    processor = Receiver(BrokenStore(), lambda: {"wavy": provider(tmp_path)})  # type: ignore[arg-type]
     connection = FakeConnection(store)
     processor.submit(inbound(connection, 5, DeliverSm(
         esm_class=0x04, short_message=b"id:abc stat:DELIVRD err:000")))
@@ -212,9 +212,9 @@ async def test_a_pdu_whose_processing_fails_gets_a_transient_error_and_the_rest_
             raise RuntimeError("a bug in the parser")
         return real_parse(pdu, style)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("smppgw.services.receiver.parse_receipt", parse)
+    monkeypatch.setattr("smppgw.flow.inbound.parse_receipt", parse)
     metrics = Metrics(CollectorRegistry())
-    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)}, metrics=metrics)
+    processor = Receiver(store, lambda: {"wavy": provider(tmp_path)}, metrics=metrics)
     connection = FakeConnection(store)
     processor.submit(inbound(connection, 5, DeliverSm(
         esm_class=0x04, short_message=b"id:boom stat:DELIVRD err:000")))
@@ -236,7 +236,7 @@ async def test_a_pdu_whose_processing_fails_gets_a_transient_error_and_the_rest_
 async def test_an_mo_group_that_cannot_be_stored_at_expiry_is_kept_for_the_next_try(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    processor = InboundProcessor(store, lambda: {"wavy": provider(tmp_path)}, mo_timeout=60)
+    processor = Receiver(store, lambda: {"wavy": provider(tmp_path)}, mo_timeout=60)
     connection = FakeConnection(store)
     udh = bytes([5, 0, 3, 9, 2, 1])
     processor.submit(inbound(connection, 1, DeliverSm(

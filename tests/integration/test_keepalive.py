@@ -8,28 +8,21 @@ SMSC's probes does not count. The simulator probes every 50 ms here; smppgw, con
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from smppgw.config import parse_config
-from smppgw.pool import BindPool
+from smppgw.pool.pool import BindPool
 from smppgw.simulator import SimulatorConfig, SmscSimulator
 from smppgw.smpp.pdu import EnquireLink, EnquireLinkResp
+from tests.integration.conftest import RunningPools
 
 pytestmark = pytest.mark.timeout(30)
 
 OUR_INTERVAL = 0.3
-
-
-@pytest.fixture
-async def pools() -> AsyncIterator[list[BindPool]]:
-    made: list[BindPool] = []
-    yield made
-    for pool in made:
-        await pool.close(1)
 
 
 def ours(sim: SmscSimulator) -> list[float]:
@@ -38,7 +31,7 @@ def ours(sim: SmscSimulator) -> list[float]:
 
 
 async def test_own_enquire_link_while_the_smsc_probes_every_50_ms(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool]
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools
 ) -> None:
     sim: SmscSimulator = await sim_factory(SimulatorConfig(enquire_link_interval=0.05))
     config = parse_config(
@@ -51,8 +44,7 @@ async def test_own_enquire_link_while_the_smsc_probes_every_50_ms(
     # Below what config allows (5 s), so the test takes a fraction of a second.
     profile = dataclasses.replace(config.profile, enquire_link_interval=OUR_INTERVAL)
     pool = BindPool(dataclasses.replace(config, profile=profile), lambda inbound: None)
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
     await sim.wait_for(lambda: len(ours(sim)) >= 2, timeout=10)
     # smppgw answered the probes (several per interval of its own) and still sent its own.
     answered = [r for r in sim.received if isinstance(r.pdu, EnquireLinkResp)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
+from smppgw.flow.outbound import PartFate, decide_answer
 from smppgw.flow.policy import DEFAULT_POLICIES, Backoff, BackoffPolicy
 from smppgw.logs import KeyValueFormatter
 from smppgw.metrics import Metrics
-from smppgw.pool import BindPool, BindSlot, Inbound, SubmitFailure
+from smppgw.pool.pool import BindPool, SubmitResult
+from smppgw.pool.slot import BindSlot, Inbound, SubmitFailure
 from smppgw.simulator import Account, Faults, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import SubmitSm
+from tests.integration.conftest import RunningPools
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -54,15 +57,6 @@ def provider_config(
     return config.providers[0]
 
 
-@pytest.fixture
-async def pools() -> AsyncIterator[list[BindPool]]:
-    made: list[BindPool] = []
-    yield made
-    for pool in made:
-        pool.terminate()
-        await pool.close(1)
-
-
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """Poll a condition on the loop's own turns (no fixed sleep): yields until it holds."""
     loop = asyncio.get_running_loop()
@@ -75,7 +69,7 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
 
 def pool_records(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRecord]:
     return [r for r in caplog.records
-            if r.name == "smppgw.pool" and r.getMessage() == message]
+            if r.name == "smppgw.pool.slot" and r.getMessage() == message]
 
 
 def submit_pdu(n: int = 0) -> SubmitSm:
@@ -84,7 +78,7 @@ def submit_pdu(n: int = 0) -> SubmitSm:
 
 
 async def test_tls_bind_submit_and_receipt_on_another_bind(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool]
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools
 ) -> None:
     sim = await sim_factory(SimulatorConfig.wavy(
         tls=True, receipts=ReceiptPlan(style="wavy", two_stage=True, routing="other"),
@@ -92,8 +86,8 @@ async def test_tls_bind_submit_and_receipt_on_another_bind(
     ))
     inbound: list[Inbound] = []
     pool = BindPool(provider_config(tmp_path, sim, profile="wavy", binds=4), inbound.append)
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
+    await pool.wait_bound()
     result = await pool.submit(submit_pdu())
     assert result.status == CommandStatus.ESME_ROK
     assert result.message_id is not None and len(result.message_id) == 36  # Wavy: UUID
@@ -107,50 +101,70 @@ async def test_tls_bind_submit_and_receipt_on_another_bind(
     assert sim.bound_count("acme") == 4
 
 
-async def test_throttling_is_answered_by_backing_off_not_failing(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+async def submit_until_taken(pool: BindPool, pdu: SubmitSm) -> SubmitResult:
+    """What a dispatcher worker does with one part: send, decide (flow.outbound), hand the
+    decision back to the pool, and send again while the SMSC pushes back."""
+    sent_again = 0
+    while True:
+        result = await pool.submit(pdu)
+        decision = decide_answer(result.status, result.message_id, attempts=0,
+                                 sent_again=sent_again)
+        pool.apply(result, decision)
+        if decision.fate is not PartFate.SEND_AGAIN:
+            return result
+        sent_again += 1
+
+
+async def test_throttling_lowers_the_binds_rate_instead_of_failing(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="smppgw.pool")
     sim = await sim_factory(SimulatorConfig(faults=Faults(throttle_above=50)))
-    # A log period longer than the test: after the first pause, pauses wait for the summary.
-    pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge(),
-                    throttle_log_interval=3600.0)
-    pools.append(pool)
-    pool.start()
-    results = await asyncio.gather(*(pool.submit(submit_pdu(n)) for n in range(120)))
+    # Configured at four times what the SMSC takes. A log period longer than the test:
+    # after the first throttled answer, the rest wait for the summary.
+    pool = BindPool(provider_config(tmp_path, sim, binds=1, rate_per_bind=200),
+                    lambda i: i.acknowledge(), log_interval=3600.0)
+    pools.start(pool)
+    await pool.wait_bound()
+    results = await asyncio.gather(*(submit_until_taken(pool, submit_pdu(n))
+                                     for n in range(120)))
     assert all(r.status == CommandStatus.ESME_ROK for r in results)
     assert sim.throttled_total > 1, "the simulator did throttle"
     assert sim.accepted_total == 120
-    # The log: one line for the first pause, not one per throttled answer.
-    first = pool_records(caplog, "SMSC throttling; bind paused")
+    control = pool.slots[0].control
+    assert 1.0 <= control.rate.effective < 200, "the bind's rate came down"
+    assert pool.status()[0].effective_rate == round(control.rate.effective, 2)
+    # The log: one line for the first throttled answer, not one per answer.
+    first = pool_records(caplog, "SMSC throttling; flow control adapts")
     assert len(first) == 1
     assert first[0].levelno == logging.WARNING and first[0].bind == "sim#0"
-    assert first[0].kv == {"status": "ESME_RTHROTTLED", "pause": "0.5s"}  # type: ignore[attr-defined]
+    assert first[0].kv["status"] == "ESME_RTHROTTLED"  # type: ignore[attr-defined]
     assert pool_records(caplog, "SMSC throttling continued") == []
-    # The bind stops: what the period counted is said, not lost. Every throttled answer
-    # paused the bind (none ran out of retries: all ended OK).
+    # The bind stops: what the period counted is said, not lost.
     await pool.close(5)
     summary = pool_records(caplog, "SMSC throttling continued")
     assert len(summary) == 1
-    assert summary[0].kv["pauses"] == sim.throttled_total - 1  # type: ignore[attr-defined]
+    assert summary[0].kv["answers"] == sim.throttled_total - 1  # type: ignore[attr-defined]
 
 
 async def test_disconnect_mid_window_reports_every_outstanding_request(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool]
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools
 ) -> None:
     # Latency keeps requests in flight; the connection is cut after the 6th PDU (bind + 5).
     sim = await sim_factory(SimulatorConfig(faults=Faults(latency=0.5, drop_after=6)))
     pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge())
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
+    await pool.wait_bound()
     outcomes = await asyncio.gather(*(pool.submit(submit_pdu(n)) for n in range(8)),
                                     return_exceptions=True)
-    lost = [o for o in outcomes if isinstance(o, SubmitFailure)]
-    assert lost, "requests outstanding at the cut come back as failures to resend"
-    assert all(o.kind == "connection_lost" for o in lost)
-    assert all(not isinstance(o, BaseException) or isinstance(o, SubmitFailure)
-               for o in outcomes)
+    failures = [o for o in outcomes if isinstance(o, SubmitFailure)]
+    assert len(failures) == len(outcomes), "no request was answered before the cut"
+    assert any(o.kind == "connection_lost" for o in failures), \
+        "requests outstanding at the cut come back as failures to resend"
+    # Any not sent yet is handed back at once with no bind left (the dispatcher returns it
+    # to the queue) instead of waiting in the pool.
+    assert all(o.kind in ("connection_lost", "no_bind") for o in failures)
     # The bind comes back by itself.
     sim.set_faults(Faults())
     await wait_until(lambda: pool.bound_count == 1, 15)
@@ -158,13 +172,12 @@ async def test_disconnect_mid_window_reports_every_outstanding_request(
 
 
 async def test_silent_smsc_is_detected_and_the_link_replaced(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool]
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools
 ) -> None:
     sim = await sim_factory(SimulatorConfig(faults=Faults(silent_after=2)))
     provider = provider_config(tmp_path, sim, binds=1, response_timeout=0.3)
     pool = BindPool(provider, lambda i: i.acknowledge())
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
     await wait_until(lambda: pool.bound_count == 1)
     outcomes = await asyncio.gather(*(pool.submit(submit_pdu(n)) for n in range(3)),
                                     return_exceptions=True)
@@ -174,13 +187,12 @@ async def test_silent_smsc_is_detected_and_the_link_replaced(
 
 
 async def test_wrong_password_does_not_hammer_the_provider(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sim = await sim_factory(SimulatorConfig(accounts=(Account("acme", "right"),)))
     pool = BindPool(provider_config(tmp_path, sim, binds=2), lambda i: i.acknowledge())
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
     caplog.set_level(logging.WARNING, logger="smppgw.pool")
     await wait_until(lambda: len(pool_records(caplog, "bind attempt failed")) >= 2)
     # Each slot scheduled its next attempt at least 30 s away (credential backoff), so the
@@ -195,7 +207,7 @@ async def test_wrong_password_does_not_hammer_the_provider(
 
 
 async def test_tls_verification_failure_is_a_clear_error(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool]
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools
 ) -> None:
     from smppgw.net.certs import generate_ca_and_leaf
 
@@ -203,20 +215,18 @@ async def test_tls_verification_failure_is_a_clear_error(
     other = generate_ca_and_leaf(tmp_path / "other-ca")  # a CA that did not sign the SMSC's
     provider = provider_config(tmp_path, sim, binds=1, ca_file=str(other.ca))
     pool = BindPool(provider, lambda i: i.acknowledge())
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
     await wait_until(lambda: pool.slots[0].last_error is not None)
     assert "CERTIFICATE_VERIFY_FAILED" in (pool.slots[0].last_error or "")
     assert sim.binds_total == 0
 
 
 async def test_hostname_is_resolved_at_every_connect(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sim = await sim_factory(SimulatorConfig())
     pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge())
-    pools.append(pool)
     loop = asyncio.get_running_loop()
     lookups: list[str] = []
     real = loop.getaddrinfo
@@ -226,7 +236,7 @@ async def test_hostname_is_resolved_at_every_connect(
         return await real("127.0.0.1", port, family=socket.AF_INET, **kwargs)
 
     monkeypatch.setattr(loop, "getaddrinfo", counting)
-    pool.start()
+    pools.start(pool)
     await wait_until(lambda: pool.bound_count == 1)
     sim.drop(sim.open_connection_ids()[0])
     await wait_until(lambda: sim.connects_total == 2 and pool.bound_count == 1, 15)
@@ -234,12 +244,12 @@ async def test_hostname_is_resolved_at_every_connect(
 
 
 async def test_window_is_never_exceeded_on_the_wire(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool]
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools
 ) -> None:
     sim = await sim_factory(SimulatorConfig(faults=Faults(latency=0.05, window=10)))
     pool = BindPool(provider_config(tmp_path, sim, binds=2, window=10), lambda i: i.acknowledge())
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
+    await wait_until(lambda: pool.bound_count == 2)
     results = await asyncio.gather(*(pool.submit(submit_pdu(n)) for n in range(200)))
     # The simulator answers ESME_RMSGQFUL at once beyond its window of 10: none was.
     assert sim.queue_full_total == 0
@@ -250,18 +260,18 @@ async def test_window_is_never_exceeded_on_the_wire(
 
 
 async def test_a_bound_link_that_drops_logs_reason_and_requeued_requests(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="smppgw.pool")
     # As above: the SMSC cuts the link after bind + 5 submits, which are still unanswered.
     sim = await sim_factory(SimulatorConfig(faults=Faults(latency=0.5, drop_after=6)))
     pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge())
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
+    await pool.wait_bound()
     outcomes = await asyncio.gather(*(pool.submit(submit_pdu(n)) for n in range(8)),
                                     return_exceptions=True)
-    lost = [o for o in outcomes if isinstance(o, SubmitFailure)]
+    lost = [o for o in outcomes if isinstance(o, SubmitFailure) and o.kind == "connection_lost"]
     assert lost
     await wait_until(lambda: bool(pool_records(caplog, "bind lost")))
     records = pool_records(caplog, "bind lost")
@@ -272,20 +282,19 @@ async def test_a_bound_link_that_drops_logs_reason_and_requeued_requests(
     # Every request lost with a link is counted in that link's line: none more, none less.
     assert sum(r.kv["requeued"] for r in records) == len(lost)  # type: ignore[attr-defined]
     line = KeyValueFormatter(with_time=False).format(records[0])
-    assert line.startswith('level=warning logger=smppgw.pool bind=sim#0 msg="bind lost" '
+    assert line.startswith('level=warning logger=smppgw.pool.slot bind=sim#0 msg="bind lost" '
                            f"reason=peer_closed requeued={kv['requeued']} ")
     assert "5511999990000" not in line and "secret" not in line
 
 
 async def test_a_graceful_close_is_not_a_lost_bind(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="smppgw.pool")
     sim = await sim_factory(SimulatorConfig())
     pool = BindPool(provider_config(tmp_path, sim, binds=2), lambda i: i.acknowledge())
-    pools.append(pool)
-    pool.start()
+    pools.start(pool)
     await wait_until(lambda: pool.bound_count == 2)
     assert (await pool.submit(submit_pdu())).status == CommandStatus.ESME_ROK
     await pool.close(5)
@@ -303,14 +312,14 @@ def idle_provider(tmp_path: Path) -> ProviderConfig:
         base_dir=tmp_path, environ={"PW": "x"}).providers[0]
 
 
-async def test_throttle_summaries_count_every_pause_once(
-    tmp_path: Path, pools: list[BindPool], caplog: pytest.LogCaptureFixture
+async def test_throttle_summaries_count_every_throttled_answer_once(
+    tmp_path: Path, pools: RunningPools, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Pauses given directly; the summary timer is fired by hand (time does not pass)."""
+    """Throttled answers given directly; the summary timer is fired by hand (time does not
+    pass)."""
     caplog.set_level(logging.INFO, logger="smppgw.pool")
-    pool = BindPool(idle_provider(tmp_path), lambda i: i.acknowledge(),
-                    throttle_log_interval=30.0)
-    pools.append(pool)
+    pool = BindPool(idle_provider(tmp_path), lambda i: i.acknowledge(), log_interval=30.0)
+    pools.add(pool)
     slot = pool.slots[0]
     now = asyncio.get_running_loop().time()
 
@@ -322,51 +331,48 @@ async def test_throttle_summaries_count_every_pause_once(
         return pool_records(caplog, "SMSC throttling continued")
 
     for _ in range(5):
-        slot.pause(0.5, now, CommandStatus.ESME_RTHROTTLED)
-    assert len(pool_records(caplog, "SMSC throttling; bind paused")) == 1
+        slot.throttled(CommandStatus.ESME_RTHROTTLED, lowered=True)
+    assert len(pool_records(caplog, "SMSC throttling; flow control adapts")) == 1
     due = slot.throttle_log.summary_at
     assert due is not None and now + 30.0 <= due < now + 31.0
     fire_summary_timer()
     assert len(summaries()) == 1
-    assert summaries()[0].kv["pauses"] == 4  # type: ignore[attr-defined]
-    assert summaries()[0].kv["longest_pause"] == "0.5s"  # type: ignore[attr-defined]
+    assert summaries()[0].kv["answers"] == 4  # type: ignore[attr-defined]
     # Still throttled in the next period: counted into the next summary.
-    slot.pause(2.0, now, CommandStatus.ESME_RMSGQFUL)
-    slot.pause(1.0, now, CommandStatus.ESME_RMSGQFUL)
+    slot.throttled(CommandStatus.ESME_RMSGQFUL, lowered=True)
+    slot.throttled(CommandStatus.ESME_RMSGQFUL, lowered=False)
     fire_summary_timer()
     assert len(summaries()) == 2
-    assert summaries()[1].kv["pauses"] == 2  # type: ignore[attr-defined]
-    assert summaries()[1].kv["longest_pause"] == "2.0s"  # type: ignore[attr-defined]
+    assert summaries()[1].kv["answers"] == 2  # type: ignore[attr-defined]
     line = KeyValueFormatter(with_time=False).format(summaries()[1])
-    assert line.startswith('level=warning logger=smppgw.pool bind=sim#0 '
-                           'msg="SMSC throttling continued" pauses=2 longest_pause=2.0s period=')
-    # A period without pauses ends the streak quietly; the next pause logs at once again.
+    assert line.startswith('level=warning logger=smppgw.pool.slot bind=sim#0 '
+                           'msg="SMSC throttling continued" answers=2 effective_rate=')
+    # A period without throttling ends the streak quietly; the next logs at once again.
     fire_summary_timer()
     assert len(summaries()) == 2 and slot.throttle_log.summary_at is None
-    slot.pause(0.5, now, CommandStatus.ESME_RMSGQFUL)
-    first = pool_records(caplog, "SMSC throttling; bind paused")
+    slot.throttled(CommandStatus.ESME_RMSGQFUL, lowered=True)
+    first = pool_records(caplog, "SMSC throttling; flow control adapts")
     assert len(first) == 2
-    assert first[1].kv == {"status": "ESME_RMSGQFUL", "pause": "0.5s"}  # type: ignore[attr-defined]
+    assert first[1].kv == {"status": "ESME_RMSGQFUL", "effective_rate": "inf/s",  # type: ignore[attr-defined]
+                           "effective_window": 10, "lowered": "yes"}
 
 
 async def test_throttle_summary_timer_fires_on_the_loop(
-    tmp_path: Path, pools: list[BindPool], caplog: pytest.LogCaptureFixture
+    tmp_path: Path, pools: RunningPools, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="smppgw.pool")
-    pool = BindPool(idle_provider(tmp_path), lambda i: i.acknowledge(),
-                    throttle_log_interval=0.05)
-    pools.append(pool)
+    pool = BindPool(idle_provider(tmp_path), lambda i: i.acknowledge(), log_interval=0.05)
+    pools.add(pool)
     slot = pool.slots[0]
-    loop = asyncio.get_running_loop()
-    slot.pause(0.5, loop.time(), CommandStatus.ESME_RTHROTTLED)
-    slot.pause(1.0, loop.time(), CommandStatus.ESME_RTHROTTLED)
+    slot.throttled(CommandStatus.ESME_RTHROTTLED, lowered=True)
+    slot.throttled(CommandStatus.ESME_RTHROTTLED, lowered=False)
     await wait_until(lambda: bool(pool_records(caplog, "SMSC throttling continued")))
     [summary] = pool_records(caplog, "SMSC throttling continued")
-    assert summary.kv["pauses"] == 1  # type: ignore[attr-defined]
+    assert summary.kv["answers"] == 1  # type: ignore[attr-defined]
 
 
 async def test_a_bind_that_cannot_be_built_says_why_at_each_attempt(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A ca_file that exists but holds no certificate (config accepts it: files are read at
@@ -374,15 +380,15 @@ async def test_a_bind_that_cannot_be_built_says_why_at_each_attempt(
     opened, is logged with the cause, and LAST ERROR in `smppgw status` shows it. The slot
     keeps trying (slowly), so a fixed file is picked up without a restart."""
     quick = {**DEFAULT_POLICIES, "local": BackoffPolicy(initial=0.01, cap=0.01, jitter="none")}
-    monkeypatch.setattr("smppgw.pool.Backoff", lambda rng: Backoff(rng, quick))
+    monkeypatch.setattr("smppgw.pool.slot.Backoff", lambda rng: Backoff(rng, quick))
     sim = await sim_factory(SimulatorConfig(tls=True))
     broken = tmp_path / "not-a-ca.pem"
     broken.write_text("not a certificate\n")
     provider = provider_config(tmp_path, sim, binds=1, ca_file=str(broken))
     pool = BindPool(provider, lambda i: i.acknowledge())
-    pools.append(pool)
+    pools.add(pool)
     caplog.set_level(logging.WARNING, logger="smppgw.pool")
-    pool.start()
+    pools.start(pool)
     await wait_until(lambda: len(pool_records(caplog, "bind attempt failed")) >= 2)
     first = pool_records(caplog, "bind attempt failed")[0]
     assert first.levelno == logging.ERROR
@@ -395,14 +401,13 @@ async def test_a_bind_that_cannot_be_built_says_why_at_each_attempt(
 
 
 async def test_a_fault_in_one_bind_attempt_is_logged_and_the_bind_tries_again(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     quick = {**DEFAULT_POLICIES, "local": BackoffPolicy(initial=0.01, cap=0.01, jitter="none")}
-    monkeypatch.setattr("smppgw.pool.Backoff", lambda rng: Backoff(rng, quick))
+    monkeypatch.setattr("smppgw.pool.slot.Backoff", lambda rng: Backoff(rng, quick))
     sim = await sim_factory(SimulatorConfig())
     pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge())
-    pools.append(pool)
     real_resolve = BindSlot._resolve
     faults = [RuntimeError("a bug in resolving")]
 
@@ -413,7 +418,7 @@ async def test_a_fault_in_one_bind_attempt_is_logged_and_the_bind_tries_again(
 
     monkeypatch.setattr(BindSlot, "_resolve", resolve)
     caplog.set_level(logging.WARNING, logger="smppgw.pool")
-    pool.start()
+    pools.start(pool)
     await wait_until(lambda: pool.bound_count == 1)
     [failed] = pool_records(caplog, "bind attempt failed")
     assert failed.exc_info is not None
@@ -421,7 +426,7 @@ async def test_a_fault_in_one_bind_attempt_is_logged_and_the_bind_tries_again(
 
 
 async def test_a_flood_of_malformed_pdus_is_one_warning_a_summary_and_a_counter(
-    tmp_path: Path, sim_factory: Callable[..., Any], pools: list[BindPool],
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An SMSC that sends garbage as fast as the link carries cannot flood the journal: the
@@ -430,10 +435,9 @@ async def test_a_flood_of_malformed_pdus_is_one_warning_a_summary_and_a_counter(
     sim = await sim_factory(SimulatorConfig())
     metrics = Metrics(CollectorRegistry())
     pool = BindPool(provider_config(tmp_path, sim, binds=1), lambda i: i.acknowledge(),
-                    metrics=metrics, throttle_log_interval=30.0)
-    pools.append(pool)
+                    metrics=metrics, log_interval=30.0)
     caplog.set_level(logging.INFO, logger="smppgw.pool")
-    pool.start()
+    pools.start(pool)
     await wait_until(lambda: pool.bound_count == 1)
     (link,) = sim.open_connection_ids()
     for _ in range(50):

@@ -14,7 +14,8 @@ import pytest
 import smpp34
 
 from smppgw.config import parse_config
-from smppgw.pool import BindPool, Inbound
+from smppgw.pool.pool import BindPool
+from smppgw.pool.slot import Inbound
 from smppgw.simulator import SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus, Tag
 from smppgw.smpp.pdu import SubmitSm, Tlv
@@ -50,7 +51,7 @@ async def test_our_pool_against_the_smpp34_server(tmp_path: Path) -> None:
     )
     inbound: asyncio.Queue[Inbound] = asyncio.Queue()
     pool = BindPool(config.providers[0], inbound.put_nowait)
-    pool.start()
+    running = asyncio.create_task(pool.run())
     try:
         esme = await next_of(server, smpp34.Esme)
         assert isinstance(esme, smpp34.Esme) and esme.system_id == "acme"
@@ -94,6 +95,7 @@ async def test_our_pool_against_the_smpp34_server(tmp_path: Path) -> None:
         assert answer.is_success
     finally:
         await pool.close(2)
+        await running
         await server.stop()
 
 

@@ -67,9 +67,6 @@ MESSAGES = (
 STUCK = tuple({"id": f"stuck-{i}", "to": f"9198765432{i:02d}", "from": "Acme",
                "text": "Waiting for a bind"} for i in range(5))
 MO_TEXT = "Sim, confirmo o pedido 123"
-# Metrics the dashboard charts before smppgw exports them: the per-bind rate and window control
-# adds them. Until then only the panels that chart them are skipped, naming the metric.
-PENDING_METRICS = frozenset({"smppgw_bind_effective_rate", "smppgw_bind_effective_window"})
 # Metrics without a provider label: the only ones a panel may chart for every provider.
 GATEWAY_WIDE = re.compile(r"smppgw_store_\w+")
 METRIC_SELECTOR = re.compile(r"\b(smppgw_\w+)(\{[^}]*\})?")
@@ -485,10 +482,6 @@ def test_the_provider_variable_lists_every_configured_provider(observed: Observe
 
 @pytest.mark.parametrize("panel", query_panels(), ids=lambda p: p["title"])
 def test_every_query_of_the_panel_returns_data(observed: Observed, panel: dict[str, Any]) -> None:
-    missing = sorted((metrics_of(panel) & PENDING_METRICS) - observed.metric_names)
-    if missing:
-        pytest.skip(f"{', '.join(missing)}: not exported by smppgw yet (the per-bind rate and "
-                    "window control adds it)")
     for target in panel["targets"]:
         key = (panel["id"], target["refId"])
         series = observed.results[key]

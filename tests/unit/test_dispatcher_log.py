@@ -14,26 +14,26 @@ import pytest
 
 from smppgw.config import parse_config
 from smppgw.logs import KeyValueFormatter
-from smppgw.pool import SubmitResult
+from smppgw.pool.pool import SubmitResult
 from smppgw.services.dispatcher import Dispatcher
 from smppgw.smpp.constants import CommandStatus
-from smppgw.smpp.pdu import Pdu, SubmitSmResp
+from smppgw.smpp.pdu import Pdu
 from smppgw.store import SegmentToSend
+from tests.standins import StandInPool
 
 DESTINATION = "5511987654321"
 TEXT = b"your code is 482913"
 
 
-class AnsweringPool:
+class AnsweringPool(StandInPool):
     """Answers every submit with ``status`` from bind ``sim#1``."""
 
-    provider_metrics = None
-
     def __init__(self, status: int) -> None:
+        super().__init__()
         self.status = status
 
     async def submit(self, pdu: Pdu) -> SubmitResult:
-        return SubmitResult(self.status, None, "sim#1", SubmitSmResp(message_id=""))
+        return self.answer(self.status, "m-1" if self.status == 0 else None, "sim#1")
 
 
 def dispatcher(tmp_path: Path, status: int) -> Dispatcher:

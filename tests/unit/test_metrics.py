@@ -58,6 +58,10 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "smppgw_bind_state": ("gauge", {"provider", "bind", "state"}),
     "smppgw_bind_in_flight": ("gauge", {"provider", "bind"}),
     "smppgw_bind_window": ("gauge", {"provider", "bind"}),
+    "smppgw_bind_effective_rate": ("gauge", {"provider", "bind"}),
+    "smppgw_bind_effective_window": ("gauge", {"provider", "bind"}),
+    "smppgw_submit_empty_message_id": ("counter", {"provider"}),
+    "smppgw_provider_refusing": ("gauge", {"provider"}),
     "smppgw_reconnects": ("counter", {"provider", "reason"}),
     "smppgw_rate_limit_waits": ("counter", {"provider"}),
     "smppgw_rate_limit_wait_seconds": ("counter", {"provider"}),
@@ -93,7 +97,7 @@ def exercise(metrics: Metrics) -> None:
     b.set_state("connecting")
     b.set_state("binding")
     b.set_state("bound")
-    b.track_flow(lambda: 3, 10)
+    b.track_flow(lambda: 3, 10, effective_rate=lambda: 56.0, effective_window=lambda: 5)
     b.pdu_out(CommandId.BIND_TRANSCEIVER)
     b.pdu_in(CommandId.BIND_TRANSCEIVER_RESP)
     b.pdu_out(CommandId.SUBMIT_SM)
@@ -108,6 +112,8 @@ def exercise(metrics: Metrics) -> None:
     wavy.receipt(MessageState.ACCEPTED, matched=False)
     wavy.mo_received()
     wavy.alert_notification()
+    wavy.empty_message_id()
+    wavy.track_refusing(lambda: True)
     wavy.peer_violation(CommandStatus.ESME_RINVCMDID)
     wavy.rate_limit_wait(0.25)
     wavy.reconnect("peer_closed")
@@ -210,6 +216,12 @@ async def test_values_after_the_hot_path(metrics: Metrics) -> None:
     assert sample(text, "smppgw_bind_state", bind="wavy#1", state="binding") == 0
     assert sample(text, "smppgw_bind_in_flight", bind="wavy#1") == 3
     assert sample(text, "smppgw_bind_window", bind="wavy#1") == 10
+    # What flow control uses now, read from it at scrape time (flow/control.py).
+    assert sample(text, "smppgw_bind_effective_rate", bind="wavy#1") == 56.0
+    assert sample(text, "smppgw_bind_effective_window", bind="wavy#1") == 5
+    assert sample(text, "smppgw_submit_empty_message_id_total", provider="wavy") == 1
+    assert sample(text, "smppgw_provider_refusing", provider="wavy") == 1
+    assert sample(text, "smppgw_provider_refusing", provider="qikberry") == 0
     assert sample(text, "smppgw_bind_info", bind="wavy#1",
                   host="smpp-messaging.wavy.global:2444") == 1
     assert sample(text, "smppgw_pdus_total", provider="wavy", command="submit_sm",

@@ -207,4 +207,5 @@ def test_no_answer(cause: str, attempts: int, fate: PartFate, retry_in: float | 
 def test_a_part_our_encoder_refuses_fails() -> None:
     decision = decide_encoding_error("source_addr longer than 20 octets")
     assert decision.fate is PartFate.FAIL
-    assert decision.reason == "cannot be encoded: source_addr longer than 20 octets"
+    assert decision.status_name == "ENCODING"
+    assert decision.reason == "the submit_sm does not encode: source_addr longer than 20 octets"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from smppgw.services.dispatcher import Ending, RepeatedEndings
+from smppgw.flow.outbound import Ending, RepeatedEndings
 
 L, E, OTHER = "link_lost", "send_error", None
 

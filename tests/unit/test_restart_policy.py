@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from smppgw.daemon import RestartPolicy
+from smppgw.flow.policy import RestartPolicy
 
 
 @pytest.mark.parametrize(("runs", "delays"), [

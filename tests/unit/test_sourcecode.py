@@ -8,6 +8,7 @@ fails the build instead of waiting for someone to remember the linters.
 from __future__ import annotations
 
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,20 @@ def test_services_never_import_the_api() -> None:
     assert "smppgw.services.dispatcher" in modules
     bad = _imported(modules, ("smppgw.api",), site=True)
     assert bad == "", f"smppgw.services imported {bad}"
+
+
+# A task must have an owner (STYLE.md §5): a TaskGroup's create_task, never one of these.
+_BARE_TASK = re.compile(r"\b(?:asyncio\.create_task|ensure_future|loop\.create_task)\(")
+
+
+def test_no_task_without_an_owner() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "smppgw").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if _BARE_TASK.search(line)
+    ]
+    assert offenders == [], f"tasks created outside a TaskGroup: {offenders}"
 
 
 def _tool(name: str) -> str:
