@@ -26,8 +26,7 @@ from smppgw.api.client import (
 __all__ = ["add_arguments", "format_duration", "render_status", "run"]
 
 # The sections this command lays out itself; anything else in the answer is shown generically.
-_BIND_COLUMNS: Final = ("PROVIDER", "BIND", "HOST", "STATE", "IN-FLIGHT", "RATE", "PAUSED",
-                        "LAST ERROR")
+_BIND_COLUMNS: Final = ("PROVIDER", "BIND", "HOST", "STATE", "IN-FLIGHT", "RATE", "LAST ERROR")
 _QUEUE_COLUMNS: Final = ("PROVIDER", "QUEUED", "SENDING", "OLDEST")
 _COUNT_SCALARS: Final = (
     ("last_cursor", "last event cursor"),
@@ -105,24 +104,32 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(columns), *(line(r) for r in rows)]
 
 
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def _rate(bind: Mapping[str, object]) -> str:
-    rate = bind.get("rate")
-    if isinstance(rate, int | float) and not isinstance(rate, bool):
+    """The rate a bind sends at now, msg/s; the configured one after it while flow control
+    holds it lower (``31.5/s (50)``)."""
+    rate, effective = _number(bind.get("rate")), _number(bind.get("effective_rate"))
+    if effective is not None and (rate is None or effective < rate):
+        return f"{effective:g}/s ({_text(bind.get('rate'))})"
+    if rate is not None:
         return f"{rate:g}/s"
-    return _text(rate)
-
-
-def _paused(bind: Mapping[str, object]) -> str:
-    paused_for = bind.get("paused_for")
-    if isinstance(paused_for, int | float) and not isinstance(paused_for, bool):
-        return format_duration(paused_for) if paused_for > 0 else "-"
-    return _text(bind.get("paused"))
+    return _text(bind.get("rate"))
 
 
 def _in_flight(bind: Mapping[str, object]) -> str:
+    """Requests in flight / the window used now; the configured one after it while flow
+    control holds it narrower (``3/5 (10)``)."""
     in_flight, window = bind.get("in_flight"), bind.get("window")
     if in_flight is None and window is None:
         return "-"
+    configured, effective = _number(window), _number(bind.get("effective_window"))
+    if configured is not None and effective is not None and effective < configured:
+        return f"{_text(in_flight)}/{effective:g} ({configured:g})"
     return f"{_text(in_flight)}/{_text(window)}"
 
 
@@ -132,7 +139,7 @@ def _bind_rows(binds: object) -> list[list[str]]:
         if isinstance(bind, dict):
             rows.append([
                 _text(bind.get("provider")), _text(bind.get("name")), _text(bind.get("host")),
-                _text(bind.get("state")), _in_flight(bind), _rate(bind), _paused(bind),
+                _text(bind.get("state")), _in_flight(bind), _rate(bind),
                 _text(bind.get("last_error")),
             ])
     return rows

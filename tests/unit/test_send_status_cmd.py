@@ -26,10 +26,14 @@ STATUS = {
     "version": "0.1.0",
     "binds": [
         {"provider": "wavy", "name": "wavy#0", "host": "10.0.0.1:2775", "state": "bound",
-         "in_flight": 3, "window": 10, "rate": 50, "paused_for": 0, "last_error": None},
+         "in_flight": 3, "window": 10, "effective_window": 5, "rate": 50,
+         "effective_rate": 31.5, "last_error": None},
+        {"provider": "wavy", "name": "wavy#1", "host": "10.0.0.1:2775", "state": "bound",
+         "in_flight": 9, "window": 10, "effective_window": 10, "rate": 50,
+         "effective_rate": 50, "last_error": None},
         {"provider": "qikberry", "name": "qikberry#12", "host": "q.example:2776",
-         "state": "backoff", "in_flight": 0, "window": 100, "rate": None, "paused_for": 75,
-         "last_error": "connect: Connection refused"},
+         "state": "backoff", "in_flight": 0, "window": 100, "effective_window": 100,
+         "rate": None, "effective_rate": None, "last_error": "connect: Connection refused"},
     ],
     "queues": {"wavy": {"queued": 12, "sending": 3, "oldest_queued_age": 4.25},
                "qikberry": {"queued": 0, "sending": 0, "oldest_queued_age": 0}},
@@ -236,12 +240,17 @@ async def test_status_prints_aligned_tables(
     lines = out.splitlines()
     header = lines[lines.index("BINDS") + 1]
     assert header.split("  ")[0] == "PROVIDER"
-    wavy, qik = lines[lines.index("BINDS") + 2], lines[lines.index("BINDS") + 3]
-    # Aligned: every column starts at the same offset in each row.
-    for column, value in (("STATE", "bound"), ("IN-FLIGHT", "3/10"), ("RATE", "50/s")):
+    throttled, wavy, qik = lines[lines.index("BINDS") + 2:lines.index("BINDS") + 5]
+    # Aligned: every column starts at the same offset in each row. While flow control holds
+    # a bind below its configuration, the effective value shows, the configured one after.
+    for column, value in (("STATE", "bound"), ("IN-FLIGHT", "3/5 (10)"),
+                          ("RATE", "31.5/s (50)")):
+        assert throttled.index(value) == header.index(column)
+    for column, value in (("IN-FLIGHT", "9/10 "), ("RATE", "50/s ")):
         assert wavy.index(value) == header.index(column)
     assert qik.index("backoff") == header.index("STATE")
-    assert qik.index("1m15s") == header.index("PAUSED")
+    assert qik.index("- ") == header.index("RATE")
+    assert "PAUSED" not in header
     assert "connect: Connection refused" in qik
     queue_header = lines[lines.index("QUEUES") + 1]
     assert queue_header.split() == ["PROVIDER", "QUEUED", "SENDING", "OLDEST"]
