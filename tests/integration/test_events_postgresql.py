@@ -15,9 +15,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from smppgw.submission import SubmitService
 
 from smppgw.api.app import create_app, start_api
+from smppgw.services.submission import SubmitService
 from smppgw.store import NewMessage, NewSegment, Store
 from smppgw.store.postgres import PostgresStore
 from tests.integration.test_api import make_config
