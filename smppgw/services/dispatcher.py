@@ -1,14 +1,17 @@
 """Store → pool for one provider, and submit outcomes back to the store, in batches.
 
-A feeder claims due parts from the store while a bind is bound and the workers have room;
-workers (as many as the provider's binds × window, so the windows can be full) turn each into
-a submit_sm, send it through the pool, and turn the SMSC's answer into a decision with
-flow.outbound: the part's fate and what it means for the bind (handed to ``pool.apply``). A
-part refused for flow control goes again at once, before any later part of its message (the
-store claims a part only when the parts before it were submitted); the rest becomes an outcome
-a recorder writes in groups. Nothing here blocks on one message: waiting for capacity happens
-in the pool, and when no bind is bound the part goes back to the queue at once, where it
-shows in `smppgw status` and can expire.
+A feeder claims due parts from the store while a bind is bound and the workers have room,
+and queues each message's claimed parts as one run, in part order. Workers (as many as the
+provider's binds × window, so the windows can be full) take a run and send its parts one
+after another: each becomes a submit_sm, goes through the pool, and the SMSC's answer becomes
+a decision with flow.outbound, the part's fate and what it means for the bind (handed to
+``pool.apply``). A part refused for flow control goes again at once; the next part goes only
+once the one before it was submitted, and any other fate stops the run, its later parts going
+back to the queue untouched (the store claims a part only with or after the parts before it).
+Different messages go out concurrently. Outcomes are written by a recorder, in groups.
+Nothing here blocks on one message: waiting for capacity happens in the pool, and when no
+bind is bound the part goes back to the queue at once, where it shows in `smppgw status`
+and can expire.
 
 Nothing here ends on one fault either: a part whose send raises gets a retry outcome (logged,
 counted in smppgw_worker_failures_total), a claim or a record the store refuses is tried
@@ -77,7 +80,8 @@ class Dispatcher:
         self.metrics = metrics
         profile = provider.profile
         self.workers = max(1, min(MAX_WORKERS, len(provider.bind_targets) * profile.window))
-        self._queue: asyncio.Queue[SegmentToSend] = asyncio.Queue()
+        # Runs: the claimed parts of one message, in part order.
+        self._queue: asyncio.Queue[list[SegmentToSend]] = asyncio.Queue()
         self._outcomes: list[SubmitOutcome] = []
         self._outcomes_ready = asyncio.Event()
         self._work = asyncio.Event()
@@ -160,8 +164,8 @@ class Dispatcher:
 
     def _release_queued(self) -> None:
         while not self._queue.empty():
-            segment = self._queue.get_nowait()
-            self._outcomes.append(SubmitOutcome.released(segment.segment_id))
+            for segment in self._queue.get_nowait():
+                self._outcomes.append(SubmitOutcome.released(segment.segment_id))
         if self._outcomes:
             self._outcomes_ready.set()
 
@@ -206,8 +210,8 @@ class Dispatcher:
                     await self._wait_for_work(store_retry_delay(refused))
                     continue
                 refused = 0
-                for segment in claimed:
-                    self._queue.put_nowait(segment)
+                for run in _runs(claimed):
+                    self._queue.put_nowait(run)
                 if self._stopping:  # stop_claiming() came during the claim
                     self._release_queued()
                     return
@@ -238,26 +242,36 @@ class Dispatcher:
     async def _worker(self) -> None:
         queue = self._queue
         while True:
-            segment = await queue.get()
-            if self._stopping:
-                self._outcomes.append(SubmitOutcome.released(segment.segment_id))
-                self._outcomes_ready.set()
-                continue
+            run = await queue.get()
             self._busy += 1
-            self._in_hand[segment.segment_id] = segment
+            for segment in run:
+                self._in_hand[segment.segment_id] = segment
             try:
-                outcome = await self._send(segment)
-            except Exception as exc:
-                outcome = self._send_failed(segment, exc)
+                await self._send_run(run)
             finally:
                 self._busy -= 1
                 if not self._busy:
                     self._idle.set()
-            self._in_hand.pop(segment.segment_id, None)
-            self._outcomes.append(outcome)
             self._outcomes_ready.set()
             if queue.qsize() < self.workers:
                 self._work.set()
+
+    async def _send_run(self, run: list[SegmentToSend]) -> None:
+        """One message's claimed parts, one after another: the next only once the one before
+        it was submitted (flow.outbound PartFate.continues); once a part ends otherwise, or the
+        dispatcher stops, the parts after it go back to the queue untouched."""
+        going = True
+        for segment in run:
+            if going and not self._stopping:
+                try:
+                    outcome = await self._send(segment)
+                except Exception as exc:
+                    outcome = self._send_failed(segment, exc)
+                going = outcome.kind == "ok"
+            else:
+                outcome = SubmitOutcome.released(segment.segment_id)
+            self._in_hand.pop(segment.segment_id, None)
+            self._outcomes.append(outcome)
 
     async def _send(self, segment: SegmentToSend) -> SubmitOutcome:
         """Send one part until its fate is settled: a part refused for flow control goes
@@ -420,3 +434,14 @@ class Dispatcher:
         # Released and retried parts may be due again, and the next part of a message whose
         # part was just submitted may be claimed now: look again at once.
         self._work.set()
+
+
+def _runs(claimed: list[SegmentToSend]) -> list[list[SegmentToSend]]:
+    """The claimed parts grouped by message, each group in part order; messages in the order
+    their first part was claimed (oldest due first)."""
+    runs: dict[str, list[SegmentToSend]] = {}
+    for segment in claimed:
+        runs.setdefault(segment.tracking_id, []).append(segment)
+    for run in runs.values():
+        run.sort(key=lambda segment: segment.part_index)
+    return list(runs.values())

@@ -185,8 +185,13 @@ class Store(abc.ABC):
         self, provider: str, limit: int, now_wall: float | None = None
     ) -> list[SegmentToSend]:
         """Mark up to ``limit`` due queued parts of ``provider`` 'sending' and return them,
-        oldest due first (parts of one message in order). Parts of messages past their validity
-        are left for ``expire_messages``. Two claimers never get the same part."""
+        oldest due first. Parts of messages past their validity are left for
+        ``expire_messages``. Two claimers never get the same part.
+
+        Parts in order: a part is claimed only together with, or after, every earlier part of
+        its message that still waits (queued, even if due later, or sending), so a later part
+        can never be sent before an earlier one; the caller sends a message's parts of one
+        claim one after another, by part index."""
 
     @abc.abstractmethod
     async def apply_submit_results(

@@ -317,14 +317,47 @@ async def test_claim_oldest_first_parts_in_order_per_provider(
         3, "Acme", a.destination, 0x40, 0)
     # message TLVs first, then the part's own
     assert first.tlvs == ((0x1401, b"tenant"), (0x020C, b"\x01"))
+    # Part 3 waits until parts 1 and 2 are answered: claimed apart, it could overtake them.
     rest = await store.claim_segments("wavy", 10, now_wall=clock.now)
-    assert [(s.tracking_id, s.part_index) for s in rest] == [
-        (a.tracking_id, 2), (b.tracking_id, 0)]
+    assert [(s.tracking_id, s.part_index) for s in rest] == [(b.tracking_id, 0)]
     assert await store.claim_segments("wavy", 10, now_wall=clock.now) == []
     (q,) = await store.claim_segments("qikberry", 10, now_wall=clock.now)
     assert q.tracking_id == other.tracking_id and q.provider == "qikberry"
     stats = await store.queue_stats()
-    assert stats["wavy"].queued == 0 and stats["wavy"].sending == 4
+    assert stats["wavy"].queued == 1 and stats["wavy"].sending == 3
+    await store.record_submit_results([SubmitOutcome.ok(p.segment_id, f"id-{p.part_index}")
+                                       for p in claimed])
+    (last,) = await store.claim_segments("wavy", 10, now_wall=clock.now)
+    assert (last.tracking_id, last.part_index) == (a.tracking_id, 2)
+
+
+async def test_a_part_is_claimed_only_with_or_after_every_part_before_it(
+    store: Store, clock: Clock
+) -> None:
+    """Parts in order: a part refused for a while (retry due later) holds back the parts
+    after it, even those due now; they go when it has been answered, never before it."""
+    m = message(parts=3)
+    await store.accept_messages([m])
+    p0, p1, p2 = await store.claim_segments("wavy", 10, now_wall=clock.now)
+    await store.record_submit_results([
+        SubmitOutcome.ok(p0.segment_id, "id-0"),
+        SubmitOutcome.transient(p1.segment_id, clock.now + 30, status_name="ESME_RSYSERR"),
+        SubmitOutcome.released(p2.segment_id),  # the run stopped at part 2: never sent
+    ])
+    # Part 3 is due; part 2 is not: nothing may go.
+    assert await store.claim_segments("wavy", 10, now_wall=clock.now + 1) == []
+    clock.now += 31
+    # Both due now, part 3 with the earlier due time: claimed together, parts in order
+    # for the dispatcher, which sends a message's parts one after another.
+    again = await store.claim_segments("wavy", 10, now_wall=clock.now)
+    assert sorted(p.part_index for p in again) == [1, 2]
+    # A batch that can take part 3 but not part 2 (a LIMIT cut between them) leaves part 3.
+    await store.record_submit_results([SubmitOutcome.released(p2.segment_id)])
+    clock.now += 1
+    await store.record_submit_results([SubmitOutcome.released(p1.segment_id)])  # due later
+    assert await store.claim_segments("wavy", 1, now_wall=clock.now) == []
+    assert [p.part_index for p in await store.claim_segments("wavy", 2, now_wall=clock.now)
+            ] == [2, 1]  # oldest due first: the dispatcher sorts a message's parts
 
 
 async def test_submit_ok_on_every_part_makes_the_message_submitted(store: Store) -> None:

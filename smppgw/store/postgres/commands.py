@@ -153,18 +153,28 @@ async def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
 
 # --- claim ---------------------------------------------------------------------------------------
 
+# Parts in order (interface.py, claim_segments): a part goes only with or after every part before it, so the
+# dispatcher, which sends a message's parts of one claim one after another, never lets a later
+# part overtake an earlier one that is still waiting (retry due later) or in flight.
 _CLAIM_SQL: Final = """
     WITH due AS (
-        SELECT s.segment_id
+        SELECT s.segment_id, s.tracking_id, s.part_index
           FROM segments AS s
          WHERE s.state = 'queued' AND s.provider = $1 AND s.next_attempt_unix_ms <= $2
            AND (s.valid_until_unix_ms IS NULL OR s.valid_until_unix_ms > $2)
          ORDER BY s.next_attempt_unix_ms, s.segment_id
          LIMIT $3
            FOR UPDATE SKIP LOCKED
+    ), in_order AS (
+        SELECT d.segment_id FROM due AS d
+         WHERE d.part_index = 0 OR NOT EXISTS (
+               SELECT 1 FROM segments AS e
+                WHERE e.tracking_id = d.tracking_id AND e.part_index < d.part_index
+                  AND e.state IN ('queued', 'sending')
+                  AND e.segment_id NOT IN (SELECT segment_id FROM due))
     )
     UPDATE segments AS s SET state = 'sending'
-      FROM due, messages AS m
+      FROM in_order AS due, messages AS m
      WHERE s.segment_id = due.segment_id AND m.tracking_id = s.tracking_id
     RETURNING s.segment_id, s.tracking_id, s.part_index, s.short_message, s.esm_class,
               s.data_coding, s.tlvs, s.attempts, m.client_id, m.parts, m.source,

@@ -91,21 +91,32 @@ def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
 
 # --- claim ---------------------------------------------------------------------------------------
 
+# Parts in order (interface.py, claim_segments): a part goes only with or after every part before it, so the
+# dispatcher, which sends a message's parts of one claim one after another, never lets a later
+# part overtake an earlier one that is still waiting (retry due later) or in flight.
 _CLAIM_SQL: Final = """
+    WITH due AS (
+        SELECT s.segment_id, s.tracking_id, s.part_index, s.short_message,
+               s.esm_class AS s_esm_class, s.data_coding AS s_data_coding,
+               s.tlvs AS s_tlvs, s.attempts, m.client_id, m.parts, m.source,
+               m.destination, m.registered_delivery, m.tlvs AS m_tlvs, m.flash,
+               m.valid_until_unix_ms, s.next_attempt_unix_ms
+          FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id
+         WHERE s.state = 'queued' AND s.provider = ? AND s.next_attempt_unix_ms <= ?
+           AND (m.valid_until_unix_ms IS NULL OR m.valid_until_unix_ms > ?)
+         ORDER BY s.next_attempt_unix_ms, s.segment_id
+         LIMIT ?)
     SELECT json_group_array(json_array(
                segment_id, tracking_id, part_index, hex(short_message), s_esm_class,
                s_data_coding, s_tlvs, attempts, client_id, parts, source, destination,
                registered_delivery, m_tlvs, flash, valid_until_unix_ms))
-      FROM (SELECT s.segment_id, s.tracking_id, s.part_index, s.short_message,
-                   s.esm_class AS s_esm_class, s.data_coding AS s_data_coding,
-                   s.tlvs AS s_tlvs, s.attempts, m.client_id, m.parts, m.source,
-                   m.destination, m.registered_delivery, m.tlvs AS m_tlvs, m.flash,
-                   m.valid_until_unix_ms
-              FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id
-             WHERE s.state = 'queued' AND s.provider = ? AND s.next_attempt_unix_ms <= ?
-               AND (m.valid_until_unix_ms IS NULL OR m.valid_until_unix_ms > ?)
-             ORDER BY s.next_attempt_unix_ms, s.segment_id
-             LIMIT ?)
+      FROM (SELECT * FROM due AS d
+             WHERE d.part_index = 0 OR NOT EXISTS (
+                   SELECT 1 FROM segments AS e
+                    WHERE e.tracking_id = d.tracking_id AND e.part_index < d.part_index
+                      AND e.state IN ('queued', 'sending')
+                      AND e.segment_id NOT IN (SELECT segment_id FROM due))
+             ORDER BY d.next_attempt_unix_ms, d.segment_id)
 """
 
 
