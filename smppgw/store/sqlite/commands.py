@@ -91,9 +91,9 @@ def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
 
 # --- claim ---------------------------------------------------------------------------------------
 
-# Parts in order (interface.py, claim_segments): a part goes only with or after every part before it, so the
-# dispatcher, which sends a message's parts of one claim one after another, never lets a later
-# part overtake an earlier one that is still waiting (retry due later) or in flight.
+# Parts in order (interface.py, claim_segments): a part goes only with or after every part
+# before it, so the dispatcher, which sends a message's parts of one claim one after another,
+# never lets a later part overtake an earlier one still waiting (retry due later) or in flight.
 _CLAIM_SQL: Final = """
     WITH due AS (
         SELECT s.segment_id, s.tracking_id, s.part_index, s.short_message,
