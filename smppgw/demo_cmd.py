@@ -24,7 +24,8 @@ from smppgw.argtypes import positive_seconds
 from smppgw.config import HostPort, parse_config
 from smppgw.logs import setup_logging
 
-FINAL_STATES = frozenset({"delivered", "undeliverable", "expired", "rejected", "failed"})
+FINAL_STATES = frozenset({"delivered", "undeliverable", "expired", "rejected", "failed",
+                                 "unknown"})
 
 SAMPLES: tuple[tuple[str, dict[str, object]], ...] = (
     ("GSM7", {"text": "Hello from smppgw! Your code is 482913."}),

@@ -56,27 +56,30 @@ __all__ = [
 
 MessageState = Literal[
     "queued", "submitted", "accepted", "delivered", "undeliverable", "expired", "rejected",
-    "failed",
+    "failed", "unknown",
 ]
 MESSAGE_STATES: Final[tuple[MessageState, ...]] = (
     "queued", "submitted", "accepted", "delivered", "undeliverable", "expired", "rejected",
-    "failed",
+    "failed", "unknown",
 )
 #: A message in one of these states never changes state again (DESIGN.md "Message states").
+#: ``unknown``: its receipt was asked for, but the SMSC gave a part no message id, so no
+#: receipt can ever be matched; set when its validity runs out.
 FINAL_MESSAGE_STATES: Final[frozenset[str]] = frozenset(
-    {"delivered", "undeliverable", "expired", "rejected", "failed"}
+    {"delivered", "undeliverable", "expired", "rejected", "failed", "unknown"}
 )
 
 #: ``sending`` lives only between claim_segments and record_submit_results; ``failed`` is a
 #: permanent submit refusal or a part cancelled because a sibling failed; ``expired`` is a part
-#: whose message passed its validity before it was sent, or an expiry receipt.
+#: whose message passed its validity before it was sent, or an expiry receipt; ``unknown`` a part
+#: submitted without a message id whose message's validity ran out.
 SegmentState = Literal[
     "queued", "sending", "submitted", "accepted", "delivered", "undeliverable", "expired",
-    "rejected", "failed",
+    "rejected", "failed", "unknown",
 ]
 SEGMENT_STATES: Final[tuple[SegmentState, ...]] = (
     "queued", "sending", "submitted", "accepted", "delivered", "undeliverable", "expired",
-    "rejected", "failed",
+    "rejected", "failed", "unknown",
 )
 
 #: The normalised meaning of a receipt, as smppgw.smpp.receipt.ReceiptOutcome spells it.

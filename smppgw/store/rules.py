@@ -56,10 +56,11 @@ __all__ = [
 _RANK: Final[Mapping[str, int]] = {
     "queued": 0, "sending": 0, "submitted": 1, "accepted": 2,
     "delivered": 3, "undeliverable": 3, "expired": 3, "rejected": 3, "failed": 3,
+    "unknown": 3,
 }
 # When every part is final and not all were delivered, the message takes the first of these
 # that any part has: the most definite refusal wins, whatever the part order.
-_FINAL_PRECEDENCE: Final = ("failed", "rejected", "undeliverable", "expired")
+_FINAL_PRECEDENCE: Final = ("failed", "rejected", "undeliverable", "expired", "unknown")
 _RECEIPT_SEGMENT_STATE: Final[Mapping[str, str]] = {
     "accepted": "accepted", "delivered": "delivered", "undeliverable": "undeliverable",
     "expired": "expired", "rejected": "rejected",
@@ -71,7 +72,7 @@ _RECEIPT_SEGMENT_STATE: Final[Mapping[str, str]] = {
 _ALONE: Final[Mapping[str, MessageState]] = {
     "queued": "queued", "sending": "queued", "submitted": "submitted", "accepted": "accepted",
     "delivered": "delivered", "undeliverable": "undeliverable", "expired": "expired",
-    "rejected": "rejected", "failed": "failed",
+    "rejected": "rejected", "failed": "failed", "unknown": "unknown",
 }
 
 
@@ -500,6 +501,19 @@ class Batch:
         message.last_error = reason
         self.events.add("state", tracking_id, client_id, "expired",
                         f'{{"previous":"queued","reason":{json_str(reason)}}}')
+
+    def unknown(self, tracking_id: str, client_id: str | None, previous: str,
+                reason: str) -> None:
+        """A message whose receipt can never be matched (a part submitted without a message
+        id) past its validity: 'unknown', with its 'state' event. (The backend marks its
+        unmatchable parts with one statement.)"""
+        message = self._messages.setdefault(
+            tracking_id, _Message(tracking_id, previous, client_id, 0))
+        message.state = "unknown"
+        message.touched = True
+        message.last_error = reason
+        self.events.add("state", tracking_id, client_id, "unknown",
+                        f'{{"previous":{json_str(previous)},"reason":{json_str(reason)}}}')
 
     # --- what to write -------------------------------------------------------------------------
 

@@ -459,6 +459,37 @@ async def test_expire_messages_past_validity(store: Store) -> None:
     assert await store.expire_messages(T0 + 100) == 1
 
 
+async def test_a_message_no_receipt_can_match_ends_unknown_when_its_validity_runs_out(
+    store: Store,
+) -> None:
+    """submit_sm_resp ESME_ROK with an empty message_id: the part is submitted, but no
+    receipt can ever find it. Instead of 'submitted' forever, its message ends 'unknown' when
+    its validity runs out; one with a message id waits for its receipt as before."""
+    blind, keyed, unasked = (message(valid_until_wall=T0 + 60), message(valid_until_wall=T0 + 60),
+                             replace(message(valid_until_wall=T0 + 60), registered_delivery=0))
+    await store.accept_messages([blind, keyed, unasked])
+    parts = {p.tracking_id: p for p in await store.claim_segments("wavy", 10, now_wall=T0)}
+    await store.record_submit_results([
+        SubmitOutcome.ok(parts[blind.tracking_id].segment_id, ""),
+        SubmitOutcome.ok(parts[keyed.tracking_id].segment_id, "ID-1", "id-1"),
+        SubmitOutcome.ok(parts[unasked.tracking_id].segment_id, ""),
+    ])
+    assert await store.expire_messages(T0 + 59) == 0
+    assert await store.expire_messages(T0 + 61) == 1
+    assert await store.expire_messages(T0 + 61) == 0
+    view = await store.get_message(blind.tracking_id)
+    assert view is not None and view.state == "unknown"
+    assert [s.state for s in view.segments] == ["unknown"]
+    assert "no receipt can be matched" in (view.last_error or "")
+    event = (await store.events_after(0))[-1]
+    assert (event.tracking_id, event.state) == (blind.tracking_id, "unknown")
+    # The others are as they were: one waits for its receipt, one asked for none.
+    for other in (keyed, unasked):
+        seen = await store.get_message(other.tracking_id)
+        assert seen is not None and seen.state == "submitted"
+    assert (await store.counts()).messages == {"unknown": 1, "submitted": 2}
+
+
 async def test_recover_requeues_parts_left_sending(backend: Backend) -> None:
     clock = Clock()
     async with await backend.open(clock=clock) as s:

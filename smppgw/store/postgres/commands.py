@@ -399,8 +399,42 @@ async def record_mo_message(tx: Tx, items: Sequence[object]) -> Deferred:
 _EXPIRED_REASON: Final = "validity period passed before submission"
 
 
+_UNKNOWN_REASON: Final = ("no receipt can be matched: the SMSC answered ESME_ROK without a "
+                          "message id")
+# Messages whose receipt can never be matched (a part without a message id): 'unknown' once
+# their validity runs out, found through segments_unmatchable (see the SQLite command).
+_UNMATCHABLE_SQL: Final = (
+    "SELECT DISTINCT m.tracking_id, m.client_id, m.state"
+    "  FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id"
+    " WHERE s.smsc_message_key IS NULL AND s.state IN ('submitted', 'accepted')"
+    "   AND s.valid_until_unix_ms <= $1"
+    "   AND m.state IN ('submitted', 'accepted') AND (m.registered_delivery & 1) = 1"
+    " LIMIT $2")
+
+
 async def expire(tx: Tx, request: Sequence[object]) -> int:
+    """Queued messages past their validity → 'expired'; submitted ones whose receipt can
+    never be matched → 'unknown'. Returns how many messages ended."""
     now_ms, limit = cast(tuple[int, int], tuple(request))
+    return await _expire_queued(tx, now_ms, limit) + await _end_unmatchable(tx, now_ms, limit)
+
+
+async def _end_unmatchable(tx: Tx, now_ms: int, limit: int) -> int:
+    rows = await tx.conn.fetch(_UNMATCHABLE_SQL, now_ms, limit)
+    if not rows:
+        return 0
+    await tx.conn.execute(
+        "UPDATE segments SET state = 'unknown', last_error = $1"
+        " WHERE tracking_id = ANY($2::text[]) AND smsc_message_key IS NULL"
+        " AND state IN ('submitted', 'accepted')", _UNKNOWN_REASON, [r[0] for r in rows])
+    batch = Batch(tx.now_ms, tx.events)
+    for tracking_id, client_id, state in rows:
+        batch.unknown(tracking_id, client_id, state, _UNKNOWN_REASON)
+    await _write(tx, batch)
+    return len(rows)
+
+
+async def _expire_queued(tx: Tx, now_ms: int, limit: int) -> int:
     rows = await tx.conn.fetch(
         "SELECT m.tracking_id, m.client_id FROM messages AS m"
         " WHERE m.tracking_id IN (SELECT tracking_id FROM segments"
@@ -432,8 +466,8 @@ async def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
     # the cutoff too.
     doomed = [r[0] for r in await conn.fetch(
         "SELECT tracking_id FROM messages WHERE created_unix_ms < $1 AND updated_unix_ms < $1"
-        " AND state IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed')"
-        " ORDER BY created_unix_ms LIMIT $2", cutoff_ms, limit)]
+        " AND state IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed',"
+        " 'unknown') ORDER BY created_unix_ms LIMIT $2", cutoff_ms, limit)]
     if doomed:
         await conn.execute(
             "WITH s AS (DELETE FROM segments WHERE tracking_id = ANY($1::text[])),"

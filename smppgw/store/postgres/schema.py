@@ -179,8 +179,15 @@ _V1: Final[tuple[str, ...]] = (
     "CREATE INDEX message_notes_tracking_id ON message_notes (tracking_id)",
 )
 
+# v2: parts submitted without a message id (no receipt can match them), by their validity, for
+# expire_messages, which ends their messages 'unknown' when it runs out. Rare: a small index.
+_V2: Final[tuple[str, ...]] = (
+    "CREATE INDEX segments_unmatchable ON segments (valid_until_unix_ms)"
+    " WHERE smsc_message_key IS NULL AND state IN ('submitted', 'accepted')",
+)
+
 #: Step N (1-based) takes a database from version N-1 to N.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
 
 #: pg_advisory_xact_lock key held while migrating, so two daemons starting at once take turns.

@@ -329,8 +329,44 @@ def record_mo_message(tx: Tx, items: Sequence[object]) -> Deferred:
 _EXPIRED_REASON: Final = "validity period passed before submission"
 
 
+_UNKNOWN_REASON: Final = ("no receipt can be matched: the SMSC answered ESME_ROK without a "
+                          "message id")
+# Messages whose receipt can never be matched (a part without a message id): 'unknown' once
+# their validity runs out (DESIGN.md "Message states"), found through segments_unmatchable.
+_UNMATCHABLE_SQL: Final = (
+    "SELECT DISTINCT m.tracking_id, m.client_id, m.state"
+    "  FROM segments AS s INDEXED BY segments_unmatchable"
+    "  JOIN messages AS m ON m.tracking_id = s.tracking_id"
+    " WHERE s.smsc_message_key IS NULL AND s.state IN ('submitted', 'accepted')"
+    "   AND m.state IN ('submitted', 'accepted') AND (m.registered_delivery & 1) = 1"
+    "   AND m.valid_until_unix_ms IS NOT NULL AND m.valid_until_unix_ms <= ?"
+    " LIMIT ?")
+
+
 def expire(tx: Tx, request: Sequence[object]) -> int:
+    """Queued messages past their validity → 'expired'; submitted ones whose receipt can
+    never be matched → 'unknown'. Returns how many messages ended."""
     now_ms, limit = cast(tuple[int, int], tuple(request))
+    return _expire_queued(tx, now_ms, limit) + _end_unmatchable(tx, now_ms, limit)
+
+
+def _end_unmatchable(tx: Tx, now_ms: int, limit: int) -> int:
+    rows = tx.conn.execute(_UNMATCHABLE_SQL, (now_ms, limit)).fetchall()
+    if not rows:
+        return 0
+    for piece, marks in in_list([tracking_id for tracking_id, _, _ in rows]):
+        tx.conn.execute(
+            "UPDATE segments SET state = 'unknown', last_error = ?"
+            f" WHERE tracking_id IN ({marks}) AND smsc_message_key IS NULL"
+            " AND state IN ('submitted', 'accepted')", (_UNKNOWN_REASON, *piece))
+    batch = Batch(tx.now_ms, tx.events)
+    for tracking_id, client_id, state in rows:
+        batch.unknown(tracking_id, client_id, state, _UNKNOWN_REASON)
+    _write(tx, batch)
+    return len(rows)
+
+
+def _expire_queued(tx: Tx, now_ms: int, limit: int) -> int:
     rows = tx.conn.execute(
         "SELECT tracking_id, client_id FROM messages AS m WHERE state = 'queued'"
         " AND valid_until_unix_ms IS NOT NULL AND valid_until_unix_ms <= ?"
@@ -353,7 +389,8 @@ def expire(tx: Tx, request: Sequence[object]) -> int:
     return len(rows)
 
 
-_FINAL_STATES_SQL: Final = "('delivered', 'undeliverable', 'expired', 'rejected', 'failed')"
+_FINAL_STATES_SQL: Final = (
+    "('delivered', 'undeliverable', 'expired', 'rejected', 'failed', 'unknown')")
 
 
 def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
