@@ -18,6 +18,7 @@ from types import TracebackType
 from smppgw.store.models import (
     AcceptResult,
     Event,
+    MessageMove,
     MessageState,
     MessageView,
     MoMessage,
@@ -26,6 +27,7 @@ from smppgw.store.models import (
     MoRecord,
     NewMessage,
     PurgeReport,
+    QueuedMessage,
     QueueStats,
     ReceiptRecord,
     ReceiptResult,
@@ -268,6 +270,20 @@ class Store(abc.ABC):
     async def requeue_sending(self, provider: str, reason: str) -> int:
         """Queue again the parts of ``provider`` left 'sending' (a provider whose dispatcher
         was stopped by a reload); returns how many."""
+
+    # --- failover --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def queued_messages(self, provider: str, limit: int) -> list[QueuedMessage]:
+        """Up to ``limit`` messages of ``provider`` none of whose parts has left (all queued,
+        none claimed), oldest first: what failover may move to another provider."""
+
+    @abc.abstractmethod
+    async def move_messages(self, moves: Sequence[MessageMove]) -> int:
+        """Move each message to its new provider, encoded anew: its parts replaced (queued,
+        due now, as old as the message), its provider, sender, encoding and TLVs set, and a
+        'failover' note in its history. A message no longer all queued with ``from_provider``
+        (claimed, sent, moved, expired meanwhile) is left as it is. Returns how many moved."""
 
     @abc.abstractmethod
     async def set_webhook_position(self, name: str, cursor: int) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "EventType",
     "HistoryEntry",
+    "MessageMove",
     "MessageState",
     "MessageView",
     "MoMessage",
@@ -31,6 +32,7 @@ __all__ = [
     "NewSegment",
     "PurgeReport",
     "QueueStats",
+    "QueuedMessage",
     "ReceiptOutcomeName",
     "ReceiptRecord",
     "ReceiptResult",
@@ -234,6 +236,35 @@ class AcceptResult:
 
 
 # --- dispatch ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A message none of whose parts has left: what encoding it for another provider needs
+    (failover moves it). ``tlvs`` are the message's, its provider's defaults included."""
+
+    tracking_id: str
+    client_id: str | None
+    provider: str
+    source: str
+    destination: str
+    text: str
+    flash: bool
+    encoding: str
+    registered_delivery: int
+    tlvs: Tlvs
+    valid_until_wall: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMove:
+    """Move a queued message to ``message.provider``, as ``message`` encodes it anew (its
+    tracking id, client id and text unchanged), provided it is still with ``from_provider``
+    and none of its parts has left; ``reason`` goes into its history."""
+
+    message: NewMessage
+    from_provider: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

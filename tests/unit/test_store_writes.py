@@ -16,6 +16,7 @@ import pytest
 
 from smppgw.store import (
     AcceptResult,
+    MessageMove,
     NewMessage,
     NewSegment,
     ReceiptRecord,
@@ -488,6 +489,49 @@ async def test_a_message_no_receipt_can_match_ends_unknown_when_its_validity_run
         seen = await store.get_message(other.tracking_id)
         assert seen is not None and seen.state == "submitted"
     assert (await store.counts()).messages == {"unknown": 1, "submitted": 2}
+
+
+async def test_queued_messages_move_to_another_provider_encoded_anew(
+    store: Store, clock: Clock
+) -> None:
+    """Failover of the queue: a message none of whose parts left yet is taken with what
+    encoding it again needs, and moved whole, its parts replaced by the new provider's, with
+    the move in its history. A message with a part sent stays where it is."""
+    started = message(parts=2)
+    await store.accept_messages([started])
+    clock.now += 1
+    waiting = message(parts=2, client_id="w")
+    await store.accept_messages([waiting])
+    [first] = await store.claim_segments("wavy", 1, now_wall=clock.now)
+    assert first.tracking_id == started.tracking_id
+    await store.record_submit_results([SubmitOutcome.ok(first.segment_id, "ID-1", "id-1")])
+
+    [queued] = await store.queued_messages("wavy", 10)
+    assert (queued.tracking_id, queued.client_id, queued.provider) == (
+        waiting.tracking_id, "w", "wavy")
+    assert (queued.text, queued.source, queued.destination) == (
+        waiting.text, "Acme", waiting.destination)
+    assert queued.tlvs == ((0x1401, b"tenant"),) and queued.registered_delivery == 1
+    moved = replace(waiting, provider="qikberry", source="ACMEIN", data_coding=8,
+                    encoding="ucs2", segments=(NewSegment(b"\x00h\x00i", 0, 8),), tlvs=())
+    assert await store.move_messages([MessageMove(moved, "wavy", "no bind to wavy for 60 s")]) == 1
+    # Moving again from wavy finds it moved already: nothing happens twice.
+    assert await store.move_messages([MessageMove(moved, "wavy", "again")]) == 0
+    assert await store.queued_messages("wavy", 10) == []
+    [part] = await store.claim_segments("qikberry", 10, now_wall=clock.now + 2)
+    assert (part.tracking_id, part.parts, part.short_message, part.data_coding, part.source) == (
+        waiting.tracking_id, 1, b"\x00h\x00i", 8, "ACMEIN")
+    view = await store.get_message(waiting.tracking_id)
+    assert view is not None and view.provider == "qikberry" and view.state == "queued"
+    assert view.encoding == "ucs2" and len(view.segments) == 1
+    [note] = [h for h in view.history if h.type == "failover"]
+    assert note.detail == {"part": None, "from": "wavy", "to": "qikberry",
+                           "reason": "no bind to wavy for 60 s"}
+    still = await store.get_message(started.tracking_id)
+    assert still is not None and still.provider == "wavy"
+    # The accepted answer of a client id stays the first one (idempotency).
+    again = await store.accept_messages([replace(waiting, tracking_id=f"{999:032x}")])
+    assert again[0].duplicate and again[0].tracking_id == waiting.tracking_id
 
 
 async def test_recover_requeues_parts_left_sending(backend: Backend) -> None:

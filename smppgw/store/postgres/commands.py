@@ -16,11 +16,12 @@ import logging
 from collections.abc import Sequence
 from typing import Final, cast
 
-from smppgw.store.encoding import Row, dumps, iso, tlvs_from_json, wall
+from smppgw.store.encoding import Row, dumps, iso, tlvs_from_json, tlvs_to_json, wall
 from smppgw.store.grouping import Deferred
 from smppgw.store.interface import is_complete
 from smppgw.store.models import (
     AcceptResult,
+    MessageMove,
     MoMessage,
     MoPart,
     MoPartResult,
@@ -41,6 +42,7 @@ __all__ = [
     "accept",
     "claim",
     "expire",
+    "move_messages",
     "purge",
     "record_mo_message",
     "record_mo_part",
@@ -522,6 +524,46 @@ async def recover(tx: Tx, _items: Sequence[object]) -> tuple[int, int, int, list
         f"SELECT {_MO_COLUMNS} FROM mo_parts"
         " ORDER BY provider, source, destination, reference, total, seq")
     return requeued, int(unmatched), int(queued), [stored_mo_part(r) for r in rows]
+
+
+async def move_messages(tx: Tx, request: Sequence[object]) -> int:
+    """Failover: each message still all queued with its old provider gets its new parts,
+    provider, sender, encoding and TLVs, and a 'failover' note (see the SQLite command)."""
+    conn = tx.conn
+    moved = 0
+    for move in cast(Sequence[MessageMove], request):
+        m = move.message
+        row = await conn.fetchrow(
+            "SELECT created_unix_ms, valid_until_unix_ms FROM messages AS msg"
+            " WHERE tracking_id = $1 AND provider = $2 AND state = 'queued'"
+            " AND NOT EXISTS (SELECT 1 FROM segments AS s"
+            "       WHERE s.tracking_id = msg.tracking_id AND s.state <> 'queued')"
+            " FOR UPDATE", m.tracking_id, move.from_provider)
+        if row is None:
+            continue
+        created, valid_until = row
+        await conn.execute("DELETE FROM segments WHERE tracking_id = $1", m.tracking_id)
+        await conn.executemany(
+            "INSERT INTO segments (tracking_id, part_index, provider, short_message, esm_class,"
+            " data_coding, tlvs, state, created_unix_ms, next_attempt_unix_ms,"
+            " valid_until_unix_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10)",
+            [(m.tracking_id, i, m.provider, s.short_message, s.esm_class, s.data_coding,
+              tlvs_to_json(s.tlvs), created, tx.now_ms, valid_until)
+             for i, s in enumerate(m.segments)])
+        await conn.execute(
+            "UPDATE messages SET provider = $1, source = $2, data_coding = $3, encoding = $4,"
+            " flash = $5, esm_class = $6, registered_delivery = $7, tlvs = $8, parts = $9,"
+            " updated_unix_ms = $10 WHERE tracking_id = $11",
+            m.provider, m.source, m.data_coding, m.encoding, int(m.flash), m.esm_class,
+            m.registered_delivery, tlvs_to_json(m.tlvs), len(m.segments), tx.now_ms,
+            m.tracking_id)
+        await conn.execute(
+            "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
+            " VALUES ($1, NULL, $2, 'failover', $3)",
+            m.tracking_id, tx.now_ms, dumps({"from": move.from_provider, "to": m.provider,
+                                              "reason": move.reason}))
+        moved += 1
+    return moved
 
 
 async def set_webhook_position(tx: Tx, request: Sequence[object]) -> None:

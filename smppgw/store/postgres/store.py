@@ -22,6 +22,7 @@ from smppgw.store.interface import CursorWatch, Store, WriteHealth, recovery_rep
 from smppgw.store.models import (
     AcceptResult,
     Event,
+    MessageMove,
     MessageView,
     MoMessage,
     MoPart,
@@ -29,6 +30,7 @@ from smppgw.store.models import (
     MoRecord,
     NewMessage,
     PurgeReport,
+    QueuedMessage,
     QueueStats,
     ReceiptRecord,
     ReceiptResult,
@@ -321,7 +323,15 @@ class PostgresStore(Store):
             log.warning("%d part(s) of %s were sending and are queued again", count, provider)
         return count
 
+    async def move_messages(self, moves: Sequence[MessageMove]) -> int:
+        if not moves:
+            return 0
+        return cast(int, await self._command(commands.move_messages, tuple(moves)))
+
     # --- reads -----------------------------------------------------------------------------------
+
+    async def queued_messages(self, provider: str, limit: int) -> list[QueuedMessage]:
+        return await self._read(lambda conn: reads.read_queued_messages(conn, provider, limit))
 
     async def get_message(self, tracking_id: str) -> MessageView | None:
         return await self._read(lambda conn: reads.read_message(conn, tracking_id))

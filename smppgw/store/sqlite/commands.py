@@ -12,11 +12,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Final, cast
 
-from smppgw.store.encoding import Row, dumps, iso, tlvs_from_json, wall
+from smppgw.store.encoding import Row, dumps, iso, tlvs_from_json, tlvs_to_json, wall
 from smppgw.store.grouping import Deferred
 from smppgw.store.interface import is_complete
 from smppgw.store.models import (
     AcceptResult,
+    MessageMove,
     MoMessage,
     MoPart,
     MoPartResult,
@@ -38,6 +39,7 @@ __all__ = [
     "accept",
     "claim",
     "expire",
+    "move_messages",
     "purge",
     "record_mo_message",
     "record_mo_part",
@@ -451,6 +453,45 @@ def recover(tx: Tx, _items: Sequence[object]) -> tuple[int, int, int, list[Store
         f"SELECT {_MO_COLUMNS} FROM mo_parts"
         " ORDER BY provider, source, destination, reference, total, seq").fetchall()
     return requeued, unmatched, queued, [stored_mo_part(r) for r in rows]
+
+
+def move_messages(tx: Tx, request: Sequence[object]) -> int:
+    """Failover: each message still all queued with its old provider gets its new parts,
+    provider, sender, encoding and TLVs, and a 'failover' note. Rare: statements per message."""
+    conn = tx.conn
+    moved = 0
+    for move in cast(Sequence[MessageMove], request):
+        m = move.message
+        row = conn.execute(
+            "SELECT created_unix_ms FROM messages AS msg WHERE tracking_id = ? AND provider = ?"
+            " AND state = 'queued' AND NOT EXISTS (SELECT 1 FROM segments AS s"
+            "       WHERE s.tracking_id = msg.tracking_id AND s.state <> 'queued')",
+            (m.tracking_id, move.from_provider)).fetchone()
+        if row is None:
+            continue
+        (created,) = row
+        conn.execute("DELETE FROM segments WHERE tracking_id = ?", (m.tracking_id,))
+        insert_rows(
+            conn,
+            "INSERT INTO segments (tracking_id, part_index, provider, short_message, esm_class,"
+            " data_coding, tlvs, state, created_unix_ms, next_attempt_unix_ms)",
+            [(m.tracking_id, i, m.provider, s.short_message, s.esm_class, s.data_coding,
+              tlvs_to_json(s.tlvs), created, tx.now_ms) for i, s in enumerate(m.segments)],
+            "(?,?,?,?,?,?,?,'queued',?,?)")
+        conn.execute(
+            "UPDATE messages SET provider = ?, source = ?, data_coding = ?, encoding = ?,"
+            " flash = ?, esm_class = ?, registered_delivery = ?, tlvs = ?, parts = ?,"
+            " updated_unix_ms = ? WHERE tracking_id = ?",
+            (m.provider, m.source, m.data_coding, m.encoding, int(m.flash), m.esm_class,
+             m.registered_delivery, tlvs_to_json(m.tlvs), len(m.segments), tx.now_ms,
+             m.tracking_id))
+        conn.execute(
+            "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
+            " VALUES (?, NULL, ?, 'failover', ?)",
+            (m.tracking_id, tx.now_ms, dumps({"from": move.from_provider, "to": m.provider,
+                                               "reason": move.reason})))
+        moved += 1
+    return moved
 
 
 def set_webhook_position(tx: Tx, request: Sequence[object]) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from smppgw.store.models import Event, MessageView, QueueStats, StoreCounts
+from smppgw.store.encoding import tlvs_from_json, wall
+from smppgw.store.models import Event, MessageView, QueuedMessage, QueueStats, StoreCounts
 from smppgw.store.sqlite.writer import read_last_cursor
 from smppgw.store.views import message_view, queue_stats, row_event
 
@@ -18,6 +19,7 @@ __all__ = [
     "read_message",
     "read_messages_by_client_id",
     "read_queue_stats",
+    "read_queued_messages",
     "read_tracking_id",
     "read_unmatched_receipt_count",
     "read_webhook_position",
@@ -108,3 +110,19 @@ def read_counts(conn: sqlite3.Connection) -> StoreCounts:
 def read_unmatched_receipt_count(conn: sqlite3.Connection) -> int:
     (n,) = conn.execute("SELECT COUNT(*) FROM unmatched_receipts WHERE matched = 0").fetchone()
     return int(n)
+
+
+# The messages failover may move: queued, none of their parts claimed or sent.
+QUEUED_MESSAGES_SQL: Final = (
+    "SELECT tracking_id, client_id, provider, source, destination, text, flash, encoding,"
+    " registered_delivery, tlvs, valid_until_unix_ms FROM messages AS m"
+    " WHERE provider = ? AND state = 'queued' AND NOT EXISTS (SELECT 1 FROM segments AS s"
+    "       WHERE s.tracking_id = m.tracking_id AND s.state <> 'queued')"
+    " ORDER BY created_unix_ms, tracking_id LIMIT ?")
+
+
+def read_queued_messages(conn: sqlite3.Connection, provider: str, limit: int
+                         ) -> list[QueuedMessage]:
+    return [QueuedMessage(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8],
+                          tlvs_from_json(r[9]), wall(r[10]) if r[10] is not None else None)
+            for r in conn.execute(QUEUED_MESSAGES_SQL, (provider, limit))]
