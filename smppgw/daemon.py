@@ -53,6 +53,7 @@ from smppgw.logs import RepeatedLog, set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
 from smppgw.pool.pool import BindPool
 from smppgw.services.dispatcher import Dispatcher
+from smppgw.services.failover import move_queued
 from smppgw.services.receiver import Receiver
 from smppgw.services.submission import SubmitService
 from smppgw.store import Store, StoreClosedError, StoreError, WriteFailure
@@ -519,11 +520,11 @@ class Daemon:
                     await store.probe_write()  # has space returned? (see the module doc)
                 while await store.expire_messages() >= 10_000:
                     pass
+                await self._fail_over_queues()
                 queues = await store.queue_stats()
                 now = self.wall_clock()
                 for name in self.providers:
                     queue = queues.get(name)
-                    # Claimed parts count: with no bind up they wait in the dispatcher.
                     if queue is None or not queue.unsent:
                         self.metrics.provider(name).set_queue(0, None)
                     else:
@@ -535,6 +536,26 @@ class Daemon:
             except Exception:
                 log.exception("housekeeping failed; will try again")
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+    async def _fail_over_queues(self) -> None:
+        """Each provider failover has taken over from (down for its failover_after: no bind
+        bound, or refusing every submit) hands its queued messages to its failover provider."""
+        assert self.store is not None and self.submit_service is not None
+        router = self.submit_service.router
+        down = self._down_since()
+        now = asyncio.get_running_loop().time()
+        for name, runtime in list(self.providers.items()):
+            target = router.failover_for(name, down, now)
+            if target is None or target not in self.providers:
+                continue
+            reason = (f"{name} down ({runtime.pool.health.down_reason}) for "
+                      f"{runtime.config.failover_after:g} s or more")
+            moved = await move_queued(self.store, self.submit_service, runtime.config, target,
+                                      reason, self.wall_clock())
+            if moved:
+                log.warning("queued messages moved to the failover provider", extra={"kv": {
+                    "provider": name, "failover": target, "moved": moved}})
+                self.providers[target].dispatcher.wake()
 
     async def _watchdog(self, interval: float) -> None:
         # WATCHDOG=1 only while the loop turns: a stuck loop stops the pings and systemd

@@ -1,18 +1,24 @@
-"""Provider health as failover reads it: since when a provider counts as down.
+"""Provider health as failover reads it: since when a provider counts as down; and a queued
+message as a request to encode again for the provider failover moves it to.
 
 A provider is down while it has no bound session, and also while it refuses every submit for
 good (an account-level permanent status such as Qikberry's 0x040B insufficient credits: the
-binds are up, but nothing gets through). The router fails a provider over once it has been
-down for its ``failover_after``; the failover service then moves its queued messages too.
+binds are up, but nothing gets through). The router (routing.Router.failover_for) fails a
+provider over once it has been down for its ``failover_after``; the daemon then moves its
+queued messages too.
 
 Pure: the pool reports bound counts, the dispatcher each submit decision, both with ``now``.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
-__all__ = ["REFUSALS_TO_COUNT_AS_DOWN", "ProviderHealth"]
+from smppgw.config import ProviderConfig
+from smppgw.flow.submission import SubmitRequest
+from smppgw.smpp.text import Encoding
+
+__all__ = ["REFUSALS_TO_COUNT_AS_DOWN", "ProviderHealth", "QueuedLike", "resubmission"]
 
 #: Account-level refusals in a row, with no submit accepted in between, before a provider
 #: counts as refusing (one could be a glitch of the SMSC; three in a row with no success is
@@ -26,12 +32,9 @@ class ProviderHealth:
     Starts down (nothing is bound before the first bind completes), since ``now``.
     """
 
-    __slots__ = ("_refusals", "_refusing_since", "_unbound_since", "failover_after")
+    __slots__ = ("_refusals", "_refusing_since", "_unbound_since")
 
-    def __init__(self, failover_after: float, now: float) -> None:
-        if not failover_after >= 0:
-            raise ValueError(f"failover_after must be >= 0 seconds, got {failover_after!r}")
-        self.failover_after = failover_after
+    def __init__(self, now: float) -> None:
         self._unbound_since: float | None = now
         self._refusing_since: float | None = None
         self._refusals = 0
@@ -76,7 +79,52 @@ class ProviderHealth:
         causes = [at for at in (self._unbound_since, self._refusing_since) if at is not None]
         return min(causes) if causes else None
 
-    def failed_over(self, now: float) -> bool:
-        """Down for at least ``failover_after``: new and queued traffic goes elsewhere."""
-        since = self.down_since
-        return since is not None and now - since >= self.failover_after
+    @property
+    def down_reason(self) -> str | None:
+        """Why it counts as down, for the history of the messages failover moves."""
+        if self._unbound_since is not None:
+            return "no bind bound"
+        if self._refusing_since is not None:
+            return "every submit refused for good"
+        return None
+
+
+class QueuedLike(Protocol):
+    """A queued message as the store gives it (store.QueuedMessage has these fields)."""
+
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def flash(self) -> bool: ...
+    @property
+    def encoding(self) -> str: ...
+    @property
+    def registered_delivery(self) -> int: ...
+    @property
+    def tlvs(self) -> tuple[tuple[int, bytes], ...]: ...
+
+
+def resubmission(message: QueuedLike, old: ProviderConfig) -> SubmitRequest:
+    """``message``, queued for ``old``, as the request that encodes it for another provider:
+    the text, number, flash and receipt request as accepted; the message's own TLVs without
+    ``old``'s defaults (the new provider adds its own); and no sender when ``old`` put its
+    system_id there itself (Wavy's rule, not the new provider's). UCS-2 is kept (a request
+    may have forced it, and every text can be sent in it); any other encoding is chosen again
+    by the new provider's profile."""
+    defaults = set(old.tlv_defaults)
+    sender = message.source
+    if old.sender_as_system_id and sender == old.system_id:
+        sender = ""
+    forced: Encoding | None = "ucs2" if message.encoding == "ucs2" else None
+    return SubmitRequest(
+        index=0, client_id=message.client_id, to=message.destination, sender=sender,
+        text=message.text, flash=message.flash,
+        tlvs=tuple(tlv for tlv in message.tlvs if tlv not in defaults),
+        receipt=bool(message.registered_delivery & 1), encoding=forced,
+    )

@@ -94,10 +94,20 @@ class Router:
         )
 
     def _failover(self, chosen: str, down_since: Mapping[str, float], now: float) -> str:
-        since = down_since.get(chosen)
-        config = self.providers[chosen]
-        if since is None or config.failover is None or now - since < config.failover_after:
-            return chosen
+        return self.failover_for(chosen, down_since, now) or chosen
+
+    def failover_for(
+        self, provider: str, down_since: Mapping[str, float], now: float
+    ) -> str | None:
+        """Where ``provider``'s traffic goes now, when it has been down for its
+        ``failover_after`` and its ``failover`` is not down too; None while it stays. Both
+        new messages (``route``) and its queued ones (the failover mover) follow this."""
+        since = down_since.get(provider)
+        config = self.providers.get(provider)
+        if since is None or config is None or config.failover is None:
+            return None
+        if now - since < config.failover_after or config.failover not in self.providers:
+            return None
         if config.failover in down_since:
-            return chosen  # both down: keep the message where it was meant to go
+            return None  # both down: keep the message where it was meant to go
         return config.failover

@@ -72,7 +72,7 @@ class BindPool:
         if metrics is not None:
             self._provider_metrics = metrics.provider(
                 provider.name, binds_configured=len(provider.bind_targets))
-        self.health = ProviderHealth(provider.failover_after, self._loop.time())
+        self.health = ProviderHealth(self._loop.time())
         if self._provider_metrics is not None:
             health = self.health
             self._provider_metrics.track_refusing(lambda: health.refusing)
