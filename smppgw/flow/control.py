@@ -80,13 +80,12 @@ class ExactRateLimiter:
     the limiter stricter.
     """
 
-    __slots__ = ("_count", "_sent", "_span", "rate")
+    __slots__ = ("_count", "_sent", "_span")
 
     def __init__(self, rate: float, *, guard: float = COALESCE_GUARD) -> None:
         _check_rate("rate", rate)
         if not 0 <= guard < RATE_WINDOW:
             raise ValueError(f"guard must be in [0, {RATE_WINDOW}) seconds, got {guard!r}")
-        self.rate = float(rate)
         if rate >= 1:
             self._count = math.floor(rate)
             self._span = RATE_WINDOW + guard

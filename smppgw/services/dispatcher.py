@@ -93,7 +93,6 @@ class Dispatcher:
         self._suspect_lane = asyncio.Lock()
         self._idle = asyncio.Event()
         self._stopping = False
-        self.submitted = 0
         loop = asyncio.get_running_loop()
         name = provider.name
         self._send_failures = RepeatedLog(loop, log_interval, lambda count, _, period: log.error(
@@ -322,7 +321,6 @@ class Dispatcher:
         if fate is PartFate.RELEASE:
             return SubmitOutcome.released(part)
         if fate is PartFate.SUBMITTED:
-            self.submitted += 1
             message_id = decision.message_id or ""
             if decision.unmatchable:
                 self._empty_message_id(segment, bind)

@@ -25,7 +25,6 @@ from typing import Literal, NamedTuple
 
 from smppgw.net.certs import CertificatePaths, generate_ca_and_leaf
 from smppgw.net.tls import apply_min_version
-from smppgw.ratelimit import TokenBucket
 from smppgw.smpp.codec import DEFAULT_MAX_COMMAND_LENGTH, HEADER, decode, encode
 from smppgw.smpp.constants import (
     INTERFACE_VERSION_34,
@@ -66,6 +65,7 @@ from smppgw.smpp.pdu import (
 
 from .receipts import Outcome, build_receipt, choose_outcome, mo_parts, receipt_stages
 from .scenario import BindKind, Faults, ReceiptPlan, SimulatorConfig
+from .throttle import TokenBucket
 
 __all__ = [
     "Delivery",

@@ -1,14 +1,14 @@
-"""Splitting text into SMS parts (UDH 8/16-bit, SAR, message_payload); reassembly of MO parts.
+"""Splitting text into SMS parts (UDH 8/16-bit, SAR, message_payload), and reading the
+concatenation information of a received part (the MO reassembler is flow/inbound.py's).
 
-Owns part capacities, concatenation references and the reassembly buffer.
-No I/O, no clock: the caller supplies ``now`` (monotonic seconds) and does the sending.
+Owns part capacities and concatenation references. No I/O, no clock.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from smppgw.smpp.constants import EsmClass
@@ -17,10 +17,8 @@ from smppgw.smpp.text import (
     ConcatMethod,
     EncodedText,
     Encoding,
-    Ia5Alphabet,
     Skipped,
     TextPolicy,
-    decode_text,
     encode_text,
     first_outside,
     pack_septets,
@@ -33,10 +31,8 @@ __all__ = [
     "MAX_PAYLOAD_OCTETS",
     "ConcatInfo",
     "EncodedMessage",
-    "InboundMessage",
     "InformationElement",
     "Part",
-    "Reassembler",
     "ReferenceAllocator",
     "concat_info",
     "encode_message",
@@ -479,189 +475,3 @@ def concat_info(elements: tuple[InformationElement, ...]) -> ConcatInfo | None:
             return info
         return None
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """An MO text, whole or as much of it as arrived.
-
-    ``complete`` is False for a group delivered by ``expire`` (timed out or pushed out by
-    the bound); ``received`` lists the sequence numbers present and ``text`` joins them in
-    order. ``information_elements`` are the first part's IEs other than concatenation
-    (e.g. port addressing).
-    """
-
-    source: str
-    destination: str
-    text: str
-    data_coding: int
-    esm_class: int
-    body: bytes
-    reference: int | None = None
-    total: int = 1
-    received: tuple[int, ...] = (1,)
-    complete: bool = True
-    information_elements: tuple[InformationElement, ...] = ()
-
-
-_GroupKey = tuple[str, str, int, int]
-
-
-@dataclass(slots=True)
-class _Group:
-    created_at: float
-    data_coding: int
-    esm_class: int
-    parts: dict[int, bytes] = field(default_factory=dict)
-    elements: tuple[InformationElement, ...] = ()
-
-
-class Reassembler:
-    """Collects concatenated MO parts until a message is whole.
-
-    Groups are keyed by (source, destination, reference, total); parts may come in any order
-    and more than once (an SMSC redelivers what it thinks was not acknowledged). A part
-    identical to one of a message completed within ``timeout`` is dropped as such a
-    redelivery. At most ``max_groups`` are pending: beyond that the oldest is pushed out.
-    Incomplete groups leave through ``expire(now)``, delivered as they are rather than lost.
-    """
-
-    def __init__(
-        self,
-        *,
-        timeout: float = 300.0,
-        max_groups: int = 1000,
-        ia5_as: Ia5Alphabet = "gsm7",
-    ) -> None:
-        if timeout <= 0 or max_groups < 1:
-            raise ValueError("timeout must be positive and max_groups at least 1")
-        self.timeout = timeout
-        self.max_groups = max_groups
-        self.ia5_as: Ia5Alphabet = ia5_as
-        self._groups: OrderedDict[_GroupKey, _Group] = OrderedDict()
-        self._pushed_out: deque[tuple[float, InboundMessage]] = deque()
-        # Recently completed groups: key → (completed_at, parts), to recognise redeliveries.
-        self._completed: OrderedDict[_GroupKey, tuple[float, dict[int, bytes]]] = OrderedDict()
-
-    @property
-    def pending(self) -> int:
-        """Groups waiting for parts."""
-        return len(self._groups)
-
-    def add(
-        self,
-        source: str,
-        destination: str,
-        short_message: bytes,
-        *,
-        data_coding: int,
-        esm_class: int,
-        now: float,
-        sar: tuple[int, int, int] | None = None,
-        message_payload: bytes | None = None,
-    ) -> InboundMessage | None:
-        """Take one deliver_sm's text; return the message it completes, or None.
-
-        A message that is not concatenated (no UDHI with a concat IE, no ``sar``
-        (sar_msg_ref_num, sar_total_segments, sar_segment_seqnum)) comes straight back.
-        ``message_payload``, when given and short_message is empty, is read as the text.
-        """
-        data = message_payload if message_payload and not short_message else short_message
-        elements: tuple[InformationElement, ...] = ()
-        body = data
-        if esm_class & EsmClass.UDHI and data:
-            elements, body = split_udh(data)
-        info = concat_info(elements)
-        others = tuple(e for e in elements if e.iei not in (IEI_CONCAT_8BIT, IEI_CONCAT_16BIT))
-        if info is None and sar is not None:
-            reference, total, seq = sar
-            if total >= 1 and 1 <= seq <= total:
-                info = ConcatInfo(reference, total, seq)
-        if info is None or info.total == 1:
-            return InboundMessage(
-                source,
-                destination,
-                self._decode(body, data_coding),
-                data_coding,
-                esm_class,
-                body,
-                information_elements=others,
-            )
-
-        self._forget_completed(now)
-        key: _GroupKey = (source, destination, info.reference, info.total)
-        done = self._completed.get(key)
-        if done is not None and done[1].get(info.seq) == body:
-            return None  # a redelivered part of a message already delivered
-        group = self._groups.get(key)
-        if group is None:
-            if len(self._groups) >= self.max_groups:
-                old_key, old = self._groups.popitem(last=False)
-                self._pushed_out.append((now, self._message(old_key, old, complete=False)))
-            group = _Group(now, data_coding, esm_class)
-            self._groups[key] = group
-        group.parts.setdefault(info.seq, body)
-        if info.seq == 1:
-            group.elements = others
-        if len(group.parts) < info.total:
-            return None
-        del self._groups[key]
-        self._completed[key] = (now, group.parts)
-        while len(self._completed) > self.max_groups:
-            self._completed.popitem(last=False)
-        return self._message(key, group, complete=True)
-
-    def expire(self, now: float) -> list[InboundMessage]:
-        """Incomplete groups older than ``timeout`` (and any pushed out by the bound)."""
-        out = [message for _, message in self._pushed_out]
-        self._pushed_out.clear()
-        groups = self._groups
-        while groups:
-            key, group = next(iter(groups.items()))
-            if now - group.created_at < self.timeout:
-                break
-            del groups[key]
-            out.append(self._message(key, group, complete=False))
-        self._forget_completed(now)
-        return out
-
-    def next_deadline(self) -> float | None:
-        """When ``expire`` next has something to return; None when nothing is pending."""
-        if self._pushed_out:
-            return self._pushed_out[0][0]
-        if not self._groups:
-            return None
-        return next(iter(self._groups.values())).created_at + self.timeout
-
-    def _forget_completed(self, now: float) -> None:
-        completed = self._completed
-        while completed:
-            completed_at = next(iter(completed.values()))[0]
-            if now - completed_at < self.timeout:
-                break
-            completed.popitem(last=False)
-
-    def _decode(self, body: bytes, data_coding: int) -> str:
-        return decode_text(body, data_coding, ia5_as=self.ia5_as)
-
-    def _message(self, key: _GroupKey, group: _Group, *, complete: bool) -> InboundMessage:
-        source, destination, reference, total = key
-        received = tuple(sorted(group.parts))
-        # Join before decoding: an escape or surrogate pair cut by the sender decodes whole.
-        body = b"".join(group.parts[seq] for seq in received)
-        return InboundMessage(
-            source,
-            destination,
-            self._decode(body, group.data_coding),
-            group.data_coding,
-            group.esm_class,
-            body,
-            reference=reference,
-            total=total,
-            received=received,
-            complete=complete,
-            information_elements=group.elements,
-        )
-
-    def __repr__(self) -> str:
-        return f"<Reassembler pending={len(self._groups)}/{self.max_groups}>"

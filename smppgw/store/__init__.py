@@ -46,7 +46,6 @@ from smppgw.store.models import (
     SubmitOutcomeKind,
     SubmitRecorded,
     Tlvs,
-    UnknownSegmentError,
     WriteFailure,
     WriteFailureReason,
 )
@@ -99,7 +98,6 @@ __all__ = [
     "SubmitOutcomeKind",
     "SubmitRecorded",
     "Tlvs",
-    "UnknownSegmentError",
     "WriteFailure",
     "WriteFailureReason",
     "derive_message_state",

@@ -51,7 +51,6 @@ __all__ = [
     "SubmitOutcomeKind",
     "SubmitRecorded",
     "Tlvs",
-    "UnknownSegmentError",
 ]
 
 # --- vocabulary ----------------------------------------------------------------------------------
@@ -165,13 +164,6 @@ class WriteFailure:
     detail: str
     since_wall: float
     refused: int = 1
-
-
-class UnknownSegmentError(StoreError, KeyError):
-    """A submit outcome names a segment id the store does not hold: a caller bug."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown segment"
 
 
 # --- accept --------------------------------------------------------------------------------------

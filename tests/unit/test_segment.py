@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -16,7 +14,6 @@ from smppgw.smpp.segment import (
     ConcatInfo,
     InformationElement,
     Part,
-    Reassembler,
     ReferenceAllocator,
     concat_info,
     encode_message,
@@ -470,165 +467,6 @@ def test_concat_info_ignores_malformed() -> None:
     assert concat_info((InformationElement(0x00, b"\x01\x02\x00"),)) is None  # seq 0
     assert concat_info((InformationElement(0x00, b"\x01\x02\x03"),)) is None  # seq > total
     assert concat_info((InformationElement(0x05, b"\x00\x00\x00\x00"),)) is None
-
-
-# --- reassembly ----------------------------------------------------------------------------------
-def udh8(ref: int, total: int, seq: int) -> bytes:
-    return bytes([0x05, 0x00, 0x03, ref, total, seq])
-
-
-def test_single_message_comes_straight_back() -> None:
-    reassembler = Reassembler()
-    message = reassembler.add("551199", "1234", b"Oi", data_coding=0, esm_class=0, now=0.0)
-    assert message is not None
-    assert (message.text, message.complete, message.total) == ("Oi", True, 1)
-    assert reassembler.pending == 0
-
-
-def test_out_of_order_parts() -> None:
-    reassembler = Reassembler()
-    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
-    assert reassembler.add("a", "b", udh8(7, 3, 3) + b"!", now=0.0, **kwargs) is None
-    assert reassembler.add("a", "b", udh8(7, 3, 1) + b"Hel", now=1.0, **kwargs) is None
-    assert reassembler.pending == 1
-    message = reassembler.add("a", "b", udh8(7, 3, 2) + b"lo", now=2.0, **kwargs)
-    assert message is not None
-    assert message.text == "Hello!"
-    assert (message.reference, message.total, message.received) == (7, 3, (1, 2, 3))
-    assert message.complete
-    assert reassembler.pending == 0
-
-
-def test_duplicate_parts_are_tolerated() -> None:
-    reassembler = Reassembler()
-    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
-    assert reassembler.add("a", "b", udh8(1, 2, 1) + b"ab", now=0, **kwargs) is None
-    assert reassembler.add("a", "b", udh8(1, 2, 1) + b"ab", now=1, **kwargs) is None
-    message = reassembler.add("a", "b", udh8(1, 2, 2) + b"cd", now=2, **kwargs)
-    assert message is not None and message.text == "abcd"
-    # The SMSC redelivers a part after completion: dropped, not a new partial message.
-    assert reassembler.add("a", "b", udh8(1, 2, 2) + b"cd", now=3, **kwargs) is None
-    assert reassembler.pending == 0
-    assert reassembler.expire(now=1000.0) == []
-
-
-def test_groups_are_keyed_by_source_destination_reference_total() -> None:
-    reassembler = Reassembler()
-    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
-    assert reassembler.add("a", "b", udh8(1, 2, 1) + b"x", now=0, **kwargs) is None
-    assert reassembler.add("c", "b", udh8(1, 2, 2) + b"y", now=0, **kwargs) is None
-    assert reassembler.add("a", "b", udh8(1, 3, 2) + b"z", now=0, **kwargs) is None
-    assert reassembler.add("a", "b", udh8(2, 2, 2) + b"w", now=0, **kwargs) is None
-    assert reassembler.pending == 4
-
-
-def test_sar_parts() -> None:
-    reassembler = Reassembler()
-    kwargs: dict[str, Any] = {"data_coding": 8, "esm_class": 0}
-    first = "Olá ".encode("utf-16-be")
-    second = "mundo".encode("utf-16-be")
-    assert reassembler.add("a", "b", second, sar=(0x0102, 2, 2), now=0, **kwargs) is None
-    message = reassembler.add("a", "b", first, sar=(0x0102, 2, 1), now=0, **kwargs)
-    assert message is not None
-    assert message.text == "Olá mundo"
-    assert message.reference == 0x0102
-
-
-def test_16_bit_reference_and_split_surrogate() -> None:
-    # A sender that cut a surrogate pair: joining before decoding keeps the emoji whole.
-    reassembler = Reassembler()
-    kwargs: dict[str, Any] = {"data_coding": 8, "esm_class": 0x40}
-    udh = bytes.fromhex("060804beef02")
-    assert (
-        reassembler.add("a", "b", udh + b"\x01" + bytes.fromhex("0061d83d"), now=0, **kwargs)
-        is None
-    )
-    message = reassembler.add("a", "b", udh + b"\x02" + bytes.fromhex("de00"), now=0, **kwargs)
-    assert message is not None
-    assert message.text == "a😀"
-    assert message.reference == 0xBEEF
-
-
-def test_split_escape_decodes_whole() -> None:
-    reassembler = Reassembler()
-    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
-    assert reassembler.add("a", "b", udh8(3, 2, 1) + b"10\x1b", now=0, **kwargs) is None
-    message = reassembler.add("a", "b", udh8(3, 2, 2) + b"\x65", now=0, **kwargs)
-    assert message is not None and message.text == "10€"
-
-
-def test_other_information_elements_are_kept() -> None:
-    reassembler = Reassembler()
-    udh = bytes.fromhex("0b 05040b8423f0 00030a0101")
-    message = reassembler.add("a", "b", udh + b"x", data_coding=4, esm_class=0x40, now=0)
-    assert message is not None
-    assert message.information_elements == (InformationElement(5, bytes.fromhex("0b8423f0")),)
-
-
-def test_timeout_delivers_incomplete_group() -> None:
-    reassembler = Reassembler(timeout=60.0)
-    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
-    assert reassembler.add("a", "b", udh8(9, 3, 1) + b"one ", now=100.0, **kwargs) is None
-    assert reassembler.add("a", "b", udh8(9, 3, 3) + b"three", now=110.0, **kwargs) is None
-    assert reassembler.next_deadline() == 160.0
-    assert reassembler.expire(now=159.9) == []
-    (message,) = reassembler.expire(now=160.0)
-    assert (message.text, message.complete, message.received) == ("one three", False, (1, 3))
-    assert reassembler.pending == 0
-    assert reassembler.next_deadline() is None
-
-
-def test_pending_groups_are_bounded() -> None:
-    reassembler = Reassembler(max_groups=2)
-    kwargs: dict[str, Any] = {"data_coding": 0, "esm_class": 0x40}
-    for ref in range(3):
-        assert reassembler.add("a", "b", udh8(ref, 2, 1) + b"x", now=float(ref), **kwargs) is None
-    assert reassembler.pending == 2
-    assert reassembler.next_deadline() == 2.0  # the push-out is due now
-    (pushed,) = reassembler.expire(now=2.0)
-    assert (pushed.reference, pushed.complete) == (0, False)
-    assert repr(reassembler) == "<Reassembler pending=2/2>"
-
-
-def test_broken_udh_is_delivered_as_text() -> None:
-    reassembler = Reassembler()
-    message = reassembler.add("a", "b", b"\x09ab", data_coding=0, esm_class=0x40, now=0)
-    assert message is not None
-    assert message.body == b"\x09ab"
-
-
-def test_ia5_as_latin1_for_wavy() -> None:
-    reassembler = Reassembler(ia5_as=WAVY_POLICY.ia5_as)
-    message = reassembler.add("a", "b", "ação".encode("latin-1"), data_coding=1, esm_class=0, now=0)
-    assert message is not None and message.text == "ação"
-
-
-@given(
-    st.text(alphabet="ab€ç" + EMOJI, min_size=161, max_size=600),
-    st.sampled_from(["udh8", "udh16", "sar"]),
-    st.randoms(use_true_random=False),
-)
-def test_encode_then_reassemble_in_any_order(text: str, concat: str, rnd: random.Random) -> None:
-    message = encode_message(text, QIKBERRY_POLICY, concat=concat, reference=200)  # type: ignore[arg-type]
-    parts = [*message.parts, message.parts[0]]  # and one duplicate
-    rnd.shuffle(parts)
-    reassembler = Reassembler()
-    results = [
-        reassembler.add(
-            "src",
-            "dst",
-            part.short_message,
-            data_coding=message.data_coding,
-            esm_class=message.esm_class,
-            sar=part.sar,
-            now=0.0,
-        )
-        for part in parts
-    ]
-    done = [r for r in results if r is not None]
-    assert len(done) == 1
-    assert done[0].text == text
-    assert reassembler.pending == 0
 
 
 def test_a_reference_source_is_asked_only_for_multi_part_messages() -> None:
