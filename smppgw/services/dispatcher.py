@@ -102,6 +102,10 @@ class Dispatcher:
             log.warning("the store still refuses claims or answers; claiming waits, answers "
                         "are kept", extra={"kv": {"provider": name, "refusals": count,
                                                   "period": f"{period:.0f}s"}})))
+        self._unknown_statuses = RepeatedLog(loop, log_interval, lambda count, _, period: (
+            log.warning("the SMSC kept answering statuses smppgw does not know",
+                        extra={"kv": {"provider": name, "answers": count,
+                                      "period": f"{period:.0f}s"}})))
         self._empty_ids = RepeatedLog(loop, log_interval, lambda count, _, period: (
             log.warning("the SMSC kept answering ESME_ROK with an empty message_id",
                         extra={"kv": {"provider": name, "parts": count,
@@ -160,6 +164,7 @@ class Dispatcher:
         self._send_failures.close()
         self._store_refusals.close()
         self._empty_ids.close()
+        self._unknown_statuses.close()
 
     def _release_queued(self) -> None:
         while not self._queue.empty():
@@ -330,7 +335,10 @@ class Dispatcher:
                 if message_id else None,
                 bind=bind, sent_at_wall=sent_at)
         status = result.status if result is not None else None
+        row = decision.status
         if fate is PartFate.RETRY:
+            if row is not None and row.alert:
+                self._status_unknown(decision, bind)
             return SubmitOutcome.transient(
                 part, self.wall_clock() + (decision.retry_in or 0.0),
                 status_name=decision.status_name, command_status=status,
@@ -342,7 +350,6 @@ class Dispatcher:
             "part": f"{segment.part_index + 1}/{segment.parts}",
             "status": decision.status_name,
         }
-        row = decision.status
         if row is None:
             details["reason"] = decision.reason
             log.warning("part failed; not sent again", extra={"bind": bind, "kv": details})
@@ -355,6 +362,18 @@ class Dispatcher:
             part, decision.status_name or "FAILED", command_status=status,
             error=row.description if row is not None else decision.reason, bind=bind,
             sent_at_wall=sent_at if bind is not None else None)
+
+    def _status_unknown(self, decision: SubmitDecision, bind: str | None) -> None:
+        """A status whose row says ``alert`` (smpp/status.py: undocumented, or the SMSC's
+        own "unknown error"): retried a few times, and the operator told, once per streak,
+        so the table can get a row for it."""
+        row = decision.status
+        assert row is not None
+        if self._unknown_statuses.note():
+            log.warning("the SMSC answered a status smppgw does not know; retried a few times",
+                        extra={"bind": bind, "kv": {"provider": self.provider.name,
+                                                    "status": row.name,
+                                                    "detail": row.description}})
 
     def _empty_message_id(self, segment: SegmentToSend, bind: str | None) -> None:
         """ESME_ROK without a message id: the part is submitted, but no receipt can find it;

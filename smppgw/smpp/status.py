@@ -1,7 +1,8 @@
 """What an SMSC's command_status means for us: one table, status → ok | transient | permanent |
 bind_fatal, with the reason an operator reads. Derived from SMPP 3.4 §5.1.3 and PROVIDERS.md.
 
-Pure data and lookups: no I/O, no clock, no logging. The pool and dispatcher act on the answer.
+Pure data and lookups: no I/O, no clock, no logging. flow/outbound.py reads it once per answer
+and decides what happens to the part and to the bind; every column is used there.
 """
 
 from __future__ import annotations

@@ -216,3 +216,21 @@ async def test_parts_claimed_while_no_bind_is_bound_go_back_to_the_queue_at_once
         assert (stats.queued, stats.sending) == (1, 0)
         assert len(pool.decisions) == 0 and pool.bound_count == 0
     assert view.state == "queued" and view.segments[0].attempts == 0
+
+
+async def test_a_status_no_table_knows_is_retried_and_the_operator_told(
+    tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    # smpp/status.py: an undocumented code (here a vendor one, SMPP 3.4 §5.1.3 0x0400-0x04FF)
+    # is retried a few times and its row says `alert`: one warning names it.
+    caplog.set_level(logging.WARNING, logger="smppgw.services.dispatcher")
+    answers = [0x0456, S.ESME_ROK]
+    pool: Any = ScriptedPool(lambda pdu: answers.pop(0))
+    dispatcher = Dispatcher(provider(tmp_path), store, pool)
+    tracking_id = await accept(store, "odd")
+    async with dispatching(dispatcher):  # the retry is due 1 s after the first answer
+        message = await until(store, tracking_id, lambda m: m.state == "submitted")
+    assert message.segments[0].attempts == 2
+    [warning] = [r for r in caplog.records if r.getMessage().startswith(
+        "the SMSC answered a status smppgw does not know")]
+    assert warning.kv["status"] == "0x00000456"  # type: ignore[attr-defined]
