@@ -20,15 +20,19 @@ clock, sleeps or logs. The pool plans with these objects and does the waiting it
 #      the PDU to the session, and the octets leave at the end of that loop tick, so without
 #      the guard the SMSC's own one-second count could see N+1.
 #
-#   2. AdaptiveRate: what the SMSC really takes. It starts at the contracted rate. An
+#   2. AdaptiveRate: what the SMSC really takes, and how the sends are spaced. It starts at the
+#      contracted rate. An
 #      ESME_RTHROTTLED answer lowers it: to just below the rate the SMSC accepted over the
 #      last second once a second of history exists (MARGIN × accepted), otherwise by
 #      DECREASE (× 0.7); never under FLOOR. Answers to requests sent before the last decrease
 #      are ignored: those left at the old rate and say nothing of the new one. While answers
 #      are OK and the bind is held back by this rate (it had work the pace did not let go),
-#      the rate grows by INCREASE per second, never above the contract. Below the contract the
-#      pace is smooth (GCRA, one send per 1/rate s with a small tolerance): an SMSC that
-#      counts with a token bucket sees no bursts it would refuse.
+#      the rate grows by INCREASE per second, never above the contract. The sends are spaced
+#      evenly at that rate (GCRA: one per 1/rate s, a TOLERANCE late loop may catch up), at
+#      the contracted rate too: an SMSC that counts with a token bucket sees no burst it
+#      would refuse, and one that counts per second sees the same count wherever its second
+#      starts, however late it reads our first sends (a burst of N at the start of a second,
+#      read a few ms late, would let it see N more in the next one).
 #
 #   3. AdaptiveWindow: how many requests the SMSC takes at once. ESME_RMSGQFUL halves it
 #      (at least 1; same "sent before the last decrease" rule); every effective-window's
@@ -206,16 +210,15 @@ class AdaptiveRate:
     # --- pacing ------------------------------------------------------------------------
 
     def time_until_allowed(self, now: float) -> float:
-        """Seconds until this rate lets one more send go; 0.0 when it does now."""
-        if not self.adapted:
-            return 0.0  # the contract's ExactRateLimiter paces at the configured rate
+        """Seconds until this rate lets one more send go; 0.0 when it does now (always, for
+        a bind with no rate)."""
         wait = self._next_send_at - self._tuning.tolerance - now
         return wait if wait > 0.0 else 0.0
 
     def record_send(self, now: float) -> None:
         if self._first_send_at is None:
             self._first_send_at = now
-        if self.adapted:
+        if self._effective < _INFINITY:
             self._next_send_at = max(self._next_send_at, now) + 1.0 / self._effective
 
     def note_held(self, now: float) -> None:

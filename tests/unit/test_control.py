@@ -363,14 +363,29 @@ def test_a_full_effective_window_waits_for_an_answer_not_for_time() -> None:
     assert repr(control) == "<BindControl rate=inf/inf window=2/4>"
 
 
+def test_even_the_contracted_rate_is_spaced_evenly() -> None:
+    # At 10/s one send per 0.1 s, not ten at once then a pause: an SMSC that counts per
+    # second from wherever it starts, and reads our sends a few ms late, still counts 10.
+    control = BindControl(10, 10)
+    sends = []
+    now = 0.0
+    while len(sends) < 10:
+        wait = control.wait(now, 0)
+        assert wait is not None
+        if wait:
+            now += wait
+            continue
+        control.sent(now)
+        sends.append(round(now, 9))
+    assert sends == [0.0] + [pytest.approx(0.05 + 0.1 * n) for n in range(9)]
+
+
 def test_throttled_answers_lower_the_rate_and_the_pace_holds_the_next_send() -> None:
     control = BindControl(10, 10)
-    for _ in range(10):
-        assert control.wait(0.0, 0) == 0.0
-        control.sent(0.0)
+    control.sent(0.0)
     assert control.throttled(sent_at=0.0, now=0.01)
     assert control.rate.effective == pytest.approx(7.0)
-    assert control.wait(1.2, 0) == 0.0  # the contract's second is over, the pace allows one
+    assert control.wait(1.2, 0) == 0.0
     control.sent(1.2)
     assert control.wait(1.2, 1) == pytest.approx(1 / 7 - 0.05)
 
