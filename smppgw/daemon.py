@@ -355,7 +355,7 @@ class Daemon:
                 "reason": failure.reason, "store": self.store.location if self.store else "-",
                 "detail": failure.detail}})
 
-    def _store_still_failing(self, refused: int, _longest: float, period: float) -> None:
+    def _store_still_failing(self, refused: int, period: float) -> None:
         outage = self._store_outage
         log.error("the store still cannot write", extra={"kv": {
             "reason": outage.reason if outage else "-", "refused": refused,

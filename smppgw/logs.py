@@ -1,6 +1,6 @@
 """Structured logging to stderr: one ``key=value`` line per record, journald adds the time.
 
-``log.info("bound", extra={"kv": {"host": h}})`` renders ``level=info logger=smppgw.pool
+``log.info("bound", extra={"kv": {"host": h}})`` renders ``level=info logger=smppgw.pool.slot
 msg=bound host=h``. Values are quoted when they hold spaces; secrets never reach here because
 config values are Secret objects whose str() is masked. When stderr is the journal, each line
 starts with a ``<N>`` syslog priority so ``journalctl -p warning`` filters by level.
@@ -170,49 +170,45 @@ class ThrottleLog:
     after a quiet period is logged at once and opens a period of ``interval`` seconds; the
     events that follow are only counted (an increment on the hot path), and the caller asks
     ``summary`` at the end of each period. A period with no event ends the streak: the next
-    event is logged at once again. ``seconds`` is the event's duration where it has one (a
-    throttling pause), so the summary can name the longest; 0 otherwise.
+    event is logged at once again.
     """
 
-    __slots__ = ("_period_start", "interval", "longest", "pauses")
+    __slots__ = ("_period_start", "counted", "interval")
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._period_start: float | None = None
-        self.pauses = 0
-        self.longest = 0.0
+        self.counted = 0
 
-    def note(self, seconds: float, now: float) -> float | None:
-        """Record one event lasting ``seconds``. When it opens a period, return the instant
-        at which to call ``summary`` (and log this event now); otherwise it is counted: None."""
+    def note(self, now: float) -> float | None:
+        """Record one event. When it opens a period, return the instant at which to call
+        ``summary`` (and log this event now); otherwise it is counted: None."""
         if self._period_start is None:
             self._period_start = now
             return now + self.interval
-        self.pauses += 1
-        self.longest = max(self.longest, seconds)
+        self.counted += 1
         return None
 
-    def summary(self, now: float) -> tuple[int, float, float] | None:
-        """End the current period: (events counted, longest, seconds covered) and a new
-        period starts at ``now`` (call again at ``now + interval``); None when nothing was
-        counted, which ends the streak."""
+    def summary(self, now: float) -> tuple[int, float] | None:
+        """End the current period: (events counted, seconds covered) and a new period starts
+        at ``now`` (call again at ``now + interval``); None when nothing was counted, which
+        ends the streak."""
         start = self._period_start
-        if start is None or not self.pauses:
+        if start is None or not self.counted:
             self._period_start = None
             return None
-        counted = (self.pauses, self.longest, now - start)
+        counted = (self.counted, now - start)
         self._period_start = now
-        self.pauses = 0
-        self.longest = 0.0
+        self.counted = 0
         return counted
 
 
-Summary = Callable[[int, float, float], None]
+Summary = Callable[[int, float], None]
 
 
 class RepeatedLog:
     """A ThrottleLog driven by an event loop's timer: the owner logs the first event of a
-    streak when ``note`` returns True, and ``on_summary(count, longest, period)`` is called at
+    streak when ``note`` returns True, and ``on_summary(count, period)`` is called at
     the end of each period that counted more. One per kind of line and per thing it concerns
     (a bind, the store); ``close`` says what the current period counted and stops the timer.
     """
@@ -237,9 +233,9 @@ class RepeatedLog:
         """When the next summary is due (loop time), None outside a streak."""
         return self._timer.when() if self._timer is not None else None
 
-    def note(self, seconds: float = 0.0) -> bool:
+    def note(self) -> bool:
         """Count one event; True when it opens a streak and the caller should log it now."""
-        summary_at = self._log.note(seconds, self._loop.time())
+        summary_at = self._log.note(self._loop.time())
         if summary_at is None:
             return False
         if not self._closed:

@@ -282,12 +282,12 @@ class BindSlot:
         self.owner.slot_changed(self)
         connection.unbind()
 
-    def _violation_summary(self, violations: int, _longest: float, period: float) -> None:
+    def _violation_summary(self, violations: int, period: float) -> None:
         """End of a period that counted SMPP violations after the one logged: one line."""
         self.log.warning("peer kept violating SMPP", extra={"kv": {
             "violations": violations, "period": f"{period:.0f}s"}})
 
-    def _throttle_summary(self, answers: int, _longest: float, period: float) -> None:
+    def _throttle_summary(self, answers: int, period: float) -> None:
         """End of a throttle log period that counted answers: one line for them."""
         self.log.warning("SMSC throttling continued", extra={"kv": {
             "answers": answers, "effective_rate": f"{self.control.rate.effective:.3g}/s",

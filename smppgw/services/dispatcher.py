@@ -95,18 +95,18 @@ class Dispatcher:
         self._stopping = False
         loop = asyncio.get_running_loop()
         name = provider.name
-        self._send_failures = RepeatedLog(loop, log_interval, lambda count, _, period: log.error(
+        self._send_failures = RepeatedLog(loop, log_interval, lambda count, period: log.error(
             "sending parts kept failing; each is retried", extra={"kv": {
                 "provider": name, "failures": count, "period": f"{period:.0f}s"}}))
-        self._store_refusals = RepeatedLog(loop, log_interval, lambda count, _, period: (
+        self._store_refusals = RepeatedLog(loop, log_interval, lambda count, period: (
             log.warning("the store still refuses claims or answers; claiming waits, answers "
                         "are kept", extra={"kv": {"provider": name, "refusals": count,
                                                   "period": f"{period:.0f}s"}})))
-        self._unknown_statuses = RepeatedLog(loop, log_interval, lambda count, _, period: (
+        self._unknown_statuses = RepeatedLog(loop, log_interval, lambda count, period: (
             log.warning("the SMSC kept answering statuses smppgw does not know",
                         extra={"kv": {"provider": name, "answers": count,
                                       "period": f"{period:.0f}s"}})))
-        self._empty_ids = RepeatedLog(loop, log_interval, lambda count, _, period: (
+        self._empty_ids = RepeatedLog(loop, log_interval, lambda count, period: (
             log.warning("the SMSC kept answering ESME_ROK with an empty message_id",
                         extra={"kv": {"provider": name, "parts": count,
                                       "period": f"{period:.0f}s"}})))

@@ -319,11 +319,11 @@ def _answer(inbound: Inbound, handled: Handled) -> None:
         inbound.acknowledge(status)
 
 
-def _summarize_failures(failures: int, _longest: float, period: float) -> None:
+def _summarize_failures(failures: int, period: float) -> None:
     log.error("processing PDUs from the SMSC kept failing; each answered ESME_RX_T_APPN",
               extra={"kv": {"failures": failures, "period": f"{period:.0f}s"}})
 
 
-def _summarize_store_refusals(refusals: int, _longest: float, period: float) -> None:
+def _summarize_store_refusals(refusals: int, period: float) -> None:
     log.warning("the store still cannot take PDUs from the SMSC",
                 extra={"kv": {"refusals": refusals, "period": f"{period:.0f}s"}})
