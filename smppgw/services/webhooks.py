@@ -22,11 +22,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from smppgw.config import WebhookConfig
+from smppgw.flow.policy import webhook_retry_delay
 from smppgw.metrics import Metrics, WebhookMetrics
 from smppgw.services.events_json import encode_events
 from smppgw.store import Event, Store, StoreClosedError, StoreWriteError
 
-__all__ = ["IDLE_WAIT", "READ_LIMIT", "WebhookPusher", "retry_delay", "safe_url"]
+__all__ = ["IDLE_WAIT", "READ_LIMIT", "WebhookPusher", "safe_url"]
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +36,12 @@ log = logging.getLogger(__name__)
 IDLE_WAIT: Final = 30.0
 #: Events read per look: more than a batch, so types filtered out cost few reads.
 READ_LIMIT: Final = 1000
-#: ±10 % on every delay, so many gateways retrying one receiver do not hit it in step.
-JITTER: Final = 0.1
 SIGNATURE_HEADER: Final = "X-Smppgw-Signature"
 TIMESTAMP_HEADER: Final = "X-Smppgw-Timestamp"
 USER_AGENT: Final = "smppgw-webhook"
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def retry_delay(
-    attempt: int, *, min_delay: float, max_delay: float, rng: random.Random | None = None,
-) -> float:
-    """Seconds before retry number ``attempt`` (1 = the first retry): ``min_delay`` × 10^(n-1)
-    (Qikberry's schedule: 10 s, 100 s, 1000 s …), capped at ``max_delay``, with ±JITTER."""
-    base = min(max_delay, min_delay * 10.0 ** min(attempt - 1, 30))
-    if rng is not None:
-        base *= 1.0 + rng.uniform(-JITTER, JITTER)
-    return max(0.0, min(max_delay, base))
 
 
 def safe_url(url: str) -> str:
@@ -174,8 +162,8 @@ class WebhookPusher:
             self.failures += 1
             if self._metrics is not None:
                 self._metrics.failed(reason)
-            delay = retry_delay(self.failures, min_delay=self._min_delay,
-                                max_delay=self.config.max_delay, rng=self._rng)
+            delay = webhook_retry_delay(self.failures, min_delay=self._min_delay,
+                                        max_delay=self.config.max_delay, rng=self._rng)
             log.warning("webhook %s: POST %s failed (%s), try %d; next in %.1f s", self.name,
                         self._url, self.last_error, self.failures, delay)
             await self._sleep(delay)

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from smppgw.config import Secret, WebhookConfig
 from smppgw.metrics import Metrics
 from smppgw.services.events_json import event_json
-from smppgw.services.webhooks import WebhookPusher, retry_delay, safe_url
+from smppgw.services.webhooks import WebhookPusher, safe_url
 from smppgw.store import MoMessage, NewMessage, NewSegment, SqliteStore, Store, StoreWriteError
 
 pytestmark = pytest.mark.timeout(30)
@@ -395,16 +395,6 @@ async def test_nothing_wanted_means_no_post_but_the_position_moves(
 
 
 # --- pure helpers ----------------------------------------------------------------------------
-
-
-def test_retry_delay_grows_tenfold_and_is_capped() -> None:
-    plain = [retry_delay(n, min_delay=10, max_delay=100_000) for n in range(1, 8)]
-    assert plain == [10, 100, 1000, 10_000, 100_000, 100_000, 100_000]
-    rng = random.Random(1)
-    for attempt in range(1, 50):
-        delay = retry_delay(attempt, min_delay=10, max_delay=3600, rng=rng)
-        base = min(3600, 10 * 10 ** (attempt - 1))
-        assert 0.9 * base <= delay <= min(3600, 1.1 * base)
 
 
 def test_safe_url_drops_userinfo_and_query() -> None:
