@@ -17,8 +17,11 @@ from types import TracebackType
 
 from smppgw.store.models import (
     AcceptResult,
+    CancelResult,
     Event,
     MessageMove,
+    MessagePage,
+    MessageQuery,
     MessageState,
     MessageView,
     MoMessage,
@@ -26,6 +29,7 @@ from smppgw.store.models import (
     MoPartResult,
     MoRecord,
     NewMessage,
+    ProviderPause,
     PurgeReport,
     QueuedMessage,
     QueueStats,
@@ -72,6 +76,12 @@ __all__ = [
 # Recovery (at-least-once). ``recover()`` at start queues again every part left 'sending': it
 # was claimed by the previous run and either never sent or sent without its answer recorded, so
 # a duplicate can only come from a submit whose response was lost.
+#
+# Operator commands. ``cancel_message`` takes a message's waiting parts out of the queue in
+# the writer, where claims also run, so a part is either claimed (then it is "in flight": its
+# answer is recorded, and if the SMSC did not take it, it is not queued again) or cancelled
+# (then no claim ever sees it): never both. A retry is an accept with ``retry_of``. Pauses are
+# rows, so they outlive a reload and a restart.
 #
 # Events. Cursors grow in commit order: a reader that has seen cursor N has seen every event
 # below it, so resuming after the last cursor seen misses nothing and repeats nothing.
@@ -289,6 +299,25 @@ class Store(abc.ABC):
     async def set_webhook_position(self, name: str, cursor: int) -> None:
         """Remember the last event cursor webhook ``name`` acknowledged (never moves back)."""
 
+    # --- operator commands -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def cancel_message(self, tracking_id: str, reason: str) -> CancelResult | None:
+        """Cancel a message: its parts still waiting are never sent, it ends 'cancelled' with
+        a 'state' event (``reason`` in it and in its last error). Parts in flight keep
+        whatever their answers say, but one the SMSC does not take is not sent again. A
+        message already final, or whose every part the SMSC took, is left as it is (see
+        CancelResult). None for an unknown tracking id."""
+
+    @abc.abstractmethod
+    async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:
+        """Pause (or resume) ``provider``, durably. The pause as stored (a second pause keeps
+        the first one's time); None once resumed."""
+
+    @abc.abstractmethod
+    async def provider_pauses(self) -> dict[str, ProviderPause]:
+        """The providers paused now, by name."""
+
     # --- events ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -316,6 +345,12 @@ class Store(abc.ABC):
     async def find_messages(self, client_id: str) -> list[MessageView]:
         """The messages stored under an application's own id (at most one: the id is an
         idempotency key); empty when unknown or purged."""
+
+    @abc.abstractmethod
+    async def list_messages(self, query: MessageQuery) -> MessagePage:
+        """Messages newest first, filtered by ``query``, one page of them (see search.py: each
+        call walks a bounded stretch of one index, so a page may be short while ``next`` is
+        set)."""
 
     @abc.abstractmethod
     async def get_tracking_id(self, client_id: str) -> str | None:

@@ -16,12 +16,18 @@ __all__ = [
     "FINAL_MESSAGE_STATES",
     "MESSAGE_STATES",
     "RECEIPT_OUTCOMES",
+    "RETRYABLE_STATES",
     "SEGMENT_STATES",
+    "UNDELIVERED_STATES",
     "AcceptResult",
+    "CancelOutcome",
+    "CancelResult",
     "Event",
     "EventType",
     "HistoryEntry",
     "MessageMove",
+    "MessagePage",
+    "MessageQuery",
     "MessageState",
     "MessageView",
     "MoMessage",
@@ -30,6 +36,8 @@ __all__ = [
     "MoRecord",
     "NewMessage",
     "NewSegment",
+    "PageKey",
+    "ProviderPause",
     "PurgeReport",
     "QueueStats",
     "QueuedMessage",
@@ -57,30 +65,42 @@ __all__ = [
 
 MessageState = Literal[
     "queued", "submitted", "accepted", "delivered", "undeliverable", "expired", "rejected",
-    "failed", "unknown",
+    "failed", "unknown", "cancelled",
 ]
 MESSAGE_STATES: Final[tuple[MessageState, ...]] = (
     "queued", "submitted", "accepted", "delivered", "undeliverable", "expired", "rejected",
-    "failed", "unknown",
+    "failed", "unknown", "cancelled",
 )
 #: A message in one of these states never changes state again (DESIGN.md "Message states").
 #: ``unknown``: its receipt was asked for, but the SMSC gave a part no message id, so no
 #: receipt can ever be matched; set when its validity runs out.
 FINAL_MESSAGE_STATES: Final[frozenset[str]] = frozenset(
-    {"delivered", "undeliverable", "expired", "rejected", "failed", "unknown"}
+    {"delivered", "undeliverable", "expired", "rejected", "failed", "unknown", "cancelled"}
 )
+#: The final states of a message that ended without a confirmed delivery: the ones an operator
+#: looks for, kept in an index of their own (``undelivered_state``) so finding them stays cheap
+#: however many delivered messages the store holds.
+UNDELIVERED_STATES: Final[frozenset[str]] = frozenset(
+    {"undeliverable", "expired", "rejected", "failed", "unknown", "cancelled"}
+)
+#: A message in one of these states may be sent again as a new attempt (``retry``): the SMSC
+#: refused it, the handset never got it, or it ran out of time. A rejected message is refused
+#: by the network again; a cancelled one was stopped on purpose; an unknown one was accepted by
+#: the SMSC (it may well have arrived: sending it again could deliver it twice).
+RETRYABLE_STATES: Final[frozenset[str]] = frozenset({"failed", "undeliverable", "expired"})
 
 #: ``sending`` lives only between claim_segments and record_submit_results; ``failed`` is a
 #: permanent submit refusal or a part cancelled because a sibling failed; ``expired`` is a part
 #: whose message passed its validity before it was sent, or an expiry receipt; ``unknown`` a part
-#: submitted without a message id whose message's validity ran out.
+#: submitted without a message id whose message's validity ran out; ``cancelled`` a part never
+#: sent because the operator cancelled its message.
 SegmentState = Literal[
     "queued", "sending", "submitted", "accepted", "delivered", "undeliverable", "expired",
-    "rejected", "failed", "unknown",
+    "rejected", "failed", "unknown", "cancelled",
 ]
 SEGMENT_STATES: Final[tuple[SegmentState, ...]] = (
     "queued", "sending", "submitted", "accepted", "delivered", "undeliverable", "expired",
-    "rejected", "failed", "unknown",
+    "rejected", "failed", "unknown", "cancelled",
 )
 
 #: The normalised meaning of a receipt, as smppgw.smpp.receipt.ReceiptOutcome spells it.
@@ -188,6 +208,13 @@ class NewMessage:
     (idempotency, also across restarts). ``answer`` is the API's JSON answer for this message;
     when None the store builds ``{"tracking_id", "accepted", "segments", "data_coding"}``.
     ``tlvs`` are message-level optional parameters sent with every part.
+
+    ``request`` holds the request's own choices that the columns do not keep as given (a
+    sender the provider replaced, the request's TLVs without the provider's defaults, a forced
+    encoding, a named provider, a validity, ``receipt: false``), so a retry can run the request
+    again through the accept path; None stores ``{}``. ``retry_of`` makes the message a new
+    attempt of that (final) message: the store links the two, moves the old one's client id
+    to it, and answers a second retry of the same message with this one's answer.
     """
 
     tracking_id: str
@@ -205,6 +232,8 @@ class NewMessage:
     tlvs: Tlvs = ()
     valid_until_wall: float | None = None
     answer: Mapping[str, object] | None = None
+    request: Mapping[str, object] | None = None
+    retry_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,6 +585,86 @@ class MessageView:
     answer: Mapping[str, object]
     segments: tuple[SegmentView, ...]
     history: tuple[HistoryEntry, ...]
+    #: The request's own choices (see NewMessage.request); None for a message stored before
+    #: smppgw kept them.
+    request: Mapping[str, object] | None = None
+    #: The message this one is a new attempt of, and the attempt made of this one.
+    retry_of: str | None = None
+    retried_as: str | None = None
+
+
+# --- operator commands ---------------------------------------------------------------------------
+
+CancelOutcome = Literal["cancelled", "already_cancelled", "final", "all_sent"]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """What ``cancel_message`` did, and where each part stands (indexes, 0-based).
+
+    ``outcome``: ``cancelled`` (by this call), ``already_cancelled`` (an earlier call did),
+    ``final`` (the message had ended in ``state``: nothing to stop) or ``all_sent`` (every
+    part was already accepted by the SMSC: nothing left to stop). ``not_sent``: parts that
+    were waiting and are never sent now. ``in_flight``: parts a dispatcher held at that moment,
+    which may have reached the SMSC; whatever their answer says is recorded, and a part the
+    SMSC did not take is not sent again. ``sent``: parts the SMSC had accepted (or refused).
+    """
+
+    tracking_id: str
+    outcome: CancelOutcome
+    state: MessageState
+    not_sent: tuple[int, ...] = ()
+    in_flight: tuple[int, ...] = ()
+    sent: tuple[int, ...] = ()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.outcome in ("cancelled", "already_cancelled")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PageKey:
+    """A position in the message list, which runs newest first: (created, tracking id)."""
+
+    created_unix_ms: int
+    tracking_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """What ``list_messages`` looks for; every filter given must hold.
+
+    ``to_prefix``: digits the destination starts with. ``since_wall`` (inclusive) and
+    ``until_wall`` (exclusive) bound the creation time. ``after``: the ``next`` of the page
+    before. ``limit``: most messages in the page.
+    """
+
+    state: MessageState | None = None
+    provider: str | None = None
+    to_prefix: str | None = None
+    since_wall: float | None = None
+    until_wall: float | None = None
+    limit: int = 50
+    after: PageKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """A page of the message list, newest first. ``next``: where the following page starts,
+    None at the end. A page may hold fewer than ``limit`` messages (even none) while ``next``
+    is set: each call examines a bounded number of messages (store.search.SCAN_LIMIT)."""
+
+    messages: tuple[MessageView, ...]
+    next: PageKey | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPause:
+    """A provider paused by the operator: nothing of it is claimed until it is resumed.
+    ``since_wall``: when it was paused (unix seconds)."""
+
+    provider: str
+    since_wall: float
 
 
 @dataclass(frozen=True, slots=True)

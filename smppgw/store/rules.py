@@ -27,7 +27,9 @@ from smppgw.store.encoding import (
 )
 from smppgw.store.models import (
     FINAL_MESSAGE_STATES,
+    UNDELIVERED_STATES,
     AcceptResult,
+    CancelResult,
     EventType,
     MessageState,
     NewMessage,
@@ -38,7 +40,10 @@ from smppgw.store.models import (
 )
 
 __all__ = [
+    "FINAL_SQL",
     "SEGMENT_COLUMNS",
+    "UNDELIVERED_SQL",
+    "AcceptPlan",
     "Batch",
     "EventLog",
     "ModelRow",
@@ -47,6 +52,8 @@ __all__ = [
     "derive_message_state",
     "error_text",
     "plan_accept",
+    "unsent_state",
+    "unsent_state_sql",
 ]
 
 # --- the message state rule ----------------------------------------------------------------------
@@ -56,7 +63,7 @@ __all__ = [
 _RANK: Final[Mapping[str, int]] = {
     "queued": 0, "sending": 0, "submitted": 1, "accepted": 2,
     "delivered": 3, "undeliverable": 3, "expired": 3, "rejected": 3, "failed": 3,
-    "unknown": 3,
+    "unknown": 3, "cancelled": 3,
 }
 # When every part is final and not all were delivered, the message takes the first of these
 # that any part has: the most definite refusal wins, whatever the part order.
@@ -73,6 +80,7 @@ _ALONE: Final[Mapping[str, MessageState]] = {
     "queued": "queued", "sending": "queued", "submitted": "submitted", "accepted": "accepted",
     "delivered": "delivered", "undeliverable": "undeliverable", "expired": "expired",
     "rejected": "rejected", "failed": "failed", "unknown": "unknown",
+    "cancelled": "cancelled",
 }
 
 
@@ -80,6 +88,7 @@ def derive_message_state(segment_states: Iterable[str]) -> MessageState:
     """The state of a message from the states of all its parts.
 
     - any part 'failed' (the SMSC refused it permanently) → 'failed' at once;
+    - any part 'cancelled' (never sent: the operator cancelled the message) → 'cancelled';
     - every part final: all 'delivered' → 'delivered', else the first of rejected,
       undeliverable, expired that some part has (a multi-part message is delivered only when
       every part is);
@@ -93,6 +102,8 @@ def derive_message_state(segment_states: Iterable[str]) -> MessageState:
         return "queued"
     if "failed" in states:
         return "failed"
+    if "cancelled" in states:
+        return "cancelled"
     least = min(_RANK[s] for s in states)
     if least == 3:
         for final in _FINAL_PRECEDENCE:
@@ -147,32 +158,57 @@ class EventLog:
 # --- accept --------------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class AcceptPlan:
+    """What a batch of new messages writes: per message its result, the message and segment
+    rows, and for retries the old messages whose client id moves to their new attempt
+    (``released_client_ids``: cleared before the inserts) and the notes linking them."""
+
+    results: list[AcceptResult] = field(default_factory=list)
+    message_rows: list[tuple[object, ...]] = field(default_factory=list)
+    segment_rows: list[tuple[object, ...]] = field(default_factory=list)
+    released_client_ids: list[str] = field(default_factory=list)
+    notes: list[tuple[str, int | None, int, str, str]] = field(default_factory=list)
+
+
 def plan_accept(
     messages: Sequence[NewMessage],
     by_client: dict[str, tuple[str, str]],
     taken: dict[str, tuple[str, str]],
     now_ms: int,
     events: EventLog,
-) -> tuple[list[AcceptResult], list[tuple[object, ...]], list[tuple[object, ...]]]:
-    """Results, message rows and segment rows for a batch of new messages.
+    retried: dict[str, tuple[str, str]] | None = None,
+) -> AcceptPlan:
+    """Results and rows for a batch of new messages.
 
     ``by_client`` and ``taken`` map the client ids and tracking ids already stored to
-    (tracking_id, answer JSON); they are updated, so later messages of the batch see earlier
-    ones (same client id → duplicate). Message rows: (tracking_id, client_id, provider, source,
-    destination, text, flash, data_coding, encoding, esm_class, registered_delivery, tlvs,
-    created, updated, valid_until, parts, answer); segment rows: (tracking_id, part_index,
-    provider, short_message, esm_class, data_coding, tlvs, created, next_attempt).
+    (tracking_id, answer JSON); ``retried`` maps the tracking ids already retried to their
+    retry's (tracking_id, answer JSON). They are updated, so later messages of the batch see
+    earlier ones (same client id → duplicate). A retry (``retry_of``) of a message already
+    retried answers that retry's answer; otherwise it takes the old message's client id. Message
+    rows: (tracking_id, client_id, provider, source, destination, text, flash, data_coding,
+    encoding, esm_class, registered_delivery, tlvs, created, updated, valid_until, parts,
+    answer, request, retry_of); segment rows: (tracking_id, part_index, provider,
+    short_message, esm_class, data_coding, tlvs, created, next_attempt).
     """
-    results: list[AcceptResult] = []
-    message_rows: list[tuple[object, ...]] = []
-    segment_rows: list[tuple[object, ...]] = []
+    out = AcceptPlan()
+    results = out.results
+    retried = {} if retried is None else retried
     event = events.rows.append
     for m in messages:
-        if m.client_id is not None and m.client_id in by_client:
-            tracking_id, answer_json = by_client[m.client_id]
+        if m.retry_of is not None and m.retry_of in retried:
+            tracking_id, answer_json = retried[m.retry_of]
             results.append(AcceptResult(tracking_id, m.client_id, load_object(answer_json),
                                         duplicate=True))
             continue
+        moves_client_id = False
+        if m.client_id is not None and m.client_id in by_client:
+            owner, answer_json = by_client[m.client_id]
+            if m.retry_of is None or owner != m.retry_of:
+                results.append(AcceptResult(owner, m.client_id, load_object(answer_json),
+                                            duplicate=True))
+                continue
+            moves_client_id = True   # the old attempt gives its id to the new one
         problem = None
         if not TRACKING_ID.fullmatch(m.tracking_id):
             problem = "tracking_id must be 32 lower-case hex characters"
@@ -180,6 +216,8 @@ def plan_accept(
             problem = "a message needs at least one segment"
         elif m.tracking_id in taken:
             problem = f"tracking_id {m.tracking_id} is already in use"
+        elif m.retry_of is not None and not TRACKING_ID.fullmatch(m.retry_of):
+            problem = "retry_of must be a tracking id (32 lower-case hex characters)"
         if problem is not None:
             results.append(AcceptResult(m.tracking_id, m.client_id, {}, error=problem))
             continue
@@ -193,22 +231,51 @@ def plan_accept(
         taken[m.tracking_id] = (m.tracking_id, answer_json)
         if m.client_id is not None:
             by_client[m.client_id] = (m.tracking_id, answer_json)
-        message_rows.append((
+        if moves_client_id:
+            out.released_client_ids.append(cast(str, m.retry_of))
+        out.message_rows.append((
             m.tracking_id, m.client_id, m.provider, m.source, m.destination, m.text,
             int(m.flash), m.data_coding, m.encoding, m.esm_class, m.registered_delivery,
             tlvs_to_json(m.tlvs), now_ms, now_ms,
             ms(m.valid_until_wall) if m.valid_until_wall is not None else None,
-            parts, answer_json))
-        segment_rows.extend(
+            parts, answer_json, dumps(m.request) if m.request else "{}", m.retry_of))
+        out.segment_rows.extend(
             (m.tracking_id, i, m.provider, s.short_message, s.esm_class, s.data_coding,
              tlvs_to_json(s.tlvs), now_ms, now_ms)
             for i, s in enumerate(m.segments))
-        event(("state", m.tracking_id, m.client_id, "queued", f'{{"segments":{parts}}}'))
+        if m.retry_of is None:
+            event(("state", m.tracking_id, m.client_id, "queued", f'{{"segments":{parts}}}'))
+        else:
+            retried[m.retry_of] = (m.tracking_id, answer_json)
+            event(("state", m.tracking_id, m.client_id, "queued",
+                   f'{{"segments":{parts},"retry_of":"{m.retry_of}"}}'))
+            out.notes.append((m.retry_of, None, now_ms, "retried",
+                              f'{{"tracking_id":"{m.tracking_id}"}}'))
         results.append(AcceptResult(m.tracking_id, m.client_id, answer))
-    return results, message_rows, segment_rows
+    return out
 
 
 # --- submit outcomes and receipts ----------------------------------------------------------------
+
+def _sql_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
+
+
+#: The states kept in ``messages.undelivered_state`` (models.UNDELIVERED_STATES), as an SQL
+#: list: ``undelivered_state = CASE WHEN state IN <this> THEN state END`` on every write of a
+#: message's state.
+UNDELIVERED_SQL: Final = _sql_list(UNDELIVERED_STATES)
+#: The final message states as an SQL list (retention deletes only these).
+FINAL_SQL: Final = _sql_list(FINAL_MESSAGE_STATES)
+
+
+
+def unsent_state_sql(message_state: str) -> str:
+    """``unsent_state`` as an SQL expression over the column (or expression) holding the
+    message's state, for the statements that queue parts again in bulk (recovery)."""
+    return (f"CASE WHEN {message_state} = 'cancelled' THEN 'cancelled'"
+            f" WHEN {message_state} IN {FINAL_SQL} THEN 'failed' ELSE 'queued' END")
+
 
 #: Columns of ``segments`` a batch may set; the backends build their UPDATEs from these names.
 SEGMENT_COLUMNS: Final = frozenset({
@@ -313,7 +380,9 @@ class Batch:
         """What one submit outcome does; None for a segment the batch did not load (unknown).
 
         A part may have left 'sending' meanwhile (its message expired or another part failed):
-        the result is still recorded, only a waiting part changes state.
+        the result is still recorded, only a waiting part changes state. A part the SMSC did
+        not take goes back to the queue, unless its message ended meanwhile (cancelled, or
+        failed by another part): then it is never sent again (``unsent_state``).
         """
         part = self.parts.get(o.segment_id)
         if part is None:
@@ -325,7 +394,8 @@ class Batch:
         if o.kind == "released":
             if waiting:
                 retry_ms = ms(o.retry_at_wall) if o.retry_at_wall is not None else now
-                self._set(part, state="queued", next_attempt_unix_ms=retry_ms)
+                self._set(part, state=unsent_state(message.state),
+                          next_attempt_unix_ms=retry_ms)
             return SubmitRecorded(cast(MessageState, message.state))
         if o.kind == "ok":
             smsc_id = o.smsc_message_id or ""
@@ -346,7 +416,8 @@ class Batch:
         if o.kind == "transient":
             retry_ms = ms(o.retry_at_wall) if o.retry_at_wall is not None else now
             error = error_text(o)
-            self._set(part, attempt=True, state="queued" if waiting else part.state,
+            self._set(part, attempt=True,
+                      state=unsent_state(message.state) if waiting else part.state,
                       next_attempt_unix_ms=retry_ms, submit_status=o.status_name,
                       submitted_unix_ms=sent_ms, resp_unix_ms=now, bind=o.bind,
                       last_error=error)
@@ -489,6 +560,35 @@ class Batch:
             chosen.append(found)
         return chosen
 
+    # --- cancel --------------------------------------------------------------------------------
+
+    def cancel(self, tracking_id: str, reason: str) -> CancelResult | None:
+        """Cancel a loaded message (see Store.cancel_message): its 'queued' parts become
+        'cancelled', the message 'cancelled' with a 'state' event listing where each part
+        stands. None when the message was not loaded (unknown)."""
+        message = self._messages.get(tracking_id)
+        if message is None:
+            return None
+        state = cast(MessageState, message.state)
+        if state in FINAL_MESSAGE_STATES and state != "cancelled":
+            return CancelResult(tracking_id, "final", state)
+        members = sorted(message.members, key=lambda p: p.part_index)
+        if state == "cancelled":
+            return CancelResult(tracking_id, "already_cancelled", state, *_positions(members))
+        waiting = [p for p in members if p.state == "queued"]
+        if not waiting and all(p.state != "sending" for p in members):
+            return CancelResult(tracking_id, "all_sent", state, *_positions(members))
+        for part in waiting:
+            self._set(part, state="cancelled", last_error=f"cancelled: {reason}")
+        message.state = "cancelled"
+        message.touched = True
+        message.last_error = f"cancelled: {reason}"
+        not_sent, in_flight, sent = _positions(members)
+        self._event(("state", tracking_id, message.client_id, "cancelled", dumps({
+            "previous": state, "reason": reason, "not_sent": list(not_sent),
+            "in_flight": list(in_flight), "sent": list(sent)})))
+        return CancelResult(tracking_id, "cancelled", "cancelled", not_sent, in_flight, sent)
+
     # --- expiry --------------------------------------------------------------------------------
 
     def expire(self, tracking_id: str, client_id: str | None, reason: str) -> None:
@@ -590,6 +690,26 @@ class Batch:
                          f'{{"previous":"{current}",{fields}}}' if fields
                          else f'{{"previous":"{current}"}}'))
         return new
+
+
+def unsent_state(message_state: str) -> str:
+    """Where a part that was not sent (released, or not taken by the SMSC) goes: back to the
+    queue while its message is still open; 'cancelled' when the operator cancelled the message
+    meanwhile, 'failed' when another part failed it (a concatenated message missing a part is
+    useless). Recovery and requeues follow the same rule in SQL (``UNSENT_STATE_SQL``)."""
+    if message_state not in FINAL_MESSAGE_STATES:
+        return "queued"
+    return "cancelled" if message_state == "cancelled" else "failed"
+
+
+def _positions(members: Sequence[Part]) -> tuple[tuple[int, ...], tuple[int, ...],
+                                                  tuple[int, ...]]:
+    """Part indexes (not sent, in flight, sent) of a cancelled message's parts."""
+    not_sent = tuple(p.part_index for p in members if p.state in ("queued", "cancelled"))
+    in_flight = tuple(p.part_index for p in members if p.state == "sending")
+    sent = tuple(p.part_index for p in members
+                 if p.state not in ("queued", "cancelled", "sending"))
+    return not_sent, in_flight, sent
 
 
 def _fields(members: Mapping[str, object]) -> str:

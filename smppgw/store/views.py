@@ -79,6 +79,8 @@ def message_view(
         valid_until_wall=wall(cast(int, m[18])) if m[18] is not None else None,
         answer=load_object(cast(str, m[19])), segments=tuple(segment_view(s) for s in segments),
         history=tuple(e[2] for e in entries),
+        request=load_object(cast(str, m[20])) if m[20] is not None else None,
+        retry_of=cast("str | None", m[21]), retried_as=cast("str | None", m[22]),
     )
 
 

@@ -21,12 +21,14 @@ from smppgw.store.grouping import Deferred
 from smppgw.store.interface import is_complete
 from smppgw.store.models import (
     AcceptResult,
+    CancelResult,
     MessageMove,
     MoMessage,
     MoPart,
     MoPartResult,
     MoRecord,
     NewMessage,
+    ProviderPause,
     PurgeReport,
     ReceiptRecord,
     ReceiptResult,
@@ -36,10 +38,18 @@ from smppgw.store.models import (
     SubmitRecorded,
 )
 from smppgw.store.postgres.writer import Tx
-from smppgw.store.rules import Batch, ParkedReceipt, plan_accept
+from smppgw.store.rules import (
+    FINAL_SQL,
+    UNDELIVERED_SQL,
+    Batch,
+    ParkedReceipt,
+    plan_accept,
+    unsent_state_sql,
+)
 
 __all__ = [
     "accept",
+    "cancel",
     "claim",
     "expire",
     "move_messages",
@@ -50,6 +60,7 @@ __all__ = [
     "record_submit_results",
     "recover",
     "requeue_sending",
+    "set_provider_paused",
     "set_webhook_position",
     "stored_mo_part",
 ]
@@ -94,12 +105,16 @@ class _Statement:
 
 # --- accept --------------------------------------------------------------------------------------
 
+_NOTE_FIELDS: Final = (("tracking_id", "text"), ("part_index", "int"), ("at_unix_ms", "bigint"),
+                       ("kind", "text"), ("detail", "text"))
+
 _MESSAGE_FIELDS: Final = (
     ("tracking_id", "text"), ("client_id", "text"), ("provider", "text"), ("source", "text"),
     ("destination", "text"), ("text", "text"), ("flash", "int"), ("data_coding", "int"),
     ("encoding", "text"), ("esm_class", "int"), ("registered_delivery", "int"),
     ("tlvs", "text"), ("created_unix_ms", "bigint"), ("updated_unix_ms", "bigint"),
     ("valid_until_unix_ms", "bigint"), ("parts", "int"), ("answer", "text"),
+    ("request", "text"), ("retry_of", "text"),
 )
 _SEGMENT_FIELDS: Final = (
     ("tracking_id", "text"), ("part_index", "int"), ("provider", "text"),
@@ -119,38 +134,53 @@ def _insert(statement: _Statement, table: str, fields: Sequence[tuple[str, str]]
 
 
 async def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
-    """One lookup, then one statement (both tables) for the whole batch."""
+    """One lookup, then one statement (both tables) for the whole batch (one more for a
+    retry that moves a client id)."""
     batch = cast(Sequence[NewMessage], messages)
     client_ids = list({m.client_id for m in batch if m.client_id is not None})
     tracking_ids = list({m.tracking_id for m in batch})
+    retries = list({m.retry_of for m in batch if m.retry_of is not None})
     by_client: dict[str, tuple[str, str]] = {}
     taken: dict[str, tuple[str, str]] = {}
+    retried: dict[str, tuple[str, str]] = {}
     wanted_clients = set(client_ids)
     wanted_ids = set(tracking_ids)
-    # Two index lookups (one OR would let a plan cached while the table was small scan it).
-    for client_id, tracking_id, answer in await tx.conn.fetch(
-            "SELECT client_id, tracking_id, answer FROM messages"
+    wanted_retries = set(retries)
+    # Index lookups joined (one OR would let a plan cached while the table was small scan it).
+    for client_id, tracking_id, answer, retry_of in await tx.conn.fetch(
+            "SELECT client_id, tracking_id, answer, retry_of FROM messages"
             " WHERE client_id = ANY($1::text[])"
-            " UNION ALL SELECT client_id, tracking_id, answer FROM messages"
-            " WHERE tracking_id = ANY($2::text[])", client_ids, tracking_ids):
+            " UNION ALL SELECT client_id, tracking_id, answer, retry_of FROM messages"
+            " WHERE tracking_id = ANY($2::text[])"
+            " UNION ALL SELECT client_id, tracking_id, answer, retry_of FROM messages"
+            " WHERE retry_of = ANY($3::text[])", client_ids, tracking_ids, retries):
         if client_id in wanted_clients:
             by_client[client_id] = (tracking_id, answer)
         if tracking_id in wanted_ids:
             taken[tracking_id] = (tracking_id, answer)
-    results, message_rows, segment_rows = plan_accept(batch, by_client, taken, tx.now_ms,
-                                                      tx.events)
-    if message_rows:
+        if retry_of in wanted_retries:
+            retried[retry_of] = (tracking_id, answer)
+    plan = plan_accept(batch, by_client, taken, tx.now_ms, tx.events, retried)
+    if plan.released_client_ids:
+        # A statement of its own, before the insert: the new attempt takes the client id (a
+        # UNIQUE column), and the parts of one statement run in no set order.
+        await tx.conn.execute("UPDATE messages SET client_id = NULL"
+                              " WHERE tracking_id = ANY($1::text[])", plan.released_client_ids)
+    if plan.message_rows:
         statement = _Statement()
-        _insert(statement, "messages", _MESSAGE_FIELDS, message_rows, ", state", ", 'queued'")
-        valid_until = {row[0]: row[14] for row in message_rows}
+        _insert(statement, "messages", _MESSAGE_FIELDS, plan.message_rows, ", state",
+                ", 'queued'")
+        valid_until = {row[0]: row[14] for row in plan.message_rows}
         _insert(statement, "segments", _SEGMENT_FIELDS,
                 [(t, i, p, sm.hex(), e, d, tl, c, n, valid_until[t])
                  for t, i, p, sm, e, d, tl, c, n in cast(
                      Sequence[tuple[str, int, str, bytes, int, int, str, int, int]],
-                     segment_rows)],
+                     plan.segment_rows)],
                 ", state", ", 'queued'")
+        if plan.notes:
+            _insert(statement, "message_notes", _NOTE_FIELDS, plan.notes)
         await statement.execute(tx)
-    return results
+    return plan.results
 
 
 # --- claim ---------------------------------------------------------------------------------------
@@ -248,13 +278,12 @@ async def _write(tx: Tx, batch: Batch, statement: _Statement | None = None) -> N
     if messages:
         statement.add(
             "UPDATE messages AS m SET state = r->>0, updated_unix_ms = (r->>1)::bigint,"
+            f" undelivered_state = CASE WHEN r->>0 IN {UNDELIVERED_SQL} THEN r->>0 END,"
             " attempts = m.attempts + (r->>2)::int,"
             " last_error = COALESCE(r->>3, m.last_error)"
             f" FROM {statement.rows(messages)} WHERE m.tracking_id = r->>4")
     if batch.notes:
-        _insert(statement, "message_notes", (
-            ("tracking_id", "text"), ("part_index", "int"), ("at_unix_ms", "bigint"),
-            ("kind", "text"), ("detail", "text")), batch.notes)
+        _insert(statement, "message_notes", _NOTE_FIELDS, batch.notes)
     if batch.matched_receipts:
         ids = statement.param(batch.matched_receipts)
         statement.add(f"DELETE FROM unmatched_receipt_keys WHERE receipt_id = ANY({ids}::bigint[])")
@@ -468,8 +497,8 @@ async def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
     # the cutoff too.
     doomed = [r[0] for r in await conn.fetch(
         "SELECT tracking_id FROM messages WHERE created_unix_ms < $1 AND updated_unix_ms < $1"
-        " AND state IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed',"
-        " 'unknown') ORDER BY created_unix_ms LIMIT $2", cutoff_ms, limit)]
+        f" AND state IN {FINAL_SQL}"
+        " ORDER BY created_unix_ms LIMIT $2", cutoff_ms, limit)]
     if doomed:
         await conn.execute(
             "WITH s AS (DELETE FROM segments WHERE tracking_id = ANY($1::text[])),"
@@ -497,26 +526,32 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+# A part left 'sending' goes back to the queue, unless its message ended meanwhile (cancelled,
+# or failed by another part): rules.unsent_state, in SQL.
+_REQUEUE_SQL: Final = f"""
+    WITH ended AS (
+        UPDATE segments AS s SET state = {unsent_state_sql("m.state")}
+          FROM messages AS m
+         WHERE m.tracking_id = s.tracking_id AND s.state = 'sending'
+           AND ($3::text IS NULL OR s.provider = $3)
+        RETURNING s.tracking_id, s.part_index, s.state
+    )
+    INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)
+    SELECT tracking_id, part_index, $1, 'requeued', $2 FROM ended WHERE state = 'queued'
+"""
+
+
 async def requeue_sending(tx: Tx, request: Sequence[object]) -> int:
     provider, reason = cast(tuple[str, str], tuple(request))
-    return _count(await tx.conn.execute(
-        "WITH requeued AS (UPDATE segments SET state = 'queued'"
-        "                   WHERE state = 'sending' AND provider = $3"
-        "                   RETURNING tracking_id, part_index)"
-        " INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
-        " SELECT tracking_id, part_index, $1, 'requeued', $2 FROM requeued",
-        tx.now_ms, dumps({"reason": reason}), provider))
+    return _count(await tx.conn.execute(_REQUEUE_SQL, tx.now_ms, dumps({"reason": reason}),
+                                        provider))
 
 
 async def recover(tx: Tx, _items: Sequence[object]) -> tuple[int, int, int, list[StoredMoPart]]:
     conn = tx.conn
     requeued = _count(await conn.execute(
-        "WITH requeued AS (UPDATE segments SET state = 'queued' WHERE state = 'sending'"
-        "                   RETURNING tracking_id, part_index)"
-        " INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
-        " SELECT tracking_id, part_index, $1, 'requeued', $2 FROM requeued",
-        tx.now_ms, dumps({"reason": "sent or claimed without a recorded response before"
-                                    " restart"})))
+        _REQUEUE_SQL, tx.now_ms,
+        dumps({"reason": "sent or claimed without a recorded response before restart"}), None))
     unmatched = await conn.fetchval(
         "SELECT COUNT(*) FROM unmatched_receipts WHERE matched = 0")
     queued = await conn.fetchval("SELECT COUNT(*) FROM segments WHERE state = 'queued'")
@@ -564,6 +599,42 @@ async def move_messages(tx: Tx, request: Sequence[object]) -> int:
                                               "reason": move.reason}))
         moved += 1
     return moved
+
+
+# --- operator commands ---------------------------------------------------------------------------
+
+# The message's parts, locked: a claimer on another connection (SKIP LOCKED) passes them by
+# until this transaction ends, and the states read here are the ones the update changes.
+_CANCEL_MODEL_SQL: Final = _MODEL_SELECT + """
+     WHERE s.tracking_id = $1
+       FOR UPDATE OF s, m
+"""
+
+
+async def cancel(tx: Tx, request: Sequence[object]) -> CancelResult | None:
+    """``request`` = (tracking_id, reason): the message's parts loaded and locked,
+    rules.Batch.cancel, written back."""
+    tracking_id, reason = cast(tuple[str, str], tuple(request))
+    batch = Batch(tx.now_ms, tx.events)
+    batch.load(await tx.conn.fetch(_CANCEL_MODEL_SQL, tracking_id))
+    result = batch.cancel(tracking_id, reason)
+    await _write(tx, batch)
+    return result
+
+
+async def set_provider_paused(tx: Tx, request: Sequence[object]) -> ProviderPause | None:
+    provider, paused = cast(tuple[str, bool], tuple(request))
+    if not paused:
+        await tx.conn.execute("DELETE FROM provider_pauses WHERE provider = $1", provider)
+        return None
+    since = await tx.conn.fetchval(
+        "WITH added AS (INSERT INTO provider_pauses (provider, paused_unix_ms)"
+        "               VALUES ($1, $2) ON CONFLICT (provider) DO NOTHING"
+        "               RETURNING paused_unix_ms)"
+        " SELECT paused_unix_ms FROM added"
+        " UNION ALL SELECT paused_unix_ms FROM provider_pauses WHERE provider = $1",
+        provider, tx.now_ms)
+    return ProviderPause(provider, wall(cast(int, since)))
 
 
 async def set_webhook_position(tx: Tx, request: Sequence[object]) -> None:

@@ -4,13 +4,25 @@ read-only REPEATABLE READ transaction, so it sees one snapshot of committed data
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Final, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from smppgw.store.encoding import tlvs_from_json, wall
-from smppgw.store.models import Event, MessageView, QueuedMessage, QueueStats, StoreCounts
+from smppgw.store.encoding import Row, tlvs_from_json, wall
+from smppgw.store.models import (
+    Event,
+    MessagePage,
+    MessageQuery,
+    MessageView,
+    PageKey,
+    ProviderPause,
+    QueuedMessage,
+    QueueStats,
+    StoreCounts,
+)
+from smppgw.store.search import Plan, Source, next_key, plan
 from smppgw.store.views import message_view, queue_stats, row_event
 
 __all__ = [
@@ -20,12 +32,15 @@ __all__ = [
     "read_events",
     "read_last_cursor",
     "read_message",
+    "read_message_page",
     "read_messages_by_client_id",
+    "read_provider_pauses",
     "read_queue_stats",
     "read_queued_messages",
     "read_tracking_id",
     "read_unmatched_receipt_count",
     "read_webhook_position",
+    "walk_sql",
 ]
 
 MAX_EVENTS_PER_READ: Final = 10_000
@@ -49,17 +64,20 @@ async def read_events(conn: Connection, cursor: int, limit: int) -> list[Event]:
     return [row_event(r) for r in rows]
 
 
-_MESSAGE_SQL: Final = (
-    "SELECT tracking_id, client_id, provider, source, destination, text, flash,"
-    " data_coding, encoding, esm_class, registered_delivery, tlvs, state, parts, attempts,"
-    " last_error, created_unix_ms, updated_unix_ms, valid_until_unix_ms, answer"
-    " FROM messages WHERE {where} = $1"
+# The columns views.message_view reads, in its order.
+_MESSAGE_COLUMNS: Final = (
+    "m.tracking_id, m.client_id, m.provider, m.source, m.destination, m.text, m.flash,"
+    " m.data_coding, m.encoding, m.esm_class, m.registered_delivery, m.tlvs, m.state, m.parts,"
+    " m.attempts, m.last_error, m.created_unix_ms, m.updated_unix_ms, m.valid_until_unix_ms,"
+    " m.answer, m.request, m.retry_of,"
+    " (SELECT r.tracking_id FROM messages AS r WHERE r.retry_of = m.tracking_id)"
 )
-_SEGMENTS_SQL: Final = (
-    "SELECT part_index, state, short_message, esm_class, data_coding, tlvs,"
+_MESSAGE_SQL: Final = f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m WHERE m.{{where}} = $1"
+_SEGMENT_COLUMNS: Final = (
+    "part_index, state, short_message, esm_class, data_coding, tlvs,"
     " smsc_message_id, submit_status, submitted_unix_ms, resp_unix_ms, attempts,"
     " next_attempt_unix_ms, last_error, bind, receipt_stat, receipt_err,"
-    " receipt_unix_ms, receipt FROM segments WHERE tracking_id = $1 ORDER BY part_index"
+    " receipt_unix_ms, receipt"
 )
 
 
@@ -68,13 +86,27 @@ async def _read_view(conn: Connection, where: str, value: str) -> MessageView | 
         m = await conn.fetchrow(_MESSAGE_SQL.format(where=where), value)
         if m is None:
             return None
-        tracking_id = m[0]
-        return message_view(
-            m, await conn.fetch(_SEGMENTS_SQL, tracking_id),
-            await conn.fetch(f"SELECT {_EVENT_COLUMNS} FROM events WHERE tracking_id = $1"
-                             " ORDER BY cursor", tracking_id),
-            await conn.fetch("SELECT at_unix_ms, kind, part_index, detail FROM message_notes"
-                             " WHERE tracking_id = $1 ORDER BY note_id", tracking_id))
+        return (await _views(conn, [m]))[0]
+
+
+async def _views(conn: Connection, messages: Sequence[Row]) -> list[MessageView]:
+    """The views of ``messages`` (rows of _MESSAGE_COLUMNS): their parts, events and notes
+    read with one statement each, whatever their number (inside the caller's snapshot)."""
+    ids = [m[0] for m in messages]
+    segments: dict[str, list[Row]] = {i: [] for i in ids}
+    events: dict[str, list[Row]] = {i: [] for i in ids}
+    notes: dict[str, list[Row]] = {i: [] for i in ids}
+    for r in await conn.fetch(f"SELECT tracking_id, {_SEGMENT_COLUMNS} FROM segments"
+                              " WHERE tracking_id = ANY($1::text[]) ORDER BY part_index", ids):
+        segments[r[0]].append(tuple(r)[1:])
+    for r in await conn.fetch(f"SELECT {_EVENT_COLUMNS} FROM events"
+                              " WHERE tracking_id = ANY($1::text[]) ORDER BY cursor", ids):
+        events[r[3]].append(r)
+    for r in await conn.fetch("SELECT tracking_id, at_unix_ms, kind, part_index, detail"
+                              " FROM message_notes WHERE tracking_id = ANY($1::text[])"
+                              " ORDER BY note_id", ids):
+        notes[r[0]].append(tuple(r)[1:])
+    return [message_view(m, segments[m[0]], events[m[0]], notes[m[0]]) for m in messages]
 
 
 async def read_message(conn: Connection, tracking_id: str) -> MessageView | None:
@@ -86,6 +118,94 @@ async def read_messages_by_client_id(
 ) -> list[MessageView]:
     view = await _read_view(conn, "client_id", client_id)
     return [] if view is None else [view]
+
+
+# The walks of search.Plan: each yields (created, tracking_id) newest first; the planner takes
+# the index that gives that order for the walk's key (the one named in the comment).
+_WALKS: Final[Mapping[Source, str]] = {
+    # messages_created
+    "created": "SELECT created_unix_ms AS c, tracking_id AS t FROM messages WHERE true",
+    # messages_provider
+    "provider": "SELECT created_unix_ms AS c, tracking_id AS t FROM messages"
+                " WHERE provider = $1",
+    # messages_destination
+    "destination": "SELECT created_unix_ms AS c, tracking_id AS t FROM messages"
+                   ' WHERE destination COLLATE "C" >= $1 AND destination COLLATE "C" < $2',
+    # messages_undelivered
+    "undelivered": "SELECT created_unix_ms AS c, tracking_id AS t FROM messages"
+                   " WHERE undelivered_state = $1 AND undelivered_state IS NOT NULL",
+    # segments_unsent
+    "unsent": "SELECT DISTINCT created_unix_ms AS c, tracking_id AS t FROM segments"
+              " WHERE state IN ('queued', 'sending')",
+}
+
+
+def walk_sql(p: Plan) -> tuple[str, list[object]]:
+    """The walk of ``p`` as one SELECT (the ``scan`` of read_message_page) and its
+    parameters, numbered from $1."""
+    sql = _WALKS[p.source]
+    params: list[object] = list(p.drive)
+
+    def param(value: object, cast_to: str) -> str:
+        params.append(value)
+        return f"${len(params)}::{cast_to}"
+
+    if p.since_unix_ms is not None:
+        sql += f" AND created_unix_ms >= {param(p.since_unix_ms, 'bigint')}"
+    if p.until_unix_ms is not None:
+        sql += f" AND created_unix_ms < {param(p.until_unix_ms, 'bigint')}"
+    if p.after is not None:
+        # A row comparison: the index range starts right after the cursor.
+        created = param(p.after.created_unix_ms, "bigint")
+        tracking_id = param(p.after.tracking_id, "text")
+        sql += f" AND (created_unix_ms, tracking_id) < ({created}, {tracking_id})"
+    return sql + f" ORDER BY c DESC, t DESC LIMIT {param(p.scan_limit, 'int')}", params
+
+
+async def read_message_page(conn: Connection, query: MessageQuery) -> MessagePage:
+    """One page of the list (search.py): the walk, the filters left, and the views, in one
+    snapshot."""
+    p = plan(query)
+    walk, params = walk_sql(p)
+    where: list[str] = []
+    page_params = list(params)
+
+    def param(value: object) -> str:
+        page_params.append(value)
+        return f"${len(page_params)}"
+
+    if p.state is not None:
+        where.append(f"m.state = {param(p.state)}")
+    if p.provider is not None:
+        where.append(f"m.provider = {param(p.provider)}")
+    if p.to_range is not None:
+        where.append(f'm.destination COLLATE "C" >= {param(p.to_range[0])}'
+                     f' AND m.destination COLLATE "C" < {param(p.to_range[1])}')
+    limit = param(p.limit + 1)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(
+            f"WITH scan AS MATERIALIZED ({walk})"
+            f" SELECT {_MESSAGE_COLUMNS}, scan.c FROM scan"
+            " JOIN messages AS m ON m.tracking_id = scan.t"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY scan.c DESC, scan.t DESC LIMIT {limit}::int", *page_params)
+        found = [PageKey(r[-1], r[0]) for r in rows]
+        scanned, last = 0, None
+        if len(rows) <= p.limit:
+            # Short page: did the walk stop at its limit, and where? (index-only, once more)
+            edge = await conn.fetchrow(
+                f"WITH scan AS MATERIALIZED ({walk})"
+                " SELECT (SELECT COUNT(*) FROM scan), c, t FROM scan ORDER BY c, t LIMIT 1",
+                *params)
+            if edge is not None:
+                scanned, last = int(edge[0]), PageKey(edge[1], edge[2])
+        views = await _views(conn, [tuple(r)[:-1] for r in rows[:p.limit]])
+    return MessagePage(tuple(views), next_key(found, p.limit, scanned, last, p.scan_limit))
+
+
+async def read_provider_pauses(conn: Connection) -> dict[str, ProviderPause]:
+    return {r[0]: ProviderPause(r[0], wall(r[1])) for r in await conn.fetch(
+        "SELECT provider, paused_unix_ms FROM provider_pauses ORDER BY provider")}
 
 
 async def read_tracking_id(conn: Connection, client_id: str) -> str | None:

@@ -186,8 +186,38 @@ _V2: Final[tuple[str, ...]] = (
     " WHERE smsc_message_key IS NULL AND state IN ('submitted', 'accepted')",
 )
 
+# v3: the operator's commands, as SQLite's v5 (see there). ``undelivered_state`` changes once,
+# when a message ends undelivered, so indexing it keeps the other updates of a message HOT (a
+# partial index on ``state`` itself would not: a column its predicate reads counts as
+# indexed). The destination index compares in "C" order, which the prefix ranges of the list
+# use whatever the database's collation.
+_V3: Final[tuple[str, ...]] = (
+    "ALTER TABLE messages ADD COLUMN undelivered_state text",
+    "ALTER TABLE messages ADD COLUMN retry_of text",
+    "ALTER TABLE messages ADD COLUMN request text",
+    "UPDATE messages SET undelivered_state = state"
+    " WHERE state IN ('undeliverable', 'expired', 'rejected', 'failed', 'unknown')",
+    "DROP INDEX messages_created",
+    "CREATE INDEX messages_created ON messages (created_unix_ms, tracking_id)",
+    "CREATE INDEX messages_provider ON messages (provider, created_unix_ms, tracking_id)",
+    'CREATE INDEX messages_destination ON messages (destination COLLATE "C", created_unix_ms,'
+    " tracking_id)",
+    "CREATE INDEX messages_undelivered ON messages (undelivered_state, created_unix_ms,"
+    " tracking_id) WHERE undelivered_state IS NOT NULL",
+    "CREATE UNIQUE INDEX messages_retry_of ON messages (retry_of) WHERE retry_of IS NOT NULL",
+    "DROP INDEX segments_unsent",
+    "CREATE INDEX segments_unsent ON segments (created_unix_ms, tracking_id, provider, state)"
+    " WHERE state IN ('queued', 'sending')",
+    """
+    CREATE TABLE provider_pauses (
+        provider         text PRIMARY KEY,
+        paused_unix_ms   bigint NOT NULL
+    )
+    """,
+)
+
 #: Step N (1-based) takes a database from version N-1 to N.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
 
 #: pg_advisory_xact_lock key held while migrating, so two daemons starting at once take turns.

@@ -21,14 +21,18 @@ from smppgw.store.encoding import ms
 from smppgw.store.interface import CursorWatch, Store, WriteHealth, recovery_report
 from smppgw.store.models import (
     AcceptResult,
+    CancelResult,
     Event,
     MessageMove,
+    MessagePage,
+    MessageQuery,
     MessageView,
     MoMessage,
     MoPart,
     MoPartResult,
     MoRecord,
     NewMessage,
+    ProviderPause,
     PurgeReport,
     QueuedMessage,
     QueueStats,
@@ -317,6 +321,14 @@ class PostgresStore(Store):
             tuple[int, int, int, list[StoredMoPart]], await self._command(commands.recover, ()))
         return recovery_report(requeued, unmatched, queued, mo_parts)
 
+    async def cancel_message(self, tracking_id: str, reason: str) -> CancelResult | None:
+        return cast("CancelResult | None",
+                    await self._command(commands.cancel, (tracking_id, reason)))
+
+    async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:
+        return cast("ProviderPause | None",
+                    await self._command(commands.set_provider_paused, (provider, paused)))
+
     async def requeue_sending(self, provider: str, reason: str) -> int:
         count = cast(int, await self._command(commands.requeue_sending, (provider, reason)))
         if count:
@@ -338,6 +350,12 @@ class PostgresStore(Store):
 
     async def find_messages(self, client_id: str) -> list[MessageView]:
         return await self._read(lambda conn: reads.read_messages_by_client_id(conn, client_id))
+
+    async def list_messages(self, query: MessageQuery) -> MessagePage:
+        return await self._read(lambda conn: reads.read_message_page(conn, query))
+
+    async def provider_pauses(self) -> dict[str, ProviderPause]:
+        return await self._read(reads.read_provider_pauses)
 
     async def get_tracking_id(self, client_id: str) -> str | None:
         return await self._read(lambda conn: reads.read_tracking_id(conn, client_id))

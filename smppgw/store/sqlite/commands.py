@@ -17,12 +17,14 @@ from smppgw.store.grouping import Deferred
 from smppgw.store.interface import is_complete
 from smppgw.store.models import (
     AcceptResult,
+    CancelResult,
     MessageMove,
     MoMessage,
     MoPart,
     MoPartResult,
     MoRecord,
     NewMessage,
+    ProviderPause,
     PurgeReport,
     ReceiptRecord,
     ReceiptResult,
@@ -31,12 +33,20 @@ from smppgw.store.models import (
     SubmitOutcome,
     SubmitRecorded,
 )
-from smppgw.store.rules import Batch, ParkedReceipt, plan_accept
+from smppgw.store.rules import (
+    FINAL_SQL,
+    UNDELIVERED_SQL,
+    Batch,
+    ParkedReceipt,
+    plan_accept,
+    unsent_state_sql,
+)
 from smppgw.store.sqlite.bulk import in_list, insert_rows, json_rows, update_rows
 from smppgw.store.sqlite.writer import Tx
 
 __all__ = [
     "accept",
+    "cancel",
     "claim",
     "expire",
     "move_messages",
@@ -47,6 +57,7 @@ __all__ = [
     "record_submit_results",
     "recover",
     "requeue_sending",
+    "set_provider_paused",
     "set_webhook_position",
     "stored_mo_part",
 ]
@@ -69,26 +80,36 @@ def _known(tx: Tx, column: str, values: Sequence[str]) -> dict[str, tuple[str, s
 
 
 def accept(tx: Tx, messages: Sequence[object]) -> list[AcceptResult]:
-    """Two lookups and three executemany for the whole batch: the hot path of every request."""
+    """Two lookups (three with retries) and two multi-row INSERTs for the whole batch: the hot
+    path of every request."""
     batch = cast(Sequence[NewMessage], messages)
     by_client = _known(tx, "client_id",
                        list({m.client_id for m in batch if m.client_id is not None}))
     taken = _known(tx, "tracking_id", list({m.tracking_id for m in batch}))
-    results, message_rows, segment_rows = plan_accept(batch, by_client, taken, tx.now_ms,
-                                                      tx.events)
-    if message_rows:
+    retries = list({m.retry_of for m in batch if m.retry_of is not None})
+    retried = _known(tx, "retry_of", retries) if retries else {}
+    plan = plan_accept(batch, by_client, taken, tx.now_ms, tx.events, retried)
+    for piece, marks in in_list(plan.released_client_ids):
+        # Before the inserts: the new attempt takes the client id (a UNIQUE column).
+        tx.conn.execute(f"UPDATE messages SET client_id = NULL WHERE tracking_id IN ({marks})",
+                        piece)
+    if plan.message_rows:
         insert_rows(
             tx.conn,
             "INSERT INTO messages (tracking_id, client_id, provider, source, destination,"
             " text, flash, data_coding, encoding, esm_class, registered_delivery, tlvs,"
-            " created_unix_ms, updated_unix_ms, valid_until_unix_ms, state, parts, answer)",
-            message_rows, "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'queued',?,?)")
+            " created_unix_ms, updated_unix_ms, valid_until_unix_ms, state, parts, answer,"
+            " request, retry_of)",
+            plan.message_rows, "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'queued',?,?,?,?)")
         insert_rows(
             tx.conn,
             "INSERT INTO segments (tracking_id, part_index, provider, short_message, esm_class,"
             " data_coding, tlvs, state, created_unix_ms, next_attempt_unix_ms)",
-            segment_rows, "(?,?,?,?,?,?,?,'queued',?,?)")
-    return results
+            plan.segment_rows, "(?,?,?,?,?,?,?,'queued',?,?)")
+    if plan.notes:
+        insert_rows(tx.conn, "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms,"
+                             " kind, detail)", plan.notes, "(?,?,?,?,?)")
+    return plan.results
 
 
 # --- claim ---------------------------------------------------------------------------------------
@@ -186,6 +207,8 @@ def _write(tx: Tx, batch: Batch) -> None:
         update_rows(conn, "messages", "tracking_id",
                     ("state", "updated", "attempts_", "last_error"), messages,
                     "state = v.state, updated_unix_ms = v.updated,"
+                    f" undelivered_state = CASE WHEN v.state IN {UNDELIVERED_SQL}"
+                    " THEN v.state END,"
                     " attempts = attempts + v.attempts_,"
                     " last_error = COALESCE(v.last_error, messages.last_error)")
     if batch.notes:
@@ -391,9 +414,6 @@ def _expire_queued(tx: Tx, now_ms: int, limit: int) -> int:
     return len(rows)
 
 
-_FINAL_STATES_SQL: Final = (
-    "('delivered', 'undeliverable', 'expired', 'rejected', 'failed', 'unknown')")
-
 
 def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
     """Oldest first, at most ``limit`` rows of each kind per call, so one call never holds the
@@ -402,7 +422,7 @@ def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
     conn = tx.conn
     doomed = [r[0] for r in conn.execute(
         "SELECT tracking_id FROM messages WHERE updated_unix_ms < ?"
-        f" AND state IN {_FINAL_STATES_SQL} ORDER BY rowid LIMIT ?", (cutoff_ms, limit))]
+        f" AND state IN {FINAL_SQL} ORDER BY rowid LIMIT ?", (cutoff_ms, limit))]
     for piece, marks in in_list(doomed):
         conn.execute(f"DELETE FROM segments WHERE tracking_id IN ({marks})", piece)
         conn.execute(f"DELETE FROM message_notes WHERE tracking_id IN ({marks})", piece)
@@ -423,29 +443,37 @@ def purge(tx: Tx, request: Sequence[object]) -> PurgeReport:
     return PurgeReport(len(doomed), events, len(receipts), mo)
 
 
-def requeue_sending(tx: Tx, request: Sequence[object]) -> int:
-    provider, reason = cast(tuple[str, str], tuple(request))
+# A part left 'sending' goes back to the queue, unless its message ended meanwhile (cancelled,
+# or failed by another part): rules.unsent_state, in SQL.
+_UNSENT_STATE: Final = unsent_state_sql(
+    "(SELECT m.state FROM messages AS m WHERE m.tracking_id = segments.tracking_id)")
+
+
+def _requeue(tx: Tx, provider: str | None, reason: str) -> int:
+    """The parts left 'sending' (of ``provider``, or all), each queued again with a
+    'requeued' note, or ended as rules.unsent_state says; how many were queued again."""
     conn = tx.conn
+    where = "state = 'sending'" + ("" if provider is None else " AND provider = ?")
+    params: tuple[object, ...] = () if provider is None else (provider,)
     conn.execute(
         "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
-        " SELECT tracking_id, part_index, ?, 'requeued', ?"
-        " FROM segments WHERE state = 'sending' AND provider = ?",
-        (tx.now_ms, dumps({"reason": reason}), provider))
-    return int(conn.execute(
-        "UPDATE segments SET state = 'queued' WHERE state = 'sending' AND provider = ?",
-        (provider,)).rowcount)
+        f" SELECT tracking_id, part_index, ?, 'requeued', ? FROM segments WHERE {where}"
+        f" AND {_UNSENT_STATE} = 'queued'", (tx.now_ms, dumps({"reason": reason}), *params))
+    (requeued,) = conn.execute(
+        f"SELECT COUNT(*) FROM segments WHERE {where} AND {_UNSENT_STATE} = 'queued'",
+        params).fetchone()
+    conn.execute(f"UPDATE segments SET state = {_UNSENT_STATE} WHERE {where}", params)
+    return int(requeued)
+
+
+def requeue_sending(tx: Tx, request: Sequence[object]) -> int:
+    provider, reason = cast(tuple[str, str], tuple(request))
+    return _requeue(tx, provider, reason)
 
 
 def recover(tx: Tx, _items: Sequence[object]) -> tuple[int, int, int, list[StoredMoPart]]:
     conn = tx.conn
-    conn.execute(
-        "INSERT INTO message_notes (tracking_id, part_index, at_unix_ms, kind, detail)"
-        " SELECT tracking_id, part_index, ?, 'requeued', ?"
-        " FROM segments WHERE state = 'sending'",
-        (tx.now_ms, dumps({"reason": "sent or claimed without a recorded response before"
-                                     " restart"})))
-    requeued = conn.execute(
-        "UPDATE segments SET state = 'queued' WHERE state = 'sending'").rowcount
+    requeued = _requeue(tx, None, "sent or claimed without a recorded response before restart")
     (unmatched,) = conn.execute(
         "SELECT COUNT(*) FROM unmatched_receipts WHERE matched = 0").fetchone()
     (queued,) = conn.execute("SELECT COUNT(*) FROM segments WHERE state = 'queued'").fetchone()
@@ -492,6 +520,32 @@ def move_messages(tx: Tx, request: Sequence[object]) -> int:
                                                "reason": move.reason})))
         moved += 1
     return moved
+
+
+# --- operator commands ---------------------------------------------------------------------------
+
+
+def cancel(tx: Tx, request: Sequence[object]) -> CancelResult | None:
+    """``request`` = (tracking_id, reason): the message's parts loaded, rules.Batch.cancel,
+    written back. Runs on the writer, like claims: a part is claimed or cancelled, not both."""
+    tracking_id, reason = cast(tuple[str, str], tuple(request))
+    batch = Batch(tx.now_ms, tx.events)
+    batch.load(json_rows(tx.conn, _MODEL_SQL.format(where="tracking_id = ?"), (tracking_id,)))
+    result = batch.cancel(tracking_id, reason)
+    _write(tx, batch)
+    return result
+
+
+def set_provider_paused(tx: Tx, request: Sequence[object]) -> ProviderPause | None:
+    provider, paused = cast(tuple[str, bool], tuple(request))
+    if not paused:
+        tx.conn.execute("DELETE FROM provider_pauses WHERE provider = ?", (provider,))
+        return None
+    tx.conn.execute("INSERT INTO provider_pauses (provider, paused_unix_ms) VALUES (?, ?)"
+                    " ON CONFLICT (provider) DO NOTHING", (provider, tx.now_ms))
+    (since,) = tx.conn.execute("SELECT paused_unix_ms FROM provider_pauses WHERE provider = ?",
+                               (provider,)).fetchone()
+    return ProviderPause(provider, wall(since))
 
 
 def set_webhook_position(tx: Tx, request: Sequence[object]) -> None:

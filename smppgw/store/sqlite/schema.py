@@ -188,8 +188,42 @@ _V4: Final[tuple[str, ...]] = (
     " WHERE smsc_message_key IS NULL AND state IN ('submitted', 'accepted')",
 )
 
+# v5: the operator's commands. The message list walks indexes that end in (created,
+# tracking_id), newest first (store/search.py): all messages, per provider, per destination,
+# and the messages that ended undelivered, through a column set once when a message ends so
+# (its index takes no entry for the common moves queued → submitted → delivered). The queue's
+# own index now leads with (created, tracking_id) too, so 'queued' lists from it; the queue
+# statistics read the same entries either way. A retry links to the message it retries
+# (one retry per message), and keeps the request's own choices to run it again. Pauses are
+# rows.
+_V5: Final[tuple[str, ...]] = (
+    # The state of a message that ended undelivered (UNDELIVERED_STATES), else NULL.
+    "ALTER TABLE messages ADD COLUMN undelivered_state TEXT",
+    # The tracking id of the message this one is a new attempt of.
+    "ALTER TABLE messages ADD COLUMN retry_of TEXT",
+    # The request's own choices (NewMessage.request), JSON; NULL: stored before v5.
+    "ALTER TABLE messages ADD COLUMN request TEXT",
+    "UPDATE messages SET undelivered_state = state"
+    " WHERE state IN ('undeliverable', 'expired', 'rejected', 'failed', 'unknown')",
+    "CREATE INDEX messages_created ON messages(created_unix_ms, tracking_id)",
+    "CREATE INDEX messages_provider ON messages(provider, created_unix_ms, tracking_id)",
+    "CREATE INDEX messages_destination ON messages(destination, created_unix_ms, tracking_id)",
+    "CREATE INDEX messages_undelivered ON messages(undelivered_state, created_unix_ms,"
+    " tracking_id) WHERE undelivered_state IS NOT NULL",
+    "CREATE UNIQUE INDEX messages_retry_of ON messages(retry_of) WHERE retry_of IS NOT NULL",
+    "DROP INDEX segments_unsent",
+    "CREATE INDEX segments_unsent ON segments(created_unix_ms, tracking_id, provider, state)"
+    " WHERE state IN ('queued', 'sending')",
+    """
+    CREATE TABLE provider_pauses (
+        provider         TEXT PRIMARY KEY,
+        paused_unix_ms   INTEGER NOT NULL
+    )
+    """,
+)
+
 #: Step N (1-based) takes a database from user_version N-1 to N.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
 
 
