@@ -28,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("smppgw.send_cmd", "submit a message through the local socket"),
     "status": ("smppgw.status_cmd", "show binds, queue depth and last errors"),
     "show": ("smppgw.show_cmd", "show one message (by tracking id or your id) and its history"),
+    "messages": ("smppgw.messages_cmd",
+                 "list messages, newest first, by state, provider, number and time"),
+    "cancel": ("smppgw.cancel_cmd", "stop a message's parts not yet sent"),
+    "retry": ("smppgw.retry_cmd", "send a failed, undeliverable or expired message again"),
+    "provider": ("smppgw.provider_cmd", "pause or resume sending through a provider"),
     "check-config": ("smppgw.check_config_cmd", "validate a config file; print it resolved"),
     "encode": ("smppgw.encode_cmd", "show data_coding, parts, UDH and bytes for a text"),
     "simulate": ("smppgw.simulate_cmd", "run the SMSC simulator standalone"),
@@ -61,6 +66,25 @@ EXAMPLES: dict[str, str] = {
   smppgw show order-1002                           # by the id you sent it with
   smppgw show 018c3f9a2b7d4e6f8a9b0c1d2e3f4a5b     # by the tracking id smppgw answered
   smppgw show -c /etc/smppgw/smppgw.toml --json order-1002
+""",
+    "messages": """\
+  smppgw messages                                  # the newest 50
+  smppgw messages --state failed --since 1d
+  smppgw messages --provider wavy --to-prefix 5511999999999 --json
+  smppgw messages --state queued --limit 500 -c /etc/smppgw/smppgw.toml
+""",
+    "cancel": """\
+  smppgw cancel order-1002                         # by the id you sent it with
+  smppgw cancel 018c3f9a2b7d4e6f8a9b0c1d2e3f4a5b     # by its tracking id
+""",
+    "retry": """\
+  smppgw retry order-1002
+  smppgw retry --provider qikberry 018c3f9a2b7d4e6f8a9b0c1d2e3f4a5b
+""",
+    "provider": """\
+  smppgw provider pause wavy                       # nothing goes out through wavy
+  smppgw provider resume wavy
+  smppgw provider pause qikberry -c /etc/smppgw/smppgw.toml
 """,
     "check-config": """\
   smppgw check-config -c /etc/smppgw/smppgw.toml

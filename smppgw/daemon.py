@@ -47,6 +47,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from smppgw.config import Config, GatewayConfig, ProviderConfig, load_config
+from smppgw.control import QueueControl
 from smppgw.errors import ConfigError
 from smppgw.flow.policy import RestartPolicy
 from smppgw.logs import RepeatedLog, set_log_level
@@ -57,6 +58,7 @@ from smppgw.services.failover import move_queued
 from smppgw.services.receiver import Receiver
 from smppgw.services.submission import SubmitService
 from smppgw.store import Store, StoreClosedError, StoreError, WriteFailure
+from smppgw.store.encoding import iso, ms
 from smppgw.store.factory import open_store
 from smppgw.store.retention import Retention
 from smppgw.systemd import Notifier, listen_fds, watchdog_interval
@@ -142,7 +144,7 @@ class Daemon:
         self.wall_clock = wall_clock
         self.store: Store | None = None
         self.submit_service: SubmitService | None = None
-        self.inbound: Receiver | None = None
+        self.control: QueueControl | None = None
         self.providers: dict[str, _ProviderRuntime] = {}
         self.api_server: object | None = None
         self.metrics_server: MetricsServer | None = None
@@ -210,6 +212,10 @@ class Daemon:
             self.config, store, down_since=self._down_since, on_accepted=self._wake_dispatchers,
             wall_clock=self.wall_clock,
         )
+        self.control = QueueControl(
+            store, self.submit_service, metrics=self.metrics,
+            providers=lambda: [p.name for p in self.config.providers])
+        await self.control.load()
         self._spawn(self._watch_store(store), "store watch")
         self._spawn(self._supervise("inbound", "inbound", self.inbound.run), "inbound")
         if report.complete_mo_groups:
@@ -254,7 +260,8 @@ class Daemon:
 
         assert self.submit_service is not None and self.store is not None
         app = create_app(submit=self.submit_service, store=self.store, status=self.status,
-                         gateway=self.config.gateway, metrics=self.metrics)
+                         gateway=self.config.gateway, metrics=self.metrics,
+                         control=self.control)
         inherited = listen_fds()
         return await start_api(app, gateway=self.config.gateway,
                                inherited_socket=inherited[0] if inherited else None)
@@ -461,6 +468,8 @@ class Daemon:
             self.config = config
             assert self.submit_service is not None
             self.submit_service.reload(config)
+            if self.control is not None:
+                self.control.publish()
             self.last_reload_error = None
             self.notifier.ready()
             self.notifier.status(self.status_line())
@@ -471,8 +480,10 @@ class Daemon:
 
     def status_line(self) -> str:
         parts = []
+        paused = self.control.paused if self.control is not None else {}
         for name, runtime in self.providers.items():
-            parts.append(f"{name} {runtime.pool.bound_count}/{len(runtime.pool.slots)} bound")
+            parts.append(f"{name} {runtime.pool.bound_count}/{len(runtime.pool.slots)} bound"
+                         + (" (paused)" if name in paused else ""))
         return "; ".join(parts) or "no providers"
 
     async def status(self) -> dict[str, object]:
@@ -482,13 +493,17 @@ class Daemon:
         counts = await self.store.counts()
         providers = []
         binds: list[dict[str, object]] = []
+        paused = self.control.paused if self.control is not None else {}
         for name, runtime in self.providers.items():
             profile = runtime.config.profile
+            pause = paused.get(name)
             providers.append({
                 "name": name,
                 "profile": profile.name,
                 "binds_configured": len(runtime.pool.slots),
                 "binds_bound": runtime.pool.bound_count,
+                "paused": pause is not None,
+                "paused_since": iso(ms(pause.since_wall)) if pause is not None else None,
             })
             binds += [dataclasses.asdict(bind) for bind in runtime.pool.status()]
         return {

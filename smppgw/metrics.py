@@ -387,6 +387,7 @@ class ProviderMetrics:
         # Series an alert divides by or compares against exist from the start, at zero.
         self._segment_child(CommandStatus.ESME_ROK)
         self._message_child(CommandStatus.ESME_ROK)
+        m.provider_paused.labels(name).set(0)
         for command in (CommandId.SUBMIT_SM, CommandId.DELIVER_SM_RESP, CommandId.ENQUIRE_LINK):
             self._pdu_child(self._pdus_out, command, "out")
         for command in (CommandId.SUBMIT_SM_RESP, CommandId.DELIVER_SM):
@@ -539,6 +540,10 @@ class ProviderMetrics:
     def set_binds_configured(self, count: int) -> None:
         """Binds the configuration asks for (the target for the "fewer binds" alert)."""
         self.binds_configured.set(count)
+
+    def set_paused(self, paused: bool) -> None:
+        """The operator paused (or resumed) this provider."""
+        self._metrics.provider_paused.labels(self.name).set(1 if paused else 0)
 
     def set_queue(self, depth: int, oldest_enqueued_unix: float | None) -> None:
         """Unsent parts for this provider and when the oldest was accepted (unix seconds).
@@ -779,6 +784,12 @@ class Metrics:
         )
         self.binds_configured = Gauge(
             "smppgw_binds_configured", "Bind slots the configuration asks for, by provider.",
+            ["provider"], registry=r,
+        )
+        self.provider_paused = Gauge(
+            "smppgw_provider_paused",
+            "1 while the operator has paused the provider (nothing of it is sent; its binds "
+            "stay up for receipts and MO), else 0.",
             ["provider"], registry=r,
         )
         self.bind_info = Gauge(

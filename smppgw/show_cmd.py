@@ -26,7 +26,7 @@ from smppgw.api.client import (
     socket_path,
 )
 
-__all__ = ["add_arguments", "render_message", "run"]
+__all__ = ["add_arguments", "find_message", "render_message", "run"]
 
 EXIT_OK: Final = 0
 EXIT_NOT_FOUND: Final = 1
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        view = asyncio.run(_find(socket_path(args), args.message))
+        view = asyncio.run(find_message(socket_path(args), args.message))
     except ClientError as exc:
         print(f"smppgw show: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _find(path: Path, wanted: str) -> dict[str, object] | None:
-    """By tracking id first when it looks like one, else (or when unknown) by client id."""
+async def find_message(path: Path, wanted: str) -> dict[str, object] | None:
+    """The view of the message ``wanted`` names: by tracking id first when it looks like one,
+    else (or when unknown) by client id; None when neither finds it. Raises ClientError when
+    the daemon cannot be reached or answers an error."""
     async with LocalClient(path, timeout=10.0) as client:
         if _TRACKING_ID.fullmatch(wanted):
             status, body = await client.request("GET", f"/v1/messages/{wanted}")

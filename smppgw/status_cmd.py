@@ -28,13 +28,14 @@ __all__ = ["add_arguments", "format_duration", "render_status", "run"]
 # The sections this command lays out itself; anything else in the answer is shown generically.
 _BIND_COLUMNS: Final = ("PROVIDER", "BIND", "HOST", "STATE", "IN-FLIGHT", "RATE", "LAST ERROR")
 _QUEUE_COLUMNS: Final = ("PROVIDER", "QUEUED", "SENDING", "OLDEST")
+_PROVIDER_COLUMNS: Final = ("PROVIDER", "PROFILE", "BINDS", "PAUSED")
 _COUNT_SCALARS: Final = (
     ("last_cursor", "last event cursor"),
     ("unmatched_receipts", "unmatched receipts"),
     ("mo_messages", "MO messages"),
     ("mo_parts_pending", "MO parts pending"),
 )
-_KNOWN: Final = frozenset({"binds", "queues", "counts"})
+_KNOWN: Final = frozenset({"providers", "binds", "queues", "counts"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +146,21 @@ def _bind_rows(binds: object) -> list[list[str]]:
     return rows
 
 
+def _provider_rows(providers: object) -> list[list[str]]:
+    """BINDS is bound/configured; PAUSED says since when the operator paused it."""
+    rows: list[list[str]] = []
+    for provider in providers if isinstance(providers, list) else ():
+        if isinstance(provider, dict):
+            paused = (f"since {_text(provider.get('paused_since'))}"
+                      if provider.get("paused") else "-")
+            rows.append([
+                _text(provider.get("name")), _text(provider.get("profile")),
+                f"{_text(provider.get('binds_bound'))}/{_text(provider.get('binds_configured'))}",
+                paused,
+            ])
+    return rows
+
+
 def _queue_rows(queues: object) -> list[list[str]]:
     """``queues`` as {provider: {...}} (Store.queue_stats) or a list of objects."""
     items: list[tuple[object, Mapping[str, object]]] = []
@@ -172,6 +188,10 @@ def render_status(status: Mapping[str, object]) -> str:
               if k not in _KNOWN and not isinstance(v, dict | list)]
     if header:
         lines += ["  ".join(header), ""]
+
+    provider_rows = _provider_rows(status.get("providers"))
+    if provider_rows:
+        lines += ["PROVIDERS", *_table(_PROVIDER_COLUMNS, provider_rows), ""]
 
     lines.append("BINDS")
     bind_rows = _bind_rows(status.get("binds"))

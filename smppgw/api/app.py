@@ -37,6 +37,7 @@ from aiohttp.http_exceptions import (
     LineTooLong,
 )
 
+from smppgw.api.queries import parse_list_query
 from smppgw.api.schemas import MAX_CLIENT_ID_LENGTH, RequestError, parse_submit_body, shown
 from smppgw.api.wiraya import enqueue_results, parse_enqueue_body
 from smppgw.api.wiraya_formats import (
@@ -50,12 +51,15 @@ from smppgw.api.wiraya_formats import (
     results_xml,
 )
 from smppgw.config import GatewayConfig
+from smppgw.control import QueueControl, UnknownProviderError, refusal_field
 from smppgw.errors import SmppgwError
 from smppgw.flow.submission import FieldError
 from smppgw.metrics import Metrics
 from smppgw.services.events_json import event_json
 from smppgw.services.submission import SubmitService
 from smppgw.store import MessageView, SegmentView, Store, StoreError, StoreWriteError
+from smppgw.store.encoding import iso, ms
+from smppgw.store.search import encode_cursor
 
 __all__ = [
     "EVENTS_MAX_LIMIT",
@@ -120,6 +124,7 @@ class _Deps:
     # Set when the runner shuts down, so long-polls answer at once instead of holding the
     # shutdown for up to EVENTS_MAX_WAIT seconds.
     closing: asyncio.Event
+    control: QueueControl
 
 
 _DEPS: Final = web.AppKey("smppgw_api_deps", _Deps)
@@ -181,17 +186,21 @@ def create_app(
     status: StatusProvider,
     gateway: GatewayConfig,
     metrics: Metrics | None = None,
+    control: QueueControl | None = None,
 ) -> web.Application:
     """The API application; every dependency is passed in, so two daemons can share a process.
 
     ``status`` is awaited for ``GET /v1/status`` and must return a JSON-ready dict without
     secrets. ``gateway`` gives the body limit, the sender policy and the TCP bearer token.
-    Serve it with :func:`start_api`.
+    ``control`` runs the operator's commands (cancel, retry, pause; the daemon's, which tells
+    its dispatchers; one over ``store`` and ``submit`` when None). Serve it with
+    :func:`start_api`.
     """
     app = web.Application(
         client_max_size=gateway.max_body_bytes, middlewares=[_middleware],
     )
-    deps = _Deps(submit, store, status, gateway, metrics, asyncio.Event())
+    deps = _Deps(submit, store, status, gateway, metrics, asyncio.Event(),
+                 control or QueueControl(store, submit, metrics=metrics))
     app[_DEPS] = deps
 
     async def wake_long_polls(app: web.Application) -> None:
@@ -201,6 +210,12 @@ def create_app(
     app.router.add_post("/v1/messages", _post_messages, name="submit")
     app.router.add_get("/v1/messages", _find_messages, name="find_messages")
     app.router.add_get("/v1/messages/{tracking_id}", _get_message, name="get_message")
+    app.router.add_delete("/v1/messages/{tracking_id}", _cancel_message, name="cancel_message")
+    app.router.add_post("/v1/messages/{tracking_id}/retry", _retry_message,
+                        name="retry_message")
+    app.router.add_post("/v1/providers/{name}/pause", _pause_provider, name="pause_provider")
+    app.router.add_post("/v1/providers/{name}/resume", _resume_provider,
+                        name="resume_provider")
     app.router.add_get("/v1/events", _get_events, name="events")
     app.router.add_get("/v1/status", _get_status, name="status")
     app.router.add_get("/healthz", _healthz, name="healthz")
@@ -495,13 +510,7 @@ async def _post_enqueue(request: web.Request) -> web.Response:
 async def _get_message(request: web.Request) -> web.Response:
     """GET /v1/messages/{tracking_id}: state, parts, receipts and history."""
     deps = request.app[_DEPS]
-    tracking_id = request.match_info["tracking_id"]
-    if not _TRACKING_ID.fullmatch(tracking_id):
-        raise _ApiError(
-            400, "invalid_value", "a tracking id is 32 lower-case hex characters",
-            field="tracking_id",
-        )
-    view = await deps.store.get_message(tracking_id)
+    view = await deps.store.get_message(_tracking_id(request))
     if view is None:
         raise _ApiError(404, "not_found", "no message with this tracking id",
                         field="tracking_id")
@@ -509,23 +518,145 @@ async def _get_message(request: web.Request) -> web.Response:
 
 
 async def _find_messages(request: web.Request) -> web.Response:
-    """GET /v1/messages?id=CLIENT_ID: the message an app sent with its own id, as
-    ``{"messages": [VIEW]}`` (the view of GET /v1/messages/{tracking_id}); an empty list when
-    no message has that id (never sent, or deleted by retention)."""
+    """GET /v1/messages: the message list, newest first, filtered by state, provider,
+    to_prefix, since and until, one page of ``limit`` (``{"messages": [VIEW...], "next":
+    CURSOR_OR_NULL}``, VIEW as GET /v1/messages/{tracking_id}; pass ``next`` back as ``after``
+    for the next page, which may be short, even empty, while ``next`` is set).
+
+    ``?id=CLIENT_ID`` alone finds the message an app sent with its own id: ``[VIEW]``, or an
+    empty list when no message has that id (never sent, or deleted by retention)."""
     query = request.query
-    for key in query:
-        if key != "id":
-            name = shown(key)
-            raise _ApiError(400, "unknown_field", f"unknown parameter '{name}'; use id",
-                            field=name)
-    ids = query.getall("id", [])
-    if len(ids) != 1 or not 1 <= len(ids[0]) <= MAX_CLIENT_ID_LENGTH:
+    store = request.app[_DEPS].store
+    if "id" in query:
+        others = [shown(key) for key in query if key != "id"]
+        if others:
+            raise _ApiError(400, "invalid_request",
+                            f"id finds one message and takes no other parameter; drop "
+                            f"'{others[0]}'", field=others[0])
+        ids = query.getall("id", [])
+        if len(ids) != 1 or not 1 <= len(ids[0]) <= MAX_CLIENT_ID_LENGTH:
+            raise _ApiError(
+                400, "invalid_value",
+                f"give the message's client id once: ?id=ID (1 to {MAX_CLIENT_ID_LENGTH}"
+                " characters)", field="id")
+        views = await store.find_messages(ids[0])
+        return _json({"messages": [message_json(view) for view in views]})
+    try:
+        wanted = parse_list_query({key: query.getall(key) for key in query})
+    except RequestError as exc:
+        raise _ApiError.of(exc.error, exc.status) from None
+    page = await store.list_messages(wanted)
+    return _json({"messages": [message_json(view) for view in page.messages],
+                  "next": encode_cursor(page.next) if page.next is not None else None})
+
+
+async def _cancel_message(request: web.Request) -> web.Response:
+    """DELETE /v1/messages/{tracking_id}: cancel a message. 200 with where each part stands
+    (``not_sent``, ``in_flight``: may have reached the SMSC and is not sent again, ``sent``),
+    also when it was cancelled before (``already_cancelled``); 409 ``not_cancellable`` for a
+    message that already ended or whose parts were all sent; 404 for an unknown one."""
+    deps = request.app[_DEPS]
+    tracking_id = _tracking_id(request)
+    result = await deps.control.cancel(tracking_id)
+    if result is None:
+        raise _ApiError(404, "not_found", "no message with this tracking id",
+                        field="tracking_id")
+    if result.outcome == "final":
+        raise _ApiError(409, "not_cancellable",
+                        f"the message already ended: it is {result.state}",
+                        field="tracking_id")
+    if result.outcome == "all_sent":
+        raise _ApiError(409, "not_cancellable",
+                        "every part of the message was already sent to the SMSC; a sent "
+                        f"message can no longer be stopped (it is {result.state})",
+                        field="tracking_id")
+    view = await deps.store.get_message(tracking_id)
+    return _json({
+        "tracking_id": tracking_id, "id": view.client_id if view is not None else None,
+        "state": result.state, "cancelled": True,
+        "already_cancelled": result.outcome == "already_cancelled",
+        "not_sent": list(result.not_sent), "in_flight": list(result.in_flight),
+        "sent": list(result.sent)})
+
+
+async def _retry_message(request: web.Request) -> web.Response:
+    """POST /v1/messages/{tracking_id}/retry: send a failed, undeliverable or expired message
+    again as a new message (routed and encoded anew), linked to the old one both ways. The
+    body may name another ``provider``. 200 with the submit answer of the new attempt and
+    ``retry_of`` (``duplicate`` when it had been retried before: that retry's answer); 409
+    ``not_retryable`` in another state, or the accept path's refusal (``no_route``, ...)."""
+    deps = request.app[_DEPS]
+    tracking_id = _tracking_id(request)
+    provider = await _retry_provider(request, deps.gateway.max_body_bytes)
+    outcome = await deps.control.retry(tracking_id, provider)
+    if outcome.view is None:
+        raise _ApiError(404, "not_found", "no message with this tracking id",
+                        field="tracking_id")
+    if outcome.answer is None:
+        raise _ApiError(409, "not_retryable",
+                        f"only a failed, undeliverable or expired message is sent again; "
+                        f"this one is {outcome.view.state}", field="tracking_id")
+    answer = outcome.answer
+    if not answer.accepted:
+        error = answer.error
+        if error is None:
+            raise _ApiError(503, "unavailable", "the retry could not be stored; retry later")
+        raise _ApiError(409 if not answer.transient else 503, error.code, error.message,
+                        field=refusal_field(error))
+    return _json({**answer.as_json(), "retry_of": tracking_id})
+
+
+async def _retry_provider(request: web.Request, limit: int) -> str | None:
+    """The optional body of a retry: nothing, or ``{"provider": "name"}``."""
+    if not request.can_read_body:
+        return None
+    body = await _read_body(request, limit, xml=False)
+    document = _parse_json(body.raw, sent_as_form=body.kind == "form")
+    if not isinstance(document, dict):
+        raise _ApiError(400, "invalid_type", "the body is a JSON object: {\"provider\": NAME}")
+    unknown = [shown(key) for key in document if key != "provider"]
+    if unknown:
+        raise _ApiError(400, "unknown_field", f"unknown field '{unknown[0]}'; use provider",
+                        field=unknown[0])
+    provider = document.get("provider")
+    if provider is not None and not isinstance(provider, str):
+        raise _ApiError(400, "invalid_type", "'provider' is a provider name (a string)",
+                        field="provider")
+    return provider or None
+
+
+async def _pause_provider(request: web.Request) -> web.Response:
+    """POST /v1/providers/{name}/pause: nothing of the provider is sent until it is resumed;
+    its binds stay up for receipts and MO. Kept across reloads and restarts."""
+    return await _set_paused(request, True)
+
+
+async def _resume_provider(request: web.Request) -> web.Response:
+    """POST /v1/providers/{name}/resume: the provider sends again."""
+    return await _set_paused(request, False)
+
+
+async def _set_paused(request: web.Request, paused: bool) -> web.Response:
+    deps = request.app[_DEPS]
+    name = request.match_info["name"]
+    try:
+        pause = await deps.control.set_paused(name, paused)
+    except UnknownProviderError as exc:
+        raise _ApiError(404, "unknown_provider",
+                        f"no provider named '{shown(name)}'; configured: "
+                        f"{', '.join(exc.known) or 'none'}", field="name") from None
+    return _json({"provider": name, "paused": pause is not None,
+                  "since": iso(ms(pause.since_wall)) if pause is not None else None})
+
+
+def _tracking_id(request: web.Request) -> str:
+    tracking_id = request.match_info["tracking_id"]
+    if not _TRACKING_ID.fullmatch(tracking_id):
         raise _ApiError(
-            400, "invalid_value",
-            f"give the message's client id once: ?id=ID (1 to {MAX_CLIENT_ID_LENGTH}"
-            " characters)", field="id")
-    views = await request.app[_DEPS].store.find_messages(ids[0])
-    return _json({"messages": [message_json(view) for view in views]})
+            400, "invalid_value", "a tracking id is 32 lower-case hex characters",
+            field="tracking_id",
+        )
+    return tracking_id
 
 
 async def _get_events(request: web.Request) -> web.Response:
@@ -668,6 +799,8 @@ def message_json(view: MessageView) -> dict[str, object]:
         "created": _iso(view.created_wall),
         "updated": _iso(view.updated_wall),
         "valid_until": _iso(view.valid_until_wall),
+        "retry_of": view.retry_of,
+        "retried_as": view.retried_as,
         "segments": [_segment_json(s) for s in view.segments],
         "history": history,
     }

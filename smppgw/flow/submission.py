@@ -30,6 +30,7 @@ __all__ = [
     "ProviderCodec",
     "SubmitRequest",
     "prepare",
+    "request_choices",
     "sendable",
 ]
 
@@ -88,6 +89,8 @@ class SubmitRequest:
     receipt: bool = True
     encoding: Encoding | None = None
     warnings: tuple[str, ...] = ()
+    #: Set by a retry: the tracking id of the message this request sends again.
+    retry_of: str | None = None
 
     @property
     def field_prefix(self) -> str:
@@ -217,6 +220,28 @@ _REQUEST_FIELD: Mapping[str, tuple[ErrorCode, str]] = {
     "tlvs": ("invalid_tlv", "tlvs"),
     "validity_period": ("invalid_value", "validity_minutes"),
 }
+
+
+def request_choices(request: SubmitRequest, source: str) -> dict[str, object]:
+    """What the stored message keeps of ``request`` beyond its columns, so a retry can run it
+    through the accept path again (store.NewMessage.request): the sender as given when the
+    provider's rule replaced it (``source``: the sender it sends), the provider it named, a
+    forced encoding, its validity, its own TLVs (without the provider's defaults) and
+    ``receipt: false``. Usually empty."""
+    choices: dict[str, object] = {}
+    if request.sender != source:
+        choices["from"] = request.sender
+    if request.provider:
+        choices["provider"] = request.provider
+    if request.encoding is not None:
+        choices["encoding"] = request.encoding
+    if request.validity_minutes is not None:
+        choices["validity_minutes"] = request.validity_minutes
+    if request.tlvs:
+        choices["tlvs"] = [[tag, raw.hex()] for tag, raw in request.tlvs]
+    if not request.receipt:
+        choices["receipt"] = False
+    return choices
 
 
 def sendable(

@@ -24,6 +24,7 @@ from smppgw.flow.submission import (
     ProviderCodec,
     SubmitRequest,
     prepare,
+    request_choices,
 )
 from smppgw.smpp.segment import ReferenceAllocator
 from smppgw.store import NewMessage, NewSegment, Store
@@ -180,14 +181,16 @@ class SubmitService:
         return new_message(prepared, tracking_id, request.client_id, answer={
             "tracking_id": tracking_id, "accepted": True, "segments": len(prepared.parts),
             "data_coding": prepared.data_coding, "provider": provider,
-        })
+        }, request=request_choices(request, prepared.source), retry_of=request.retry_of)
 
 
 def new_message(
     prepared: PreparedMessage, tracking_id: str, client_id: str | None,
-    answer: Mapping[str, object] | None = None,
+    answer: Mapping[str, object] | None = None, *,
+    request: Mapping[str, object] | None = None, retry_of: str | None = None,
 ) -> NewMessage:
-    """The store's value for a prepared message."""
+    """The store's value for a prepared message; ``request`` and ``retry_of`` as in
+    store.NewMessage."""
     return NewMessage(
         tracking_id=tracking_id,
         provider=prepared.provider,
@@ -205,4 +208,6 @@ def new_message(
         tlvs=prepared.tlvs,
         valid_until_wall=prepared.valid_until_wall,
         answer=answer,
+        request=request,
+        retry_of=retry_of,
     )

@@ -417,7 +417,7 @@ async def test_find_a_message_by_its_client_id(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("query", "field"), [
-    ("", "id"), ("?id=", "id"), ("?id=a&id=b", "id"), ("?id=" + "x" * 129, "id"),
+    ("?id=", "id"), ("?id=a&id=b", "id"), ("?id=" + "x" * 129, "id"),
     ("?id=a&state=queued", "state"),
 ])
 async def test_find_messages_needs_exactly_one_id(api: Api, query: str, field: str) -> None:

@@ -1,0 +1,380 @@
+"""The operator's commands over a real daemon (in this process, against the SMSC simulator),
+through the API and through the command line: find messages, cancel one, retry one, pause and
+resume a provider. Waits are on conditions (events, simulator records), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from smppgw import cli
+from smppgw.simulator import SimulatorConfig, SmscSimulator
+from smppgw.smpp.constants import CommandStatus
+from smppgw.smpp.pdu import SubmitSm
+from tests.integration.test_daemon_e2e import (
+    WAIT,
+    Gateway,
+    gateways,
+    make_config,
+    provider_table,
+)
+
+__all__ = ["gateways"]   # the fixture, shared with test_daemon_e2e
+
+pytestmark = pytest.mark.timeout(90)
+
+LONG = " ".join(f"Part of a long message number {i}." for i in range(12))  # 3 GSM7 parts
+
+
+async def call(gw: Gateway, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """Any request on the daemon's socket: (status, JSON body)."""
+    async with gw.http.request(method, f"http://smppgw{path}", json=body) as resp:
+        assert resp.content_type == "application/json", await resp.text()
+        return resp.status, await resp.json()
+
+
+async def smppgw(*argv: str) -> int:
+    """The real command line, in a worker thread (it runs its own event loop); its exit
+    status, argparse's refusals included."""
+    def main() -> int:
+        try:
+            return cli.main(list(argv))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+    return await asyncio.to_thread(main)
+
+
+def socket_of(gw: Gateway) -> str:
+    return str(gw.daemon.config.gateway.submit_socket)
+
+
+def submits_of(sim: SmscSimulator, marker: bytes) -> list[SubmitSm]:
+    return [r.pdu for r in sim.submits
+            if isinstance(r.pdu, SubmitSm) and marker in r.pdu.short_message]
+
+
+async def start(
+    tmp_path: Path, sock_dir: Path, sim: SmscSimulator, gateways: Any, **overrides: Any,
+) -> Gateway:
+    config = make_config(tmp_path, sock_dir / "s.sock", [
+        provider_table("wavy", "generic", sim, ["55"], binds=1, **overrides)], metrics=True)
+    gw = await gateways(config)
+    await sim.wait_bound(1, timeout=WAIT)
+    return gw
+
+
+# --- find a message ------------------------------------------------------------------------------
+
+
+async def test_find_messages_by_state_provider_number_and_time(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sim = await sim_factory(SimulatorConfig())
+    gw = await start(tmp_path, sock_dir, sim, gateways)
+    sim.answer_next_submits(CommandStatus.ESME_RINVDSTADR)
+    failed = (await gw.submit({"id": "bad-1", "to": "5511900000001", "from": "Acme",
+                               "text": "refused"}))["bad-1"]["tracking_id"]
+    await gw.wait_states({failed: "failed"})
+    delivered = []
+    for i in range(5):
+        answer = await gw.submit({"id": f"ok-{i}", "to": f"552190000000{i}", "from": "Acme",
+                                  "text": f"fine {i}"})
+        delivered.append(answer[f"ok-{i}"]["tracking_id"])
+    await gw.wait_states({t: "delivered" for t in delivered})
+
+    status, body = await call(gw, "GET", "/v1/messages?state=failed")
+    assert status == 200 and body["next"] is None
+    (view,) = body["messages"]
+    assert view == await gw.message(failed)   # the view of GET /v1/messages/{tracking_id}
+    status, body = await call(gw, "GET", "/v1/messages?to_prefix=%2B5521&state=delivered")
+    assert [v["tracking_id"] for v in body["messages"]] == delivered[::-1]
+    status, body = await call(gw, "GET", "/v1/messages?provider=wavy&limit=2")
+    assert [v["tracking_id"] for v in body["messages"]] == delivered[:-3:-1]
+    seen = [v["tracking_id"] for v in body["messages"]]
+    while body["next"] is not None:
+        status, body = await call(gw, "GET", f"/v1/messages?provider=wavy&limit=2"
+                                             f"&after={body['next']}")
+        assert status == 200
+        seen += [v["tracking_id"] for v in body["messages"]]
+    assert seen == [*delivered[::-1], failed]
+    created = (await gw.message(delivered[2]))["created"]
+    status, body = await call(gw, "GET", f"/v1/messages?since={created}&state=delivered")
+    assert [v["tracking_id"] for v in body["messages"]][-1] == delivered[2]
+    status, body = await call(gw, "GET", f"/v1/messages?until={created}&limit=200")
+    assert delivered[2] not in [v["tracking_id"] for v in body["messages"]]
+
+    # Clear refusals, each naming its parameter.
+    for query, field in [("state=lost", "state"), ("limit=0", "limit"), ("limit=201", "limit"),
+                         ("after=nonsense", "after"), ("to_prefix=55x", "to_prefix"),
+                         ("since=yesterday", "since"), ("provider=Wavy!", "provider"),
+                         ("until=2020-01-01T00:00:00Z&since=2021-01-01T00:00:00Z", "until"),
+                         ("colour=red", "colour"), ("state=failed&state=queued", "state"),
+                         ("id=ok-1&state=failed", "state")]:
+        status, body = await call(gw, "GET", f"/v1/messages?{query}")
+        assert status == 400 and body["error"]["field"] == field, (query, body)
+
+    socket = socket_of(gw)
+    assert await smppgw("messages", "--socket", socket, "--state", "failed") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["CREATED", "TRACKING_ID", "ID", "PROVIDER", "TO", "STATE",
+                                "PARTS", "LAST_ERROR"]
+    (row,) = lines[1:]
+    assert row.split()[1:7] == [failed, "bad-1", "wavy", "5511900000001", "failed", "1"]
+    assert "ESME_RINVDSTADR" in row
+    assert await smppgw("messages", "--socket", socket, "--provider", "wavy", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [v["tracking_id"] for v in listed["messages"]] == [*delivered[::-1], failed]
+    assert listed["next"] is None
+    # --limit stops after that many and says how to go on.
+    assert await smppgw("messages", "--socket", socket, "--limit", "2") == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[1] for line in out.splitlines()[1:]] == delivered[:-3:-1]
+    (more,) = err.splitlines()
+    assert more.startswith(f"more: smppgw messages --socket {socket} --limit 2 --after ")
+    cursor = more.split()[-1]
+    assert await smppgw("messages", "--socket", socket, "--limit", "2", "--after", cursor) == 0
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]] == (
+        delivered[-3:-5:-1])
+    assert await smppgw("messages", "--socket", socket, "--state", "cancelled") == 0
+    assert capsys.readouterr().out == "(no messages)\n"
+    assert await smppgw("messages", "--socket", socket, "--to-prefix", "5521",
+                        "--since", "1h", "--until", "2999-01-01") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 5
+    assert await smppgw("messages", "--socket", socket, "--since", "someday") == 2
+    assert "--since" in capsys.readouterr().err
+
+
+# --- cancel --------------------------------------------------------------------------------------
+
+
+async def test_cancel_stops_what_was_not_sent_and_says_what_was(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A 3-part message on one bind with a window of 1, the SMSC holding its answers: part 1
+    is on the wire, part 2 claimed by the dispatcher, part 3 waiting. Cancel answers that
+    part 3 is not sent and parts 1-2 are in flight; the SMSC never sees part 3, the message
+    ends 'cancelled' with its event in /v1/events and at a webhook."""
+    pushed: list[dict[str, Any]] = []
+    arrived = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        pushed.extend((await request.json())["events"])
+        arrived.set()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        sim = await sim_factory(SimulatorConfig())
+        config = make_config(
+            tmp_path, sock_dir / "s.sock",
+            [provider_table("wavy", "generic", sim, ["55"], binds=1, window=1)],
+            webhooks=[{"url": f"http://127.0.0.1:{runner.addresses[0][1]}/hook",
+                       "events": ["state"]}])
+        gw = await gateways(config)
+        await sim.wait_bound(1, timeout=WAIT)
+        sim.hold_answers()
+        tracking_id = (await gw.submit({"id": "long-1", "to": "5511900000001",
+                                        "from": "Acme", "text": LONG}))["long-1"]["tracking_id"]
+        await sim.wait_submits(1, timeout=WAIT)
+        # One claim took parts 1 and 2 (as many as two windows) before part 1 went out; the
+        # held answer keeps the only worker busy, so nothing more is claimed.
+        view = await gw.message(tracking_id)
+        assert [s["state"] for s in view["segments"]] == ["sending", "sending", "queued"]
+
+        status, body = await call(gw, "DELETE", f"/v1/messages/{tracking_id}")
+        assert status == 200, body
+        assert body == {"tracking_id": tracking_id, "id": "long-1", "state": "cancelled",
+                        "cancelled": True, "already_cancelled": False, "not_sent": [2],
+                        "in_flight": [0, 1], "sent": []}
+        sim.release_answers()
+        # The SMSC took both parts in flight (their answers are recorded once their receipts
+        # match them); the message stays cancelled, its receipts are recorded all the same.
+        await gw.wait_events(lambda events: len(
+            [e for e in events if e["type"] == "receipt"
+             and e["tracking_id"] == tracking_id]) == 2)
+        view = await gw.message(tracking_id)
+        assert view["state"] == "cancelled"
+        assert [s["state"] for s in view["segments"]] == ["delivered", "delivered",
+                                                          "cancelled"]
+        # Part 3 never reached the SMSC.
+        assert sorted(r.pdu.short_message[5] for r in sim.submits
+                      if isinstance(r.pdu, SubmitSm)) == [1, 2]
+        await gw.wait_states({tracking_id: "cancelled"})
+        (event,) = [e for e in gw.events if e["type"] == "state" and e["state"] == "cancelled"]
+        assert (event["previous"], event["not_sent"], event["in_flight"]) == (
+            "queued", [2], [0, 1])
+        async with asyncio.timeout(WAIT):
+            while not any(e.get("state") == "cancelled" for e in pushed):
+                arrived.clear()
+                await arrived.wait()
+        (hooked,) = [e for e in pushed if e["type"] == "state" and e["state"] == "cancelled"]
+        assert hooked == event
+
+        # Again: the same answer, marked; a final message and an unknown one are refused.
+        status, body = await call(gw, "DELETE", f"/v1/messages/{tracking_id}")
+        assert status == 200 and body["already_cancelled"] is True
+        assert body["not_sent"] == [2] and body["sent"] == [0, 1]
+        done = (await gw.submit({"id": "done", "to": "5511900000002", "from": "Acme",
+                                 "text": "delivered already"}))["done"]["tracking_id"]
+        await gw.wait_states({done: "delivered"})
+        status, body = await call(gw, "DELETE", f"/v1/messages/{done}")
+        assert status == 409 and body["error"]["code"] == "not_cancellable"
+        assert "delivered" in body["error"]["message"]
+        status, body = await call(gw, "DELETE", f"/v1/messages/{'0' * 32}")
+        assert status == 404 and body["error"]["field"] == "tracking_id"
+        status, body = await call(gw, "DELETE", "/v1/messages/not-an-id")
+        assert status == 400 and body["error"]["field"] == "tracking_id"
+
+        # The command line, by the application's id.
+        socket = socket_of(gw)
+        sim.hold_answers()
+        await gw.submit({"id": "first", "to": "5511900000003", "from": "Acme", "text": "a"},
+                        {"id": "second", "to": "5511900000004", "from": "Acme", "text": "b"},
+                        {"id": "third", "to": "5511900000005", "from": "Acme", "text": "c"})
+        assert await smppgw("cancel", "--socket", socket, "third") == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("cancelled ") and lines[1].split() == [
+            "not", "sent", "part", "0"], lines
+        assert await smppgw("cancel", "--socket", socket, "done") == 1
+        err = capsys.readouterr().err
+        assert err.startswith("smppgw cancel: not_cancellable: ") and "delivered" in err
+        assert await smppgw("cancel", "--socket", socket, "nope") == 1
+        assert capsys.readouterr().err == (
+            "smppgw cancel: no message with tracking id or id 'nope'\n")
+        sim.release_answers()
+    finally:
+        await runner.cleanup()
+
+
+# --- retry ---------------------------------------------------------------------------------------
+
+
+async def test_retry_sends_a_failed_message_again_as_a_new_attempt(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sim = await sim_factory(SimulatorConfig())
+    gw = await start(tmp_path, sock_dir, sim, gateways)
+    sim.answer_next_submits(CommandStatus.ESME_RINVDSTADR)
+    first = (await gw.submit({"id": "order-77", "to": "5511900000001", "from": "Acme",
+                              "text": "retry me", "tlvs": {"0x1401": "tenant"},
+                              "validity_minutes": 30}))["order-77"]["tracking_id"]
+    await gw.wait_states({first: "failed"})
+
+    status, body = await call(gw, "POST", f"/v1/messages/{first}/retry")
+    assert status == 200, body
+    second = body["tracking_id"]
+    assert second != first
+    assert body == {"id": "order-77", "tracking_id": second, "accepted": True, "segments": 1,
+                    "data_coding": 0, "provider": "wavy", "retry_of": first}
+    await gw.wait_states({second: "delivered"})
+    old, new = await gw.message(first), await gw.message(second)
+    assert (old["state"], old["retried_as"], old["retry_of"], old["id"]) == (
+        "failed", second, None, None)
+    assert (new["retry_of"], new["retried_as"], new["id"]) == (first, None, "order-77")
+    assert any(h["type"] == "retried" and h["detail"]["tracking_id"] == second
+               for h in old["history"])
+    assert new["history"][0]["detail"] == {"segments": 1, "retry_of": first}
+    # The app's id now finds the new attempt; the wire saw the same text and TLV twice.
+    status, body = await call(gw, "GET", "/v1/messages?id=order-77")
+    assert [v["tracking_id"] for v in body["messages"]] == [second]
+    sent = submits_of(sim, b"retry me")
+    assert len(sent) == 2 and {p.destination_addr for p in sent} == {"5511900000001"}
+    assert all(any(t.tag == 0x1401 for t in p.tlvs) for p in sent)
+
+    # A second retry of the same message answers the first retry; a delivered one is refused.
+    status, body = await call(gw, "POST", f"/v1/messages/{first}/retry")
+    assert status == 200 and body["tracking_id"] == second and body["duplicate"] is True
+    status, body = await call(gw, "POST", f"/v1/messages/{second}/retry")
+    assert status == 409 and body["error"]["code"] == "not_retryable"
+    assert "delivered" in body["error"]["message"]
+    status, body = await call(gw, "POST", f"/v1/messages/{first}/retry",
+                              {"provider": "nowhere"})
+    assert status == 200 and body["duplicate"] is True   # already retried: nothing is sent
+    status, body = await call(gw, "POST", f"/v1/messages/{'0' * 32}/retry")
+    assert status == 404
+
+    # The command line: a failed message retried through another named provider is refused
+    # by name when that provider does not exist, and retried as asked otherwise.
+    sim.answer_next_submits(CommandStatus.ESME_RINVDSTADR)
+    third = (await gw.submit({"id": "order-78", "to": "5511900000002", "from": "Acme",
+                              "text": "again please"}))["order-78"]["tracking_id"]
+    await gw.wait_states({third: "failed"})
+    socket = socket_of(gw)
+    assert await smppgw("retry", "--socket", socket, "--provider", "nowhere", "order-78") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("smppgw retry: unknown_provider: provider: ")
+    assert await smppgw("retry", "--socket", socket, "order-78") == 0
+    words = capsys.readouterr().out.split()
+    assert words[:3] == ["retried", third, "as"], words
+    await gw.wait_states({words[3]: "delivered"})
+
+
+# --- pause a provider ----------------------------------------------------------------------------
+
+
+async def test_pause_and_resume_survive_a_reload_and_a_restart(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sim = await sim_factory(SimulatorConfig())
+    gw = await start(tmp_path, sock_dir, sim, gateways)
+    status, body = await call(gw, "POST", "/v1/providers/wavy/pause")
+    assert status == 200 and body["provider"] == "wavy" and body["paused"] is True
+    since = body["since"]
+    status, body = await call(gw, "POST", "/v1/providers/wavy/pause")
+    assert status == 200 and body["since"] == since   # paused since the first time
+
+    async def provider_status(g: Gateway) -> dict[str, Any]:
+        (provider,) = (await g.get("/v1/status"))["providers"]
+        return dict(provider)
+
+    assert (await provider_status(gw))["paused"] is True
+    assert (await provider_status(gw))["paused_since"] == since
+    assert gw.daemon.metrics.registry.get_sample_value(
+        "smppgw_provider_paused", {"provider": "wavy"}) == 1
+    assert await gw.daemon.reload(gw.daemon.config)
+    assert (await provider_status(gw))["paused"] is True
+
+    config = gw.daemon.config
+    await gw.stop()
+    gw = await gateways(config)
+    assert (await provider_status(gw))["paused"] is True
+    assert gw.daemon.metrics.registry.get_sample_value(
+        "smppgw_provider_paused", {"provider": "wavy"}) == 1
+
+    status, body = await call(gw, "POST", "/v1/providers/wavy/resume")
+    assert status == 200 and body == {"provider": "wavy", "paused": False, "since": None}
+    assert (await provider_status(gw))["paused"] is False
+    assert gw.daemon.metrics.registry.get_sample_value(
+        "smppgw_provider_paused", {"provider": "wavy"}) == 0
+    status, body = await call(gw, "POST", "/v1/providers/nowhere/pause")
+    assert status == 404 and body["error"]["code"] == "unknown_provider"
+    assert "wavy" in body["error"]["message"]
+
+    socket = socket_of(gw)
+    assert await smppgw("provider", "pause", "wavy", "--socket", socket) == 0
+    words = capsys.readouterr().out.split()
+    assert words[:3] == ["wavy", "paused", "since"]
+    since = words[3]
+    assert await smppgw("status", "--socket", socket) == 0
+    lines = capsys.readouterr().out.splitlines()
+    providers = lines[lines.index("PROVIDERS") + 1:]
+    assert providers[0].split() == ["PROVIDER", "PROFILE", "BINDS", "PAUSED"]
+    assert providers[1].split()[:5] == ["wavy", "generic", "1/1", "since", since]
+    assert await smppgw("provider", "resume", "wavy", "--socket", socket) == 0
+    assert capsys.readouterr().out == "wavy resumed\n"
+    assert await smppgw("provider", "pause", "nowhere", "--socket", socket) == 1
+    assert capsys.readouterr().err.startswith("smppgw provider: unknown_provider: ")
