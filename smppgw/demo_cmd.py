@@ -25,7 +25,7 @@ from smppgw.config import HostPort, parse_config
 from smppgw.logs import setup_logging
 
 FINAL_STATES = frozenset({"delivered", "undeliverable", "expired", "rejected", "failed",
-                                 "unknown"})
+                          "unknown", "cancelled"})
 
 SAMPLES: tuple[tuple[str, dict[str, object]], ...] = (
     ("GSM7", {"text": "Hello from smppgw! Your code is 482913."}),

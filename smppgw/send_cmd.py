@@ -30,7 +30,7 @@ EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1  # refused at submit, or reached a final state other than delivered
 EXIT_TIMEOUT: Final = 3
 FINAL_STATES: Final = frozenset(
-    {"delivered", "undeliverable", "expired", "rejected", "failed", "unknown"})
+    {"delivered", "undeliverable", "expired", "rejected", "failed", "unknown", "cancelled"})
 #: Longest single long-poll; the daemon allows 60 s.
 POLL_WAIT: Final = 30.0
 _LABEL_WIDTH: Final = 12

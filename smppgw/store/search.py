@@ -17,7 +17,11 @@ neither shifts nor repeats the pages a reader already has. Every index the list 
 - ``unsent`` (segments(created, tracking_id, provider, state) where queued or sending): state
   ``queued`` is the queue itself, however long the history.
 - ``destination`` (messages(destination, created, tracking_id)): a number, or a block of
-  numbers; the walk reads every message to that prefix (within since/until).
+  numbers. A prefix range is not in list order, so this walk reads every message to the
+  prefix (within since/until) and sorts them: the backend first counts them, index-only and
+  at most SCAN_LIMIT + 1, and when there are more (a country code), walks by time instead
+  and filters the prefix (``plan(query, dense_prefix=True)``). Both walks give the same list,
+  so the pages of one query may take either.
 - ``provider`` (messages(provider, created, tracking_id)), else ``created``.
 
 A walk examines at most SCAN_LIMIT index entries per call and the other filters apply to what
@@ -77,22 +81,26 @@ class Plan:
     scan_limit: int
 
 
-def plan(query: MessageQuery, scan_limit: int | None = None) -> Plan:
+def plan(
+    query: MessageQuery, scan_limit: int | None = None, *, dense_prefix: bool = False,
+) -> Plan:
     """The walk and the filters for ``query`` (see the theory of operation); the walk
-    examines at most ``scan_limit`` entries (SCAN_LIMIT)."""
+    examines at most ``scan_limit`` entries (SCAN_LIMIT). ``dense_prefix``: the backend found
+    more than that many messages to ``to_prefix``, so the prefix is filtered, not walked."""
     state = query.state
     source: Source
     if state is not None and state in UNDELIVERED_STATES:
         source = "undelivered"
     elif state == "queued":
         source = "unsent"
-    elif query.to_prefix:
+    elif query.to_prefix and not dense_prefix:
         source = "destination"
     elif query.provider is not None:
         source = "provider"
     else:
         source = "created"
     to_range = prefix_range(query.to_prefix) if query.to_prefix else None
+    walk_limit = SCAN_LIMIT if scan_limit is None else scan_limit
     drive: tuple[str, ...] = ()
     if source == "undelivered":
         drive = (cast(str, state),)
@@ -100,19 +108,19 @@ def plan(query: MessageQuery, scan_limit: int | None = None) -> Plan:
         drive = cast(tuple[str, str], to_range)
     elif source == "provider":
         drive = (cast(str, query.provider),)
+    # 'undelivered' walks exactly that state; 'unsent' yields queued messages and those whose
+    # last part is being answered (any state), so the state is checked again.
+    left_state = None if source == "undelivered" else state
+    left_provider = None if source == "provider" else query.provider
+    left_range = None if source == "destination" else to_range
+    if left_state is None and left_provider is None and left_range is None:
+        # Every entry walked is in the list: a page and one more is all there is to read.
+        walk_limit = min(walk_limit, query.limit + 1)
     return Plan(
-        source=source,
-        drive=drive,
-        since_unix_ms=_ms(query.since_wall),
-        until_unix_ms=_ms(query.until_wall),
-        after=query.after,
-        # 'undelivered' walks exactly that state; 'unsent' yields queued messages and those
-        # whose last part is being answered (any state), so the state is checked again.
-        state=None if source == "undelivered" else state,
-        provider=None if source == "provider" else query.provider,
-        to_range=None if source == "destination" else to_range,
-        limit=query.limit,
-        scan_limit=SCAN_LIMIT if scan_limit is None else scan_limit,
+        source=source, drive=drive, since_unix_ms=_ms(query.since_wall),
+        until_unix_ms=_ms(query.until_wall), after=query.after, state=left_state,
+        provider=left_provider, to_range=left_range, limit=query.limit,
+        scan_limit=walk_limit,
     )
 
 

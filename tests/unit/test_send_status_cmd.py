@@ -181,7 +181,8 @@ async def test_send_without_a_daemon_exits_2_with_one_clear_line(
         f"smppgw send: cannot reach smppgw at {missing}: No such file or directory"]
 
 
-@pytest.mark.parametrize(("final", "code"), [("delivered", 0), ("undeliverable", 1)])
+@pytest.mark.parametrize(("final", "code"), [("delivered", 0), ("undeliverable", 1),
+                                            ("cancelled", 1)])
 async def test_send_wait_follows_events_to_the_final_state(
     daemon: FakeDaemon, capsys: pytest.CaptureFixture[str], final: str, code: int,
 ) -> None:

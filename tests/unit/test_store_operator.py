@@ -373,6 +373,29 @@ async def test_a_walk_stops_after_its_limit_and_says_where(
     assert pages == [[t[8]], [t[4]], [t[0]], []]
 
 
+async def test_a_prefix_with_more_messages_than_a_walk_is_filtered_on_a_walk_by_time(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = await fill(store, clock, [{"destination": f"55119000000{i:02d}"} for i in range(7)]
+                      + [{"destination": "919800000001"}])
+    monkeypatch.setattr(search, "SCAN_LIMIT", 4)
+    pages: list[list[str]] = []
+    after = None
+    for _ in range(10):
+        page = await store.list_messages(MessageQuery(to_prefix="5511", limit=3, after=after))
+        pages.append(ids(page))
+        if page.next is None:
+            break
+        after = page.next
+    t = [m.tracking_id for m in made]
+    # Seven messages to 5511: more than a walk of 4, so the list walks by time and filters
+    # (4 entries a call: the first sees the 91 message too). Once four or fewer are left, the
+    # prefix index serves the rest. Nothing lost, nothing twice, newest first.
+    assert [x for page in pages for x in page] == t[6::-1]
+    assert pages[0] == [t[6], t[5], t[4]]
+    assert ids(await store.list_messages(MessageQuery(to_prefix="5511900000003"))) == [t[3]]
+
+
 def test_cursors_round_trip_and_refuse_anything_else() -> None:
     key = PageKey(1_700_000_000_123, "0" * 31 + "a")
     assert decode_cursor(encode_cursor(key)) == key

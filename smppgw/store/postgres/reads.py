@@ -140,9 +140,10 @@ _WALKS: Final[Mapping[Source, str]] = {
 }
 
 
-def walk_sql(p: Plan) -> tuple[str, list[object]]:
+def walk_sql(p: Plan, *, ordered: bool = True) -> tuple[str, list[object]]:
     """The walk of ``p`` as one SELECT (the ``scan`` of read_message_page) and its
-    parameters, numbered from $1."""
+    parameters, numbered from $1; without ``ordered``, its rows in no order, unlimited (to
+    count them)."""
     sql = _WALKS[p.source]
     params: list[object] = list(p.drive)
 
@@ -159,6 +160,8 @@ def walk_sql(p: Plan) -> tuple[str, list[object]]:
         created = param(p.after.created_unix_ms, "bigint")
         tracking_id = param(p.after.tracking_id, "text")
         sql += f" AND (created_unix_ms, tracking_id) < ({created}, {tracking_id})"
+    if not ordered:
+        return sql, params
     return sql + f" ORDER BY c DESC, t DESC LIMIT {param(p.scan_limit, 'int')}", params
 
 
@@ -166,6 +169,8 @@ async def read_message_page(conn: Connection, query: MessageQuery) -> MessagePag
     """One page of the list (search.py): the walk, the filters left, and the views, in one
     snapshot."""
     p = plan(query)
+    if p.source == "destination" and await _prefix_is_dense(conn, p):
+        p = plan(query, dense_prefix=True)
     walk, params = walk_sql(p)
     where: list[str] = []
     page_params = list(params)
@@ -201,6 +206,16 @@ async def read_message_page(conn: Connection, query: MessageQuery) -> MessagePag
                 scanned, last = int(edge[0]), PageKey(edge[1], edge[2])
         views = await _views(conn, [tuple(r)[:-1] for r in rows[:p.limit]])
     return MessagePage(tuple(views), next_key(found, p.limit, scanned, last, p.scan_limit))
+
+
+async def _prefix_is_dense(conn: Connection, p: Plan) -> bool:
+    """More messages to the prefix (from the page's position on) than a walk examines?
+    Counted on the destination index, at most scan_limit + 1 entries."""
+    walk, params = walk_sql(p, ordered=False)
+    count = await conn.fetchval(
+        f"SELECT COUNT(*) FROM ({walk} LIMIT ${len(params) + 1}::int) AS probe",
+        *params, p.scan_limit + 1)
+    return bool(count > p.scan_limit)
 
 
 async def read_provider_pauses(conn: Connection) -> dict[str, ProviderPause]:

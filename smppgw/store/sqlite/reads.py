@@ -115,9 +115,9 @@ _WALKS: Final[Mapping[Source, str]] = {
 }
 
 
-def walk_sql(p: Plan) -> tuple[str, dict[str, object]]:
+def walk_sql(p: Plan, *, ordered: bool = True) -> tuple[str, dict[str, object]]:
     """The walk of ``p`` as one SELECT (the ``scan`` of read_message_page) and its
-    parameters."""
+    parameters; without ``ordered``, its rows in index order, unlimited (to count them)."""
     sql = _WALKS[p.source]
     params: dict[str, object] = {"scan_limit": p.scan_limit}
     if p.drive:
@@ -136,12 +136,16 @@ def walk_sql(p: Plan) -> tuple[str, dict[str, object]]:
         sql += (" AND created_unix_ms <= :after_c"
                 " AND (created_unix_ms < :after_c OR tracking_id < :after_t)")
         params["after_c"], params["after_t"] = p.after.created_unix_ms, p.after.tracking_id
+    if not ordered:
+        return sql, params
     return sql + " ORDER BY c DESC, t DESC LIMIT :scan_limit", params
 
 
 def read_message_page(conn: sqlite3.Connection, query: MessageQuery) -> MessagePage:
     """One page of the list (search.py): the walk, the filters left, and the views."""
     p = plan(query)
+    if p.source == "destination" and _prefix_is_dense(conn, p):
+        p = plan(query, dense_prefix=True)
     walk, params = walk_sql(p)
     where = []
     if p.state is not None:
@@ -172,6 +176,15 @@ def read_message_page(conn: sqlite3.Connection, query: MessageQuery) -> MessageP
             scanned, last = edge[0], PageKey(edge[1], edge[2])
     views = _views(conn, [r[:-1] for r in rows[:p.limit]])
     return MessagePage(tuple(views), next_key(found, p.limit, scanned, last, p.scan_limit))
+
+
+def _prefix_is_dense(conn: sqlite3.Connection, p: Plan) -> bool:
+    """More messages to the prefix (from the page's position on) than a walk examines?
+    Counted on the destination index, at most scan_limit + 1 entries."""
+    walk, params = walk_sql(p, ordered=False)
+    (count,) = conn.execute(f"SELECT COUNT(*) FROM ({walk} LIMIT :probe)",
+                            {**params, "probe": p.scan_limit + 1}).fetchone()
+    return bool(count > p.scan_limit)
 
 
 def read_provider_pauses(conn: sqlite3.Connection) -> dict[str, ProviderPause]:

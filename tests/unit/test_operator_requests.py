@@ -1,0 +1,121 @@
+"""The pure parts of the operator's commands, as tables: the list's query string → a store
+query or the parameter it breaks; the list's plan (which index each query walks); a stored
+message → the request a retry runs again."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from smppgw.api.queries import parse_list_query
+from smppgw.api.schemas import RequestError
+from smppgw.control import refusal_field, retry_request
+from smppgw.flow.submission import FieldError
+from smppgw.store import MessageQuery, MessageView, PageKey
+from smppgw.store.search import encode_cursor, next_key, plan, prefix_range
+
+T0 = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ({}, MessageQuery()),
+    ({"state": ["failed"], "limit": ["200"]}, MessageQuery(state="failed", limit=200)),
+    ({"to_prefix": ["+5511"]}, MessageQuery(to_prefix="5511")),
+    ({"provider": ["wavy_2"]}, MessageQuery(provider="wavy_2")),
+    ({"since": ["2023-11-14T22:13:20Z"], "until": ["1700000060"]},
+     MessageQuery(since_wall=T0, until_wall=T0 + 60)),
+    ({"since": ["2023-11-14T22:13:20"]}, MessageQuery(since_wall=T0)),        # UTC
+    ({"since": ["2023-11-15T00:13:20+02:00"]}, MessageQuery(since_wall=T0)),
+    ({"after": [encode_cursor(PageKey(5, "a" * 32))]},
+     MessageQuery(after=PageKey(5, "a" * 32))),
+])
+def test_list_queries_that_parse(query: dict[str, list[str]], expected: MessageQuery) -> None:
+    assert parse_list_query(query) == expected
+
+
+@pytest.mark.parametrize(("query", "field", "words"), [
+    ({"state": ["lost"]}, "state", "one of queued"),
+    ({"state": ["failed", "queued"]}, "state", "more than once"),
+    ({"provider": ["Wavy"]}, "provider", "a-z"),
+    ({"to_prefix": [""]}, "to_prefix", "digits"),
+    ({"to_prefix": ["55-11"]}, "to_prefix", "digits"),
+    ({"since": ["tomorrow"]}, "since", "ISO 8601"),
+    ({"until": ["2023-13-01"]}, "until", "ISO 8601"),
+    ({"since": ["1700000060"], "until": ["1700000060"]}, "until", "later than"),
+    ({"limit": ["0"]}, "limit", "1 to 200"),
+    ({"limit": ["-1"]}, "limit", "1 to 200"),
+    ({"limit": ["1e2"]}, "limit", "1 to 200"),
+    ({"after": ["bm90LWEtY3Vyc29y"]}, "after", "'next'"),
+    ({"sate": ["failed"]}, "sate", "unknown parameter"),
+])
+def test_list_queries_refused_name_the_parameter(
+    query: dict[str, list[str]], field: str, words: str,
+) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_list_query(query)
+    assert caught.value.error.field == field and caught.value.status == 400
+    assert words in caught.value.error.message
+
+
+@pytest.mark.parametrize(("query", "source", "left"), [
+    (MessageQuery(), "created", {}),
+    (MessageQuery(provider="wavy"), "provider", {}),
+    (MessageQuery(provider="wavy", to_prefix="55"), "destination", {"provider": "wavy"}),
+    (MessageQuery(state="delivered", provider="wavy"), "provider", {"state": "delivered"}),
+    (MessageQuery(state="failed", provider="wavy", to_prefix="55"), "undelivered",
+     {"provider": "wavy", "to_range": ("55", "56")}),
+    (MessageQuery(state="cancelled"), "undelivered", {}),
+    (MessageQuery(state="queued", to_prefix="5519"), "unsent",
+     {"state": "queued", "to_range": ("5519", "551:")}),
+])
+def test_each_query_walks_the_index_that_narrows_it_most(
+    query: MessageQuery, source: str, left: dict[str, object],
+) -> None:
+    p = plan(query)
+    assert p.source == source
+    assert {k: v for k, v in (("state", p.state), ("provider", p.provider),
+                              ("to_range", p.to_range)) if v is not None} == left
+
+
+def test_next_page_starts_after_the_page_or_where_the_walk_stopped() -> None:
+    keys = [PageKey(9 - i, "a" * 32) for i in range(4)]
+    assert next_key(keys, 3, 100, keys[-1], 1000) == keys[2]       # more than a page found
+    assert next_key(keys[:2], 3, 1000, PageKey(1, "b" * 32), 1000) == PageKey(1, "b" * 32)
+    assert next_key(keys[:2], 3, 999, PageKey(1, "b" * 32), 1000) is None   # walked it all
+    assert prefix_range("5519") == ("5519", "551:")
+
+
+VIEW = MessageView(
+    tracking_id="ab" * 16, client_id="order-1", provider="wavy", source="acme",
+    destination="5511999999999", text="Olá", flash=True, data_coding=3, encoding="latin1",
+    esm_class=0, registered_delivery=1, tlvs=((0x1400, b"dlt\x00"), (0x1401, b"own\x00")),
+    state="failed", parts=1, attempts=1, last_error="ESME_RINVDSTADR",
+    created_wall=T0, updated_wall=T0, valid_until_wall=T0 + 45 * 60, answer={},
+    segments=(), history=())
+
+
+def test_a_retry_runs_the_request_as_it_chose() -> None:
+    view = replace(VIEW, request={"from": "", "tlvs": [[0x1401, "6f776e00"]],
+                                  "encoding": "ucs2", "validity_minutes": 30,
+                                  "receipt": False, "provider": "wavy"})
+    request = retry_request(view)
+    assert (request.client_id, request.to, request.text, request.sender) == (
+        "order-1", "5511999999999", "Olá", "")   # the provider's rule picks the sender again
+    assert request.tlvs == ((0x1401, b"own\x00"),)  # its own TLV, not the provider's default
+    assert (request.encoding, request.validity_minutes, request.receipt) == ("ucs2", 30, False)
+    assert (request.provider, request.flash, request.retry_of) == ("wavy", True, "ab" * 16)
+    assert retry_request(view, "qikberry").provider == "qikberry"
+
+
+def test_a_retry_of_a_message_stored_before_requests_were_kept_uses_its_columns() -> None:
+    request = retry_request(VIEW)
+    assert (request.sender, request.tlvs, request.provider, request.encoding) == (
+        "acme", VIEW.tlvs, None, None)
+    assert (request.validity_minutes, request.receipt) == (45, True)
+    assert retry_request(replace(VIEW, registered_delivery=0)).receipt is False
+
+
+def test_a_refusal_names_the_message_field_not_its_place_in_a_request() -> None:
+    assert refusal_field(FieldError("no_route", "messages[0].to", "x")) == "to"
+    assert refusal_field(FieldError("no_route", "provider", "x")) == "provider"
