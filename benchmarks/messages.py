@@ -171,7 +171,8 @@ async def main() -> None:
             bindir = find_bindir()
             if bindir is None:
                 raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
-            server = PgServer(bindir, fsync=True, base=str(directory),
+            # Its own directory under --dir: the server runs as an unprivileged user.
+            server = PgServer(bindir, fsync=True, base=args.dir,
                               shared_buffers="128MB").start()
             await (await PostgresStore.open(server.url())).close()
             await fill_postgres(server.url(), args.messages)

@@ -443,7 +443,7 @@ async def test_postgresql_walks_read_their_index_in_list_order(
 ) -> None:
     import asyncpg
 
-    from smppgw.store.postgres.reads import walk_sql
+    from smppgw.store.postgres.reads import page_sql, walk_sql
 
     backend = Backend("postgresql", tmp_path, await new_database(pg_server))
     await (await backend.open()).close()   # the schema
@@ -478,6 +478,14 @@ async def test_postgresql_walks_read_their_index_in_list_order(
             "EXPLAIN SELECT provider, state, COUNT(*), MIN(created_unix_ms) FROM segments"
             " WHERE state IN ('queued', 'sending') GROUP BY provider, state"))
         assert "segments_unsent" in steps, steps
+        # A page takes the walk's rows as they come and stops with the page: never a sort,
+        # never a scan of the table, even for a state the statistics say no message has.
+        for query in (MessageQuery(state="submitted"), MessageQuery(state="failed",
+                                                                    provider="rare")):
+            sql, params = page_sql(plan(query))
+            steps = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *params))
+            assert "Nested Loop" in steps and "messages_pkey" in steps, (query, steps)
+            assert "Sort" not in steps and "Seq Scan" not in steps, (query, steps)
     finally:
         await conn.close()
 

@@ -28,6 +28,7 @@ from smppgw.store.views import message_view, queue_stats, row_event
 __all__ = [
     "MAX_EVENTS_PER_READ",
     "Connection",
+    "page_sql",
     "read_counts",
     "read_events",
     "read_last_cursor",
@@ -64,14 +65,15 @@ async def read_events(conn: Connection, cursor: int, limit: int) -> list[Event]:
     return [row_event(r) for r in rows]
 
 
-# The columns views.message_view reads, in its order.
-_MESSAGE_COLUMNS: Final = (
+# The columns views.message_view reads, in its order: a message's own, then its retry's id.
+_OWN_COLUMNS: Final = (
     "m.tracking_id, m.client_id, m.provider, m.source, m.destination, m.text, m.flash,"
     " m.data_coding, m.encoding, m.esm_class, m.registered_delivery, m.tlvs, m.state, m.parts,"
     " m.attempts, m.last_error, m.created_unix_ms, m.updated_unix_ms, m.valid_until_unix_ms,"
-    " m.answer, m.request, m.retry_of,"
-    " (SELECT r.tracking_id FROM messages AS r WHERE r.retry_of = m.tracking_id)"
+    " m.answer, m.request, m.retry_of"
 )
+_RETRIED_AS: Final = "(SELECT r.tracking_id FROM messages AS r WHERE r.retry_of = m.tracking_id)"
+_MESSAGE_COLUMNS: Final = f"{_OWN_COLUMNS}, {_RETRIED_AS}"
 _MESSAGE_SQL: Final = f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m WHERE m.{{where}} = $1"
 _SEGMENT_COLUMNS: Final = (
     "part_index, state, short_message, esm_class, data_coding, tlvs,"
@@ -165,19 +167,17 @@ def walk_sql(p: Plan, *, ordered: bool = True) -> tuple[str, list[object]]:
     return sql + f" ORDER BY c DESC, t DESC LIMIT {param(p.scan_limit, 'int')}", params
 
 
-async def read_message_page(conn: Connection, query: MessageQuery) -> MessagePage:
-    """One page of the list (search.py): the walk, the filters left, and the views, in one
-    snapshot."""
-    p = plan(query)
-    if p.source == "destination" and await _prefix_is_dense(conn, p):
-        p = plan(query, dense_prefix=True)
+def page_sql(p: Plan) -> tuple[str, list[object]]:
+    """The page of ``p``: the walk's rows in its (index) order, each message fetched by its
+    key (LATERAL with OFFSET 0: a fence, so the planner cannot turn the filters into a scan
+    of the table), the page taken as the matches come: no sort, and no more of the walk than
+    the page needs. Rows: views.message_view's columns, then the walk's created."""
     walk, params = walk_sql(p)
     where: list[str] = []
-    page_params = list(params)
 
     def param(value: object) -> str:
-        page_params.append(value)
-        return f"${len(page_params)}"
+        params.append(value)
+        return f"${len(params)}"
 
     if p.state is not None:
         where.append(f"m.state = {param(p.state)}")
@@ -187,21 +187,31 @@ async def read_message_page(conn: Connection, query: MessageQuery) -> MessagePag
         where.append(f'm.destination COLLATE "C" >= {param(p.to_range[0])}'
                      f' AND m.destination COLLATE "C" < {param(p.to_range[1])}')
     limit = param(p.limit + 1)
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        rows = await conn.fetch(
-            f"WITH scan AS MATERIALIZED ({walk})"
-            f" SELECT {_MESSAGE_COLUMNS}, scan.c FROM scan"
-            " JOIN messages AS m ON m.tracking_id = scan.t"
+    return (f"SELECT m.*, {_RETRIED_AS}, s.c FROM ({walk}) AS s"
+            f" CROSS JOIN LATERAL (SELECT {_OWN_COLUMNS} FROM messages AS m"
+            " WHERE m.tracking_id = s.t OFFSET 0) AS m"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + f" ORDER BY scan.c DESC, scan.t DESC LIMIT {limit}::int", *page_params)
+            + f" ORDER BY s.c DESC, s.t DESC LIMIT {limit}::int", params)
+
+
+async def read_message_page(conn: Connection, query: MessageQuery) -> MessagePage:
+    """One page of the list (search.py): the walk, the filters left, and the views, in one
+    snapshot."""
+    p = plan(query)
+    if p.source == "destination" and await _prefix_is_dense(conn, p):
+        p = plan(query, dense_prefix=True)
+    sql, params = page_sql(p)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(sql, *params)
         found = [PageKey(r[-1], r[0]) for r in rows]
         scanned, last = 0, None
         if len(rows) <= p.limit:
             # Short page: did the walk stop at its limit, and where? (index-only, once more)
+            walk, walk_params = walk_sql(p)
             edge = await conn.fetchrow(
                 f"WITH scan AS MATERIALIZED ({walk})"
                 " SELECT (SELECT COUNT(*) FROM scan), c, t FROM scan ORDER BY c, t LIMIT 1",
-                *params)
+                *walk_params)
             if edge is not None:
                 scanned, last = int(edge[0]), PageKey(edge[1], edge[2])
         views = await _views(conn, [tuple(r)[:-1] for r in rows[:p.limit]])
