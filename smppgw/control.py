@@ -54,17 +54,13 @@ class UnknownProviderError(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class RetryAnswer:
-    """What a retry did. ``view`` is None when no message has the tracking id. ``refused``:
-    the message is not in a state that retries (``view.state`` says which). ``answer``: the
+    """What a retry did. ``view`` is None when no message has the tracking id; ``answer`` is
+    None when the message is not in a state that retries (``view.state`` says which), else the
     accept path's answer for the new attempt (accepted, a duplicate of the retry made before,
     or refused with its field error)."""
 
     view: MessageView | None
     answer: SubmitAnswer | None = None
-
-    @property
-    def refused(self) -> bool:
-        return self.view is not None and self.answer is None
 
 
 def retry_request(view: MessageView, provider: str | None = None) -> SubmitRequest:

@@ -617,10 +617,6 @@ class CancelResult:
     in_flight: tuple[int, ...] = ()
     sent: tuple[int, ...] = ()
 
-    @property
-    def cancelled(self) -> bool:
-        return self.outcome in ("cancelled", "already_cancelled")
-
 
 @dataclass(frozen=True, slots=True, order=True)
 class PageKey:
