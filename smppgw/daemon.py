@@ -47,12 +47,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from smppgw.config import Config, GatewayConfig, ProviderConfig, load_config
-from smppgw.control import QueueControl
 from smppgw.errors import ConfigError
 from smppgw.flow.policy import RestartPolicy
 from smppgw.logs import RepeatedLog, set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
 from smppgw.pool.pool import BindPool
+from smppgw.services.control import QueueControl
 from smppgw.services.dispatcher import Dispatcher
 from smppgw.services.failover import move_queued
 from smppgw.services.receiver import Receiver
@@ -214,7 +214,8 @@ class Daemon:
         )
         self.control = QueueControl(
             store, self.submit_service, metrics=self.metrics,
-            providers=lambda: [p.name for p in self.config.providers])
+            providers=lambda: {p.name: p for p in self.config.providers},
+            holders=lambda: {name: r.dispatcher for name, r in self.providers.items()})
         await self.control.load()
         self._spawn(self._watch_store(store), "store watch")
         self._spawn(self._supervise("inbound", "inbound", self.inbound.run), "inbound")
@@ -386,6 +387,8 @@ class Daemon:
         pool = BindPool(provider, self.inbound.submit, metrics=self.metrics)
         dispatcher = Dispatcher(provider, self.store, pool, wall_clock=self.wall_clock,
                                 metrics=self.metrics)
+        if self.control is not None:
+            dispatcher.set_paused(provider.name in self.control.paused)
         runtime = _ProviderRuntime(provider, pool, dispatcher)
         runtime.task = self._spawn(runtime.run(self._supervise), f"provider {provider.name}")
         self.providers[provider.name] = runtime

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from smppgw.flow.outbound import SubmitDecision
-from smppgw.pool.pool import SubmitResult
+from smppgw.pool.pool import SubmitResult, SubmitTicket
 from smppgw.smpp.pdu import SubmitSmResp
 
 
@@ -24,6 +24,11 @@ class StandInPool:
 
     def apply(self, result: SubmitResult, decision: SubmitDecision) -> None:
         self.decisions.append(decision)
+
+    @staticmethod
+    def withdraw(ticket: SubmitTicket) -> None:
+        if not ticket.sent:
+            ticket.withdrawn = True
 
     @staticmethod
     def answer(status: int, message_id: str | None, bind: str = "sim#0") -> SubmitResult:

@@ -51,10 +51,11 @@ from smppgw.api.wiraya_formats import (
     results_xml,
 )
 from smppgw.config import GatewayConfig
-from smppgw.control import QueueControl, UnknownProviderError, refusal_field
 from smppgw.errors import SmppgwError
+from smppgw.flow.retry import refusal_field
 from smppgw.flow.submission import FieldError
 from smppgw.metrics import Metrics
+from smppgw.services.control import QueueControl, UnknownProviderError
 from smppgw.services.events_json import event_json
 from smppgw.services.submission import SubmitService
 from smppgw.store import MessageView, SegmentView, Store, StoreError, StoreWriteError

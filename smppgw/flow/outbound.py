@@ -87,7 +87,7 @@ __all__ = [
 #: goes back to the store with a delay and an attempt counted.
 SEND_AGAIN_LIMIT: Final = 10
 
-Unanswered = Literal["connection_lost", "timeout", "closing", "no_bind"]
+Unanswered = Literal["connection_lost", "timeout", "closing", "no_bind", "withdrawn"]
 
 
 class PartToSend(Protocol):
@@ -273,7 +273,7 @@ def decide_answer(
 def decide_unanswered(cause: Unanswered, *, attempts: int) -> SubmitDecision:
     """The part got no answer: the link was lost or the response timed out (it may have
     reached the SMSC: at-least-once, sent again soon), or it was never sent at all."""
-    if cause in ("closing", "no_bind"):
+    if cause in ("closing", "no_bind", "withdrawn"):
         return SubmitDecision(PartFate.RELEASE, reason=cause)
     return SubmitDecision(PartFate.RETRY, retry_in=submit_retry_delay(attempts, "unanswered"),
                           reason=cause)

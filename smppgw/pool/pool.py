@@ -26,11 +26,23 @@ from smppgw.pool.slot import BindSlot, BindStatus, Inbound, SubmitFailure
 from smppgw.smpp.events import ResponseReceived
 from smppgw.smpp.pdu import Pdu, SubmitSmResp
 
-__all__ = ["THROTTLE_LOG_INTERVAL", "BindPool", "SubmitResult"]
+__all__ = ["THROTTLE_LOG_INTERVAL", "BindPool", "SubmitResult", "SubmitTicket"]
 
 #: Seconds between two summary lines of one bind's throttling, and of its SMSC's SMPP
 #: violations (logs.RepeatedLog).
 THROTTLE_LOG_INTERVAL = 30.0
+
+
+@dataclass(slots=True)
+class SubmitTicket:
+    """One submit's standing in the pool, shared with the caller: ``sent`` once its PDU is
+    written (from then it may reach the SMSC); ``withdrawn`` (``BindPool.withdraw``) makes the
+    pool drop it before that, with SubmitFailure "withdrawn". The check and the write happen
+    in one step of the loop, so a ticket withdrawn while ``sent`` is False is never written:
+    what a pause and a cancel rely on to say "not sent"."""
+
+    sent: bool = False
+    withdrawn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,10 +269,11 @@ class BindPool:
             return slot, None
         return None, soonest
 
-    async def acquire(self) -> BindSlot:
+    async def acquire(self, ticket: SubmitTicket | None = None) -> BindSlot:
         """Wait (FIFO) until some bind may take one request now. Raises SubmitFailure
-        "closing" once the pool closes and "no_bind" while no bind is bound: the dispatcher
-        then gives the part back to the queue, where it shows and can expire."""
+        "closing" once the pool closes, "no_bind" while no bind is bound and "withdrawn" once
+        ``ticket`` is: the dispatcher then gives the part back to the queue, where it shows
+        and can expire."""
         loop = self._loop
         waited_from: float | None = None
         while True:
@@ -268,6 +281,8 @@ class BindPool:
                 raise SubmitFailure("closing", self.name)
             if not self._bound.is_set():
                 raise SubmitFailure("no_bind", self.name)
+            if ticket is not None and ticket.withdrawn:
+                raise SubmitFailure("withdrawn", self.name)
             now = loop.time()
             if not self._waiters or waited_from is not None:
                 slot, wait = self._choose(now)
@@ -316,12 +331,23 @@ class BindPool:
 
     # --- the one way to send ------------------------------------------------------------------
 
-    async def submit(self, pdu: Pdu) -> SubmitResult:
+    def withdraw(self, ticket: SubmitTicket) -> None:
+        """Drop ``ticket``'s submit unless its PDU is written already (see SubmitTicket)."""
+        if not ticket.sent:
+            ticket.withdrawn = True
+            self._wake(None)   # its waiter leaves now, and whoever it was ahead of looks again
+
+    async def submit(self, pdu: Pdu, ticket: SubmitTicket | None = None) -> SubmitResult:
         """Send ``pdu`` on the bind the plan chooses and return the SMSC's answer, whatever
         it is: the dispatcher decides what it means (flow.outbound) and hands the decision
-        back to ``apply``. Raises SubmitFailure when no answer came or nothing was sent."""
-        slot = await self.acquire()
+        back to ``apply``. Raises SubmitFailure when no answer came or nothing was sent
+        (``ticket``: see SubmitTicket)."""
+        slot = await self.acquire(ticket)
         sent_at = self._loop.time()
+        # No await between acquire's last check and the write: a withdrawal sees either a
+        # ticket not yet sent (and the PDU is then never written) or one already sent.
+        if ticket is not None:
+            ticket.sent = True
         answer: ResponseReceived = await slot.send(pdu, sent_at)
         if self._provider_metrics is not None:
             self._provider_metrics.segment_answered(answer.status, self._loop.time() - sent_at)

@@ -72,7 +72,7 @@ class SubmitFailure(Exception):
     """A request left without an answer: ``kind`` says why (flow.outbound.Unanswered).
 
     "connection_lost" and "timeout" may have reached the SMSC (sent again: at-least-once);
-    "closing" and "no_bind" were never sent.
+    "closing", "no_bind" and "withdrawn" (pool.SubmitTicket) were never sent.
     """
 
     def __init__(self, kind: Unanswered, bind: str) -> None:

@@ -13,6 +13,12 @@ Nothing here blocks on one message: waiting for capacity happens in the pool, an
 bind is bound the part goes back to the queue at once, where it shows in `smppgw status`
 and can expire.
 
+Pause and cancel. A paused dispatcher claims nothing; what it holds and has not written goes
+back to the queue, what is on the wire gets its answer as usual (the binds stay up for receipts
+and MO). A cancel first withdraws the message from the dispatcher (``withdraw``): its parts
+not yet written are never written (pool.SubmitTicket), and the store cancel counts them "not
+sent"; only the parts already on the wire are "in flight".
+
 Nothing here ends on one fault either: a part whose send raises gets a retry outcome (logged,
 counted in smppgw_worker_failures_total), a claim or a record the store refuses is tried
 again later, and outcomes not yet recorded stay in memory until the store takes them, so a
@@ -41,7 +47,7 @@ from smppgw.flow.outbound import (
 from smppgw.flow.policy import store_retry_delay
 from smppgw.logs import RepeatedLog
 from smppgw.metrics import Metrics
-from smppgw.pool.pool import BindPool, SubmitResult
+from smppgw.pool.pool import BindPool, SubmitResult, SubmitTicket
 from smppgw.pool.slot import SubmitFailure
 from smppgw.smpp.errors import PduEncodeError
 from smppgw.smpp.receipt import message_id_key
@@ -58,6 +64,8 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0  # seconds between store polls when nothing woke the feeder
 MAX_WORKERS = 512
 FAILURE_LOG_INTERVAL = 30.0  # seconds between two summaries of repeated failures
+#: Messages remembered as withdrawn (cancelled): more than a dispatcher ever holds at once.
+WITHDRAWN_KEPT = 10_000
 
 
 class Dispatcher:
@@ -89,6 +97,13 @@ class Dispatcher:
         # Claimed parts a worker holds (sending, or building the outcome), by segment id:
         # what a run that failed must give back.
         self._in_hand: dict[int, SegmentToSend] = {}
+        # The ticket of each part in hand while it is with the pool (written or waiting).
+        self._tickets: dict[int, SubmitTicket] = {}
+        # Messages withdrawn by a cancel, oldest first: none of their parts is written again.
+        self._withdrawn: dict[str, None] = {}
+        self._paused = False
+        self._resumed = asyncio.Event()
+        self._resumed.set()
         self._endings = RepeatedEndings()
         self._suspect_lane = asyncio.Lock()
         self._idle = asyncio.Event()
@@ -112,10 +127,72 @@ class Dispatcher:
                                       "period": f"{period:.0f}s"}})))
 
     def __repr__(self) -> str:
+        paused = " paused" if self._paused else ""
         return (
-            f"<Dispatcher {self.provider.name} queued={self._queue.qsize()} busy={self._busy}"
-            f"/{self.workers}>"
+            f"<Dispatcher {self.provider.name}{paused} queued={self._queue.qsize()}"
+            f" busy={self._busy}/{self.workers}>"
         )
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_paused(self, paused: bool) -> None:
+        """The operator paused (or resumed) the provider: while paused nothing is claimed,
+        and the parts held and not written go back to the queue at once; those on the wire
+        get their answers as usual."""
+        if paused == self._paused:
+            return
+        self._paused = paused
+        if paused:
+            self._resumed.clear()
+            self._release_queued()
+            for ticket in self._tickets.values():
+                self.pool.withdraw(ticket)
+        else:
+            self._resumed.set()
+        self._work.set()
+
+    def withdraw(self, tracking_id: str) -> frozenset[int]:
+        """A cancel takes ``tracking_id`` back: none of its parts this dispatcher holds and
+        has not written is written from now on (they go back as released). Returns the
+        segment ids of those parts, which the store may count as not sent; parts already on
+        the wire are not among them. Undo with ``restore`` when the cancel did not happen."""
+        self._withdrawn[tracking_id] = None
+        while len(self._withdrawn) > WITHDRAWN_KEPT:
+            del self._withdrawn[next(iter(self._withdrawn))]
+        held: set[int] = set()
+        kept: list[list[SegmentToSend]] = []
+        while not self._queue.empty():
+            run = self._queue.get_nowait()
+            if run[0].tracking_id == tracking_id:   # a run is the parts of one message
+                held.update(segment.segment_id for segment in run)
+                self._outcomes += [SubmitOutcome.released(s.segment_id) for s in run]
+            else:
+                kept.append(run)
+        for run in kept:
+            self._queue.put_nowait(run)
+        for segment_id, segment in self._in_hand.items():
+            if segment.tracking_id != tracking_id:
+                continue
+            ticket = self._tickets.get(segment_id)
+            if ticket is None or not ticket.sent:
+                held.add(segment_id)
+                if ticket is not None:
+                    self.pool.withdraw(ticket)
+        if self._outcomes:
+            self._outcomes_ready.set()
+        return frozenset(held)
+
+    def restore(self, tracking_id: str) -> None:
+        """The cancel ``withdraw`` prepared did not happen (refused, or the store failed): the
+        message's parts are sent again as they come back from the queue."""
+        self._withdrawn.pop(tracking_id, None)
+        self._work.set()
+
+    def _held_back(self, segment: SegmentToSend) -> bool:
+        """Not to be written now: paused, stopping, or its message withdrawn."""
+        return self._paused or self._stopping or segment.tracking_id in self._withdrawn
 
     def wake(self) -> None:
         """New work was accepted for this provider: claim it now rather than at the next poll."""
@@ -197,6 +274,12 @@ class Dispatcher:
                     async with asyncio.timeout(POLL_INTERVAL):
                         await store.wait_writable()
                 continue
+            if self._paused:
+                # The operator paused the provider: claim nothing until resumed.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_INTERVAL):
+                        await self._resumed.wait()
+                continue
             if not self.pool.bound_count:
                 # No bind could take a part: leave them queued, where they show and expire.
                 with contextlib.suppress(TimeoutError):
@@ -219,6 +302,9 @@ class Dispatcher:
                 if self._stopping:  # stop_claiming() came during the claim
                     self._release_queued()
                     return
+                if self._paused:    # a pause came during the claim
+                    self._release_queued()
+                    continue
             if claimed and len(claimed) >= room:
                 # The workers are full: wait until some finish before claiming more.
                 await self._wait_for_work(POLL_INTERVAL)
@@ -266,7 +352,7 @@ class Dispatcher:
         dispatcher stops, the parts after it go back to the queue untouched."""
         going = True
         for segment in run:
-            if going and not self._stopping:
+            if going and not self._held_back(segment):
                 try:
                     outcome = await self._send(segment)
                 except Exception as exc:
@@ -275,6 +361,7 @@ class Dispatcher:
             else:
                 outcome = SubmitOutcome.released(segment.segment_id)
             self._in_hand.pop(segment.segment_id, None)
+            self._tickets.pop(segment.segment_id, None)
             self._outcomes.append(outcome)
 
     async def _send(self, segment: SegmentToSend) -> SubmitOutcome:
@@ -287,12 +374,14 @@ class Dispatcher:
         sent_again = 0
         while True:
             result: SubmitResult | None = None
+            # A new ticket per write: one sent again (flow control) can still be held back.
+            ticket = self._tickets[part] = SubmitTicket(withdrawn=self._held_back(segment))
             try:
                 if self._endings.suspect(part):
                     async with self._suspect_lane:  # see flow.outbound's RepeatedEndings
-                        result = await self.pool.submit(pdu)
+                        result = await self.pool.submit(pdu, ticket)
                 else:
-                    result = await self.pool.submit(pdu)
+                    result = await self.pool.submit(pdu, ticket)
             except PduEncodeError as exc:
                 # A stored part our encoder refuses (stored before accept checked it, or a
                 # rule that changed): the same every time, so it fails now, loudly.

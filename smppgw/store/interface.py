@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from types import TracebackType
 
@@ -302,12 +302,15 @@ class Store(abc.ABC):
     # --- operator commands -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def cancel_message(self, tracking_id: str, reason: str) -> CancelResult | None:
+    async def cancel_message(
+        self, tracking_id: str, reason: str, not_sent: Collection[int] = (),
+    ) -> CancelResult | None:
         """Cancel a message: its parts still waiting are never sent, it ends 'cancelled' with
-        a 'state' event (``reason`` in it and in its last error). Parts in flight keep
-        whatever their answers say, but one the SMSC does not take is not sent again. A
-        message already final, or whose every part the SMSC took, is left as it is (see
-        CancelResult). None for an unknown tracking id."""
+        a 'state' event (``reason`` in it and in its last error). ``not_sent``: segment ids
+        of claimed parts their dispatcher withdrew unwritten, which count as waiting. Other
+        parts in flight keep whatever their answers say, but one the SMSC does not take is
+        not sent again. A message already final, or whose every part the SMSC took, is left
+        as it is (see CancelResult). None for an unknown tracking id."""
 
     @abc.abstractmethod
     async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:

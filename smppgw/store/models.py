@@ -16,7 +16,6 @@ __all__ = [
     "FINAL_MESSAGE_STATES",
     "MESSAGE_STATES",
     "RECEIPT_OUTCOMES",
-    "RETRYABLE_STATES",
     "SEGMENT_STATES",
     "UNDELIVERED_STATES",
     "AcceptResult",
@@ -83,11 +82,6 @@ FINAL_MESSAGE_STATES: Final[frozenset[str]] = frozenset(
 UNDELIVERED_STATES: Final[frozenset[str]] = frozenset(
     {"undeliverable", "expired", "rejected", "failed", "unknown", "cancelled"}
 )
-#: A message in one of these states may be sent again as a new attempt (``retry``): the SMSC
-#: refused it, the handset never got it, or it ran out of time. A rejected message is refused
-#: by the network again; a cancelled one was stopped on purpose; an unknown one was accepted by
-#: the SMSC (it may well have arrived: sending it again could deliver it twice).
-RETRYABLE_STATES: Final[frozenset[str]] = frozenset({"failed", "undeliverable", "expired"})
 
 #: ``sending`` lives only between claim_segments and record_submit_results; ``failed`` is a
 #: permanent submit refusal or a part cancelled because a sibling failed; ``expired`` is a part

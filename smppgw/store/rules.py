@@ -9,7 +9,7 @@ how they read, write, commit and wait.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, cast
 
@@ -562,10 +562,13 @@ class Batch:
 
     # --- cancel --------------------------------------------------------------------------------
 
-    def cancel(self, tracking_id: str, reason: str) -> CancelResult | None:
-        """Cancel a loaded message (see Store.cancel_message): its 'queued' parts become
-        'cancelled', the message 'cancelled' with a 'state' event listing where each part
-        stands. None when the message was not loaded (unknown)."""
+    def cancel(
+        self, tracking_id: str, reason: str, not_sent: Collection[int] = (),
+    ) -> CancelResult | None:
+        """Cancel a loaded message (see Store.cancel_message): its 'queued' parts, and its
+        'sending' ones in ``not_sent`` (withdrawn unwritten), become 'cancelled', the message
+        'cancelled' with a 'state' event listing where each part stands. None when the
+        message was not loaded (unknown)."""
         message = self._messages.get(tracking_id)
         if message is None:
             return None
@@ -575,7 +578,8 @@ class Batch:
         members = sorted(message.members, key=lambda p: p.part_index)
         if state == "cancelled":
             return CancelResult(tracking_id, "already_cancelled", state, *_positions(members))
-        waiting = [p for p in members if p.state == "queued"]
+        waiting = [p for p in members if p.state == "queued"
+                   or (p.state == "sending" and p.segment_id in not_sent)]
         if not waiting and all(p.state != "sending" for p in members):
             return CancelResult(tracking_id, "all_sent", state, *_positions(members))
         for part in waiting:

@@ -334,7 +334,7 @@ async def test_claiming_stops_while_the_store_cannot_write(
     sent: list[Pdu] = []
 
     class Pool(StandInPool):
-        async def submit(self, pdu: Pdu) -> SubmitResult:
+        async def submit(self, pdu: Pdu, ticket: object = None) -> SubmitResult:
             sent.append(pdu)
             return self.answer(statuses.pop(0), "id-1")
 

@@ -42,7 +42,7 @@ class ScriptedPool(StandInPool):
         self.script = script
         self.sent: list[Pdu] = []
 
-    async def submit(self, pdu: Pdu) -> SubmitResult:
+    async def submit(self, pdu: Pdu, ticket: object = None) -> SubmitResult:
         self.sent.append(pdu)
         answer = self.script(pdu)
         if isinstance(answer, BaseException):
@@ -191,7 +191,7 @@ async def test_parts_in_flight_at_a_drop_are_sent_again_one_at_a_time(tmp_path: 
     class Pool(StandInPool):
         sent: list[Pdu] = []
 
-        async def submit(self, pdu: Pdu) -> SubmitResult:
+        async def submit(self, pdu: Pdu, ticket: object = None) -> SubmitResult:
             nonlocal in_flight, most_in_flight
             assert isinstance(pdu, SubmitSm)
             self.sent.append(pdu)

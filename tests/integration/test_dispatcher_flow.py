@@ -41,7 +41,7 @@ class ScriptedPool(StandInPool):
         self.message_id = message_id
         self.sent: list[bytes] = []
 
-    async def submit(self, pdu: Pdu) -> SubmitResult:
+    async def submit(self, pdu: Pdu, ticket: object = None) -> SubmitResult:
         assert isinstance(pdu, SubmitSm)
         self.sent.append(pdu.short_message)
         await asyncio.sleep(0)  # other workers may send meanwhile
@@ -129,7 +129,7 @@ async def test_different_messages_still_go_out_concurrently(
     most = 0
 
     class SlowPool(StandInPool):
-        async def submit(self, pdu: Pdu) -> SubmitResult:
+        async def submit(self, pdu: Pdu, ticket: object = None) -> SubmitResult:
             nonlocal in_flight, most
             in_flight += 1
             most = max(most, in_flight)
@@ -200,7 +200,7 @@ async def test_parts_claimed_while_no_bind_is_bound_go_back_to_the_queue_at_once
         async def wait_bound(self) -> None:
             await asyncio.Event().wait()  # no bind comes back in this test
 
-        async def submit(self, pdu: Pdu) -> SubmitResult:
+        async def submit(self, pdu: Pdu, ticket: object = None) -> SubmitResult:
             self.bound_count = 0  # every bind drops while this part waits
             self.tried.set()
             raise SubmitFailure("no_bind", "sim")

@@ -21,7 +21,7 @@ from smppgw.flow.outbound import PartFate, decide_answer
 from smppgw.flow.policy import DEFAULT_POLICIES, Backoff, BackoffPolicy
 from smppgw.logs import KeyValueFormatter
 from smppgw.metrics import Metrics
-from smppgw.pool.pool import BindPool, SubmitResult
+from smppgw.pool.pool import BindPool, SubmitResult, SubmitTicket
 from smppgw.pool.slot import BindSlot, Inbound, SubmitFailure
 from smppgw.simulator import Account, Faults, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
@@ -453,3 +453,33 @@ async def test_a_flood_of_malformed_pdus_is_one_warning_a_summary_and_a_counter(
     [summary] = pool_records(caplog, "peer kept violating SMPP")
     assert summary.kv["violations"] == 49  # type: ignore[attr-defined]
     assert pool.bound_count == 1
+
+
+async def test_a_withdrawn_ticket_is_never_written(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools
+) -> None:
+    """A submit withdrawn while it waits for capacity leaves without being written
+    (SubmitFailure "withdrawn"): what a pause and a cancel rely on to say "not sent". A ticket
+    left alone says when its PDU was written."""
+    sim = await sim_factory(SimulatorConfig())
+    pool = BindPool(provider_config(tmp_path, sim, binds=1, window=1), lambda i: i.acknowledge())
+    pools.start(pool)
+    await pool.wait_bound()
+    sim.hold_answers()
+    first = SubmitTicket()
+    on_the_wire = asyncio.create_task(pool.submit(submit_pdu(1), first))
+    await sim.wait_submits(1)
+    assert first.sent
+    second = SubmitTicket()
+    waiting = asyncio.create_task(pool.submit(submit_pdu(2), second))
+    pool.withdraw(second)   # waiting for the window's one slot, or not even started
+    with pytest.raises(SubmitFailure) as caught:
+        await waiting
+    assert caught.value.kind == "withdrawn" and not second.sent
+    # Withdrawing a ticket already written changes nothing: its answer still comes.
+    pool.withdraw(first)
+    sim.release_answers()
+    assert (await on_the_wire).status == CommandStatus.ESME_ROK
+    # The window's room went to the next submit, not to the withdrawn one.
+    assert (await pool.submit(submit_pdu(3))).status == CommandStatus.ESME_ROK
+    assert [r.pdu.short_message for r in sim.submits] == [b"m1", b"m3"]

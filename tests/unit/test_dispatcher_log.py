@@ -32,7 +32,7 @@ class AnsweringPool(StandInPool):
         super().__init__()
         self.status = status
 
-    async def submit(self, pdu: Pdu) -> SubmitResult:
+    async def submit(self, pdu: Pdu, ticket: object = None) -> SubmitResult:
         return self.answer(self.status, "m-1" if self.status == 0 else None, "sim#1")
 
 

@@ -5,12 +5,14 @@ message → the request a retry runs again."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from smppgw.api.queries import parse_list_query
 from smppgw.api.schemas import RequestError
-from smppgw.control import refusal_field, retry_request
+from smppgw.config import parse_config
+from smppgw.flow.retry import refusal_field, retry_request
 from smppgw.flow.submission import FieldError
 from smppgw.store import MessageQuery, MessageView, PageKey
 from smppgw.store.search import encode_cursor, next_key, plan, prefix_range
@@ -99,21 +101,35 @@ def test_a_retry_runs_the_request_as_it_chose() -> None:
     view = replace(VIEW, request={"from": "", "tlvs": [[0x1401, "6f776e00"]],
                                   "encoding": "ucs2", "validity_minutes": 30,
                                   "receipt": False, "provider": "wavy"})
-    request = retry_request(view)
+    request = retry_request(view, None)
     assert (request.client_id, request.to, request.text, request.sender) == (
         "order-1", "5511999999999", "Olá", "")   # the provider's rule picks the sender again
     assert request.tlvs == ((0x1401, b"own\x00"),)  # its own TLV, not the provider's default
     assert (request.encoding, request.validity_minutes, request.receipt) == ("ucs2", 30, False)
     assert (request.provider, request.flash, request.retry_of) == ("wavy", True, "ab" * 16)
-    assert retry_request(view, "qikberry").provider == "qikberry"
+    assert retry_request(view, None, "qikberry").provider == "qikberry"
 
 
 def test_a_retry_of_a_message_stored_before_requests_were_kept_uses_its_columns() -> None:
-    request = retry_request(VIEW)
+    request = retry_request(VIEW, None)
     assert (request.sender, request.tlvs, request.provider, request.encoding) == (
         "acme", VIEW.tlvs, None, None)
     assert (request.validity_minutes, request.receipt) == (45, True)
-    assert retry_request(replace(VIEW, registered_delivery=0)).receipt is False
+    assert retry_request(replace(VIEW, registered_delivery=0), None).receipt is False
+
+
+def test_a_retry_of_such_a_message_drops_what_its_provider_added_when_it_knows_it() -> None:
+    """As failover rebuilds a queued message: without the provider's TLV defaults, and with
+    no sender when the provider put its system_id there."""
+    wavy = parse_config({
+        "gateway": {"state_dir": "/tmp/x"},
+        "provider": [{"name": "wavy", "profile": "qikberry", "system_id": "acme",
+                      "password": "pw", "routes": ["55"], "sender_as_system_id": True,
+                      "tlv_defaults": {"0x1400": {"hex": "646c7400"}}}]},
+        base_dir=Path("/tmp"), environ={}).providers[0]
+    request = retry_request(VIEW, wavy)
+    assert (request.sender, request.tlvs) == ("", ((0x1401, b"own\x00"),))
+    assert (request.validity_minutes, request.retry_of) == (45, VIEW.tracking_id)
 
 
 def test_a_refusal_names_the_message_field_not_its_place_in_a_request() -> None:

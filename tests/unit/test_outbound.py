@@ -196,6 +196,7 @@ def test_every_row_of_the_status_table_has_a_decision() -> None:
         ("timeout", 6, PartFate.RETRY, 5.0),
         ("closing", 3, PartFate.RELEASE, None),
         ("no_bind", 0, PartFate.RELEASE, None),
+        ("withdrawn", 0, PartFate.RELEASE, None),   # paused or cancelled before it was written
     ],
 )
 def test_no_answer(cause: str, attempts: int, fate: PartFate, retry_in: float | None) -> None:

@@ -100,6 +100,22 @@ async def test_cancel_stops_waiting_parts_and_says_where_each_part_stands(store:
     assert second.part_index == 1
 
 
+async def test_claimed_parts_withdrawn_unwritten_count_as_not_sent(store: Store) -> None:
+    m = message(parts=3)
+    await store.accept_messages([m])
+    first, second = await store.claim_segments("wavy", 2)
+    # The dispatcher wrote part 0 and took part 1 back unwritten (Dispatcher.withdraw).
+    result = await store.cancel_message(m.tracking_id, "x", {second.segment_id})
+    assert result == CancelResult(m.tracking_id, "cancelled", "cancelled", not_sent=(1, 2),
+                                  in_flight=(0,))
+    assert await states(store, m.tracking_id) == ("cancelled",
+                                                  ["sending", "cancelled", "cancelled"])
+    await store.record_submit_results([SubmitOutcome.released(second.segment_id),
+                                       SubmitOutcome.ok(first.segment_id, "S-0")])
+    assert await states(store, m.tracking_id) == ("cancelled",
+                                                  ["submitted", "cancelled", "cancelled"])
+
+
 async def test_a_part_in_flight_is_recorded_as_answered_and_never_queued_again(
     store: Store,
 ) -> None:

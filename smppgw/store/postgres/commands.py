@@ -612,12 +612,12 @@ _CANCEL_MODEL_SQL: Final = _MODEL_SELECT + """
 
 
 async def cancel(tx: Tx, request: Sequence[object]) -> CancelResult | None:
-    """``request`` = (tracking_id, reason): the message's parts loaded and locked,
+    """``request`` = (tracking_id, reason, not_sent): the message's parts loaded and locked,
     rules.Batch.cancel, written back."""
-    tracking_id, reason = cast(tuple[str, str], tuple(request))
+    tracking_id, reason, not_sent = cast(tuple[str, str, frozenset[int]], tuple(request))
     batch = Batch(tx.now_ms, tx.events)
     batch.load(await tx.conn.fetch(_CANCEL_MODEL_SQL, tracking_id))
-    result = batch.cancel(tracking_id, reason)
+    result = batch.cancel(tracking_id, reason, not_sent)
     await _write(tx, batch)
     return result
 

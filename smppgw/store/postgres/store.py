@@ -11,7 +11,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -321,9 +321,11 @@ class PostgresStore(Store):
             tuple[int, int, int, list[StoredMoPart]], await self._command(commands.recover, ()))
         return recovery_report(requeued, unmatched, queued, mo_parts)
 
-    async def cancel_message(self, tracking_id: str, reason: str) -> CancelResult | None:
-        return cast("CancelResult | None",
-                    await self._command(commands.cancel, (tracking_id, reason)))
+    async def cancel_message(
+        self, tracking_id: str, reason: str, not_sent: Collection[int] = (),
+    ) -> CancelResult | None:
+        return cast("CancelResult | None", await self._command(
+            commands.cancel, (tracking_id, reason, frozenset(not_sent))))
 
     async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:
         return cast("ProviderPause | None",

@@ -526,12 +526,13 @@ def move_messages(tx: Tx, request: Sequence[object]) -> int:
 
 
 def cancel(tx: Tx, request: Sequence[object]) -> CancelResult | None:
-    """``request`` = (tracking_id, reason): the message's parts loaded, rules.Batch.cancel,
-    written back. Runs on the writer, like claims: a part is claimed or cancelled, not both."""
-    tracking_id, reason = cast(tuple[str, str], tuple(request))
+    """``request`` = (tracking_id, reason, not_sent): the message's parts loaded,
+    rules.Batch.cancel, written back. Runs on the writer, like claims: a part is claimed or
+    cancelled, not both."""
+    tracking_id, reason, not_sent = cast(tuple[str, str, frozenset[int]], tuple(request))
     batch = Batch(tx.now_ms, tx.events)
     batch.load(json_rows(tx.conn, _MODEL_SQL.format(where="tracking_id = ?"), (tracking_id,)))
-    result = batch.cancel(tracking_id, reason)
+    result = batch.cancel(tracking_id, reason, not_sent)
     _write(tx, batch)
     return result
 

@@ -14,7 +14,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, TypeVar, cast
@@ -286,9 +286,11 @@ class SqliteStore(Store):
             tuple[int, int, int, list[StoredMoPart]], await self._command(commands.recover, ()))
         return recovery_report(requeued, unmatched, queued, mo_parts)
 
-    async def cancel_message(self, tracking_id: str, reason: str) -> CancelResult | None:
-        return cast("CancelResult | None",
-                    await self._command(commands.cancel, (tracking_id, reason)))
+    async def cancel_message(
+        self, tracking_id: str, reason: str, not_sent: Collection[int] = (),
+    ) -> CancelResult | None:
+        return cast("CancelResult | None", await self._command(
+            commands.cancel, (tracking_id, reason, frozenset(not_sent))))
 
     async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:
         return cast("ProviderPause | None",

@@ -1,10 +1,11 @@
 """The operator's commands on the queue: cancel a message, send a finished one again, pause
-and resume a provider. The API and the command line come through ``QueueControl``; the store
-decides what a cancel may stop, ``SubmitService`` accepts a retry as it accepts any message.
+and resume a provider. The API and the command line come through ``QueueControl``; what may
+be cancelled is the store's rule, what a retry sends is flow.retry's, and a retry is accepted
+by SubmitService as any message is.
 
-A retry is the old message's request run through the accept path once more (routed, encoded
-and checked again, so a changed route or profile applies): ``retry_request`` rebuilds that
-request from what the store kept. Pauses live in the store, so they outlive a reload and a
+A cancel first withdraws the message from every dispatcher (its parts not yet written are
+never written), then cancels it in the store, which counts those parts "not sent"; parts
+already on the wire are "in flight". Pauses live in the store, so they outlive a reload and a
 restart; this object keeps the current set for status, metrics and the dispatchers.
 """
 
@@ -13,33 +14,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final, Protocol
 
-from smppgw.flow.submission import FieldError, SubmitRequest
+from smppgw.config import ProviderConfig
+from smppgw.flow.retry import RETRYABLE, retry_request
 from smppgw.metrics import Metrics
 from smppgw.services.submission import SubmitAnswer, SubmitService
-from smppgw.smpp.text import ENCODINGS
-from smppgw.store import (
-    RETRYABLE_STATES,
-    CancelResult,
-    MessageView,
-    ProviderPause,
-    Store,
-)
+from smppgw.store import CancelResult, MessageView, ProviderPause, Store
 
 __all__ = [
     "CANCEL_REASON",
+    "Holder",
     "QueueControl",
     "RetryAnswer",
     "UnknownProviderError",
-    "refusal_field",
-    "retry_request",
 ]
 
 log = logging.getLogger(__name__)
 
 #: The reason a cancel gives (the message's last error and its 'cancelled' event say it).
 CANCEL_REASON: Final = "by the operator"
+
+
+class Holder(Protocol):
+    """What holds a provider's claimed parts (services.dispatcher.Dispatcher)."""
+
+    def set_paused(self, paused: bool) -> None: ...
+
+    def withdraw(self, tracking_id: str) -> frozenset[int]: ...
+
+    def restore(self, tracking_id: str) -> None: ...
 
 
 class UnknownProviderError(LookupError):
@@ -63,52 +67,24 @@ class RetryAnswer:
     answer: SubmitAnswer | None = None
 
 
-def retry_request(view: MessageView, provider: str | None = None) -> SubmitRequest:
-    """The request that sends ``view``'s message again: its text to its number, with the
-    request's own choices as stored (a message stored before they were kept gives its
-    columns: its sender and TLVs as sent, its validity span). ``provider`` names the
-    provider to use instead of the route (or of the provider the request named)."""
-    choices = view.request
-    if choices is None:
-        validity = None
-        if view.valid_until_wall is not None:
-            validity = max(1, round((view.valid_until_wall - view.created_wall) / 60))
-        sender, tlvs, named, encoding = view.source, view.tlvs, None, None
-        receipt = view.registered_delivery != 0
-    else:
-        sender = str(choices.get("from", view.source))
-        tlvs = tuple((int(tag), bytes.fromhex(raw)) for tag, raw in cast(
-            list[tuple[int, str]], choices.get("tlvs", [])))
-        named = cast("str | None", choices.get("provider"))
-        encoding_name = choices.get("encoding")
-        encoding = encoding_name if encoding_name in ENCODINGS else None
-        raw_validity = choices.get("validity_minutes")
-        validity = raw_validity if isinstance(raw_validity, int) else None
-        receipt = choices.get("receipt", True) is not False
-    return SubmitRequest(
-        index=0, client_id=view.client_id, to=view.destination, sender=sender,
-        text=view.text, provider=provider or named, flash=view.flash,
-        validity_minutes=validity, tlvs=tlvs, receipt=receipt, encoding=encoding,
-        retry_of=view.tracking_id)
-
-
 class QueueControl:
     """Cancel, retry, pause and resume; one per daemon.
 
-    ``providers`` gives the names of the configured providers (they change at reload);
-    ``on_pause`` hears every change of a provider's pause (the dispatchers' business).
+    ``providers`` gives the configured providers by name (they change at reload);
+    ``holders`` the dispatchers running now, by provider.
     """
 
     def __init__(
         self, store: Store, submit: SubmitService, *, metrics: Metrics | None = None,
-        providers: Callable[[], Collection[str]] | None = None,
-        on_pause: Callable[[str, bool], None] = lambda name, paused: None,
+        providers: Callable[[], Mapping[str, ProviderConfig]] | None = None,
+        holders: Callable[[], Mapping[str, Holder]] = dict,
     ) -> None:
         self.store = store
         self.submit = submit
         self.metrics = metrics
-        self._providers = providers or (lambda: [p.name for p in submit.config.providers])
-        self._on_pause = on_pause
+        self._providers = providers or (
+            lambda: {p.name: p for p in submit.config.providers})
+        self._holders = holders
         self._paused: dict[str, ProviderPause] = {}
 
     def __repr__(self) -> str:
@@ -120,7 +96,7 @@ class QueueControl:
         return self._paused
 
     async def load(self) -> None:
-        """Read the pauses from the store (at start, before dispatching)."""
+        """Read the pauses from the store (at start, before any dispatcher runs)."""
         self._paused = await self.store.provider_pauses()
         for name in self._paused:
             log.warning("provider paused: nothing of it is sent until it is resumed",
@@ -136,9 +112,20 @@ class QueueControl:
     # --- cancel ----------------------------------------------------------------------------------
 
     async def cancel(self, tracking_id: str) -> CancelResult | None:
-        """Cancel one message (Store.cancel_message); None when unknown."""
-        result = await self.store.cancel_message(tracking_id, CANCEL_REASON)
-        if result is not None and result.outcome == "cancelled":
+        """Cancel one message (see the module doc and Store.cancel_message); None when
+        unknown."""
+        holders = list(self._holders().values())
+        not_sent = frozenset().union(*(h.withdraw(tracking_id) for h in holders))
+        try:
+            result = await self.store.cancel_message(tracking_id, CANCEL_REASON, not_sent)
+        except BaseException:
+            for holder in holders:
+                holder.restore(tracking_id)
+            raise
+        if result is None or result.outcome in ("final", "all_sent"):
+            for holder in holders:
+                holder.restore(tracking_id)
+        elif result.outcome == "cancelled":
             log.info("message cancelled", extra={"kv": {
                 "tracking_id": tracking_id, "not_sent": len(result.not_sent),
                 "in_flight": len(result.in_flight), "sent": len(result.sent)}})
@@ -156,9 +143,10 @@ class QueueControl:
             earlier = await self.store.get_message(view.retried_as)
             if earlier is not None:
                 return RetryAnswer(view, _duplicate(earlier))
-        if view.state not in RETRYABLE_STATES:
+        if view.state not in RETRYABLE:
             return RetryAnswer(view)
-        (answer,) = await self.submit.submit([retry_request(view, provider)])
+        request = retry_request(view, self._providers().get(view.provider), provider)
+        (answer,) = await self.submit.submit([request])
         if answer.accepted and not answer.duplicate:
             log.info("message retried", extra={"kv": {
                 "tracking_id": tracking_id, "as": answer.tracking_id,
@@ -182,7 +170,9 @@ class QueueControl:
                         else "provider resumed", extra={"kv": {"provider": provider}})
         if self.metrics is not None:
             self.metrics.provider(provider).set_paused(paused)
-        self._on_pause(provider, paused)
+        holder = self._holders().get(provider)
+        if holder is not None:
+            holder.set_paused(paused)
         return pause
 
 
@@ -196,10 +186,3 @@ def _duplicate(earlier: MessageView) -> SubmitAnswer:
         segments=segments if isinstance(segments, int) else earlier.parts,
         data_coding=data_coding if isinstance(data_coding, int) else earlier.data_coding,
         provider=str(answer.get("provider", earlier.provider)), duplicate=True)
-
-
-def refusal_field(error: FieldError) -> str:
-    """A field error of the accept path named by the message's own field (``to``), not by its
-    place in a request (``messages[0].to``): a retry has no request body of that shape."""
-    prefix, dot, rest = error.field.partition(".")
-    return rest if dot and prefix.startswith("messages[") else error.field
