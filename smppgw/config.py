@@ -148,6 +148,7 @@ _PROVIDER_KEYS: Final = (
     "transliterate",
     "concat",
     "max_octets_per_part",
+    "max_parts",
     "max_pdu_octets",
     "submit_multi",
     "message_id_format",
@@ -479,8 +480,8 @@ def parse_text_settings(
     data: Mapping[str, object], prefix: str
 ) -> tuple[ProviderProfile, bool]:
     """How one ``[[provider]]`` table encodes text, checked exactly as check-config does:
-    its profile with ``data_coding``, ``gsm_extension``, ``concat`` and
-    ``max_octets_per_part`` applied (named after the table's ``name`` when set), and its
+    its profile with ``data_coding``, ``gsm_extension``, ``concat``, ``max_octets_per_part``
+    and ``max_parts`` applied (named after the table's ``name`` when set), and its
     ``transliterate``. For `smppgw encode`, which needs no credentials or hosts: other keys
     are only checked to be known. Raises ConfigError with every problem, paths under
     ``prefix`` (e.g. "provider[0]")."""
@@ -997,6 +998,7 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
             table.integer("max_pdu_octets", minimum=MIN_PDU_OCTETS, maximum=MAX_PDU_OCTETS),
             base.max_pdu_octets,
         ),
+
         submit_multi=_default(table.boolean("submit_multi"), base.submit_multi),
         message_id_format=table.choice("message_id_format", _MESSAGE_ID_FORMATS)
         or base.message_id_format,
@@ -1084,6 +1086,8 @@ def _with_text_settings(table: _Table, base: ProviderProfile) -> ProviderProfile
             table.integer("max_octets_per_part", minimum=16, maximum=254),
             base.max_octets_per_part,
         ),
+        # 255: the most parts a concatenated message can have (3GPP TS 23.040 §9.2.3.24.1).
+        max_parts=_default(table.integer("max_parts", minimum=1, maximum=255), base.max_parts),
     )
 
 
@@ -1756,6 +1760,7 @@ def _render_provider(provider: ProviderConfig) -> list[str]:
         _kv("transliterate", provider.transliterate),
         _kv("concat", profile.concat),
         _kv("max_octets_per_part", profile.max_octets_per_part),
+        _kv("max_parts", profile.max_parts),
         _kv("max_pdu_octets", profile.max_pdu_octets),
         _kv("submit_multi", profile.submit_multi),
         _kv("message_id_format", profile.message_id_format),

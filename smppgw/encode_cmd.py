@@ -86,7 +86,8 @@ def load_provider(source: str, name: str | None = None) -> tuple[ProviderProfile
 
     Returns the profile and the file's ``transliterate`` choice (False for built-ins).
     The table's text keys (``profile``, ``data_coding``, ``gsm_extension``, ``concat``,
-    ``max_octets_per_part``, ``transliterate``) are read and checked as check-config does;
+    ``max_octets_per_part``, ``max_parts``, ``transliterate``) are read and checked as
+    check-config does;
     every other key is only checked to be known.
     """
     builtin = BUILTIN_PROFILES.get(source)
@@ -152,6 +153,12 @@ def run(args: argparse.Namespace) -> int:
         out.write("\n")
     else:
         _print_human(profile, policy, message, why, out)
+    if message.billed_parts > profile.max_parts:
+        # As the accept path refuses it (too_many_parts): shown, but it cannot be sent.
+        print(f"smppgw encode: the text needs {message.billed_parts} parts; provider "
+              f"{profile.name} takes at most {profile.max_parts} per message (max_parts)",
+              file=sys.stderr)
+        return EXIT_TEXT
     return EXIT_OK
 
 
@@ -248,6 +255,7 @@ def _as_json(
         "concat": message.concat,
         "reference": message.reference,
         "cost": message.billed_parts,
+        "max_parts": profile.max_parts,
         "parts": [
             {
                 "udh": part.udh.hex(),

@@ -76,6 +76,9 @@ class ProviderProfile:
     gsm_extension: bool = True  # may GSM 03.38 escape sequences go out as GSM7?
     concat: ConcatMethod = "udh8"
     max_octets_per_part: int = 140
+    # The most parts (as billed) one message may have: a runaway text is refused at accept
+    # with too_many_parts rather than billed as dozens of parts (Kannel's max-messages, 10).
+    max_parts: int = 10
     # SMPP 3.4 sets no limit but message_payload's 64 KiB (§5.3.2.32): the codec's maximum.
     max_pdu_octets: int = DEFAULT_MAX_COMMAND_LENGTH
     # Characters billed at 160 per part; a text with any other one is billed and cut per 70

@@ -167,6 +167,11 @@ def prepare(
     except ValueError as exc:
         field_name = f"{prefix}.encoding" if request.encoding else f"{prefix}.text"
         return FieldError("invalid_value", field_name, str(exc))
+    if encoded.billed_parts > profile.max_parts:
+        return FieldError(
+            "too_many_parts", f"{prefix}.text",
+            f"the text needs {encoded.billed_parts} parts; provider {provider.name} takes at "
+            f"most {profile.max_parts} per message (max_parts)")
 
     # The provider's TLV defaults (Qikberry DLT ids) go under the message's own TLVs.
     own = dict(request.tlvs)

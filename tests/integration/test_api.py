@@ -178,6 +178,20 @@ async def test_every_refusal_carries_the_client_id_in_request_order(api: Api) ->
 LONG_UCS2 = "ж" * (255 * 67 + 1)   # under the schema's length cap, but 256 UCS-2 parts
 
 
+async def test_a_text_over_max_parts_is_refused_before_it_is_billed(api: Api) -> None:
+    """max_parts (default 10, Kannel's max-messages): 10 parts pass, 11 are too_many_parts
+    naming the text, the count and the key, and nothing is stored."""
+    ten, eleven = "x" * (153 * 10), "x" * (153 * 10 + 1)
+    answers = await api.post_messages(ok_message(text=ten), ok_message(text=eleven))
+    assert answers[0]["accepted"] is True and answers[0]["segments"] == 10
+    error = answers[1]["error"]
+    assert (answers[1]["accepted"], answers[1]["transient"]) == (False, False)
+    assert (error["code"], error["field"]) == ("too_many_parts", "messages[1].text")
+    assert error["message"] == ("the text needs 11 parts; provider acme takes at most 10 per "
+                                "message (max_parts)")
+    assert await api.message_count() == 1
+
+
 @pytest.mark.parametrize(("message", "code", "field"), [
     (ok_message(flash="yes"), "invalid_type", "messages[0].flash"),
     (ok_message(to=5511999990000), "invalid_type", "messages[0].to"),

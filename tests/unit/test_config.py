@@ -165,6 +165,16 @@ def test_the_largest_submit_sm_defaults_by_profile_and_can_be_set(tmp_path: Path
         "provider[0].max_pdu_octets", "must be between 64 and 1048576")
 
 
+def test_parts_per_message_are_limited_to_10_unless_set(tmp_path: Path) -> None:
+    """max_parts: the most parts a message may have, Kannel's max-messages (10) by default."""
+    for profile in ("generic", "wavy", "qikberry"):
+        assert parse(provider(profile=profile), tmp_path).providers[0].profile.max_parts == 10
+    assert parse(provider("max_parts = 255"), tmp_path).providers[0].profile.max_parts == 255
+    for bad in ("0", "256"):
+        assert only_problem(provider(f"max_parts = {bad}"), tmp_path) == Problem(
+            "provider[0].max_parts", "must be between 1 and 255")
+
+
 def test_data_coding_overrides_only_named_alphabets(tmp_path: Path) -> None:
     merged = parse(provider("data_coding = { latin1 = 3, flash_ucs2 = false }"), tmp_path)
     assert merged.providers[0].profile.data_coding == DataCodingMap(

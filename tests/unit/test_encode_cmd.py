@@ -167,6 +167,26 @@ def test_too_many_parts(capsys: pytest.CaptureFixture[str]) -> None:
     assert "256 parts" in capsys.readouterr().err
 
 
+def test_a_text_over_max_parts_is_shown_and_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    """As the accept path: more parts than the provider's max_parts (default 10) cannot be
+    sent; the parts are shown all the same, and the exit code says so."""
+    assert encode_cmd.run(parse("--provider", "wavy", "a" * (153 * 10))) == 0
+    capsys.readouterr()
+    assert encode_cmd.run(parse("--provider", "wavy", "a" * (153 * 10 + 1))) == 1
+    out, err = capsys.readouterr()
+    assert "cost         11 parts" in out
+    assert err == ("smppgw encode: the text needs 11 parts; provider wavy takes at most 10 per"
+                   " message (max_parts)\n")
+    config = tmp_path / "smppgw.toml"
+    config.write_text('[[provider]]\nname = "wavy"\nprofile = "wavy"\nsystem_id = "acme"\n'
+                      'password_env = "UNSET_PW"\nroutes = ["55"]\nmax_parts = 20\n')
+    assert encode_cmd.run(parse("--provider", str(config), "--json",
+                                "a" * (153 * 10 + 1))) == 0
+    assert json.loads(capsys.readouterr().out)["max_parts"] == 20
+
+
 def test_human_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert encode_cmd.run(parse("--provider", "qikberry", "--reference", "1", "€" * 81)) == 0
     out = capsys.readouterr().out
