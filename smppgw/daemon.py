@@ -508,7 +508,12 @@ class Daemon:
                 "paused": pause is not None,
                 "paused_since": iso(ms(pause.since_wall)) if pause is not None else None,
             })
-            binds += [dataclasses.asdict(bind) for bind in runtime.pool.status()]
+            for bind in runtime.pool.status():
+                entry = dataclasses.asdict(bind)
+                # When a bind in backoff tries again, on the wall clock as well.
+                entry["retry_at"] = (_iso(self.wall_clock() + bind.retry_in)
+                                     if bind.retry_in is not None else None)
+                binds.append(entry)
         return {
             "version": _version(),
             "started_at": _iso(self.started_at),

@@ -134,13 +134,24 @@ def _in_flight(bind: Mapping[str, object]) -> str:
     return f"{_text(in_flight)}/{_text(window)}"
 
 
+def _state(bind: Mapping[str, object]) -> str:
+    """The bind's state; for one in backoff, when it tries again and why it is down."""
+    state = _text(bind.get("state"))
+    retry_in = _number(bind.get("retry_in"))
+    if state == "backoff" and retry_in is not None:
+        reason = bind.get("retry_reason")
+        return f"backoff, retry in {format_duration(retry_in)}" + (
+            f" ({reason})" if reason else "")
+    return state
+
+
 def _bind_rows(binds: object) -> list[list[str]]:
     rows: list[list[str]] = []
     for bind in binds if isinstance(binds, list) else ():
         if isinstance(bind, dict):
             rows.append([
                 _text(bind.get("provider")), _text(bind.get("name")), _text(bind.get("host")),
-                _text(bind.get("state")), _in_flight(bind), _rate(bind),
+                _state(bind), _in_flight(bind), _rate(bind),
                 _text(bind.get("last_error")),
             ])
     return rows

@@ -133,6 +133,10 @@ class BindStatus:
     effective_rate: float | None
     connects: int
     last_error: str | None
+    #: In backoff: seconds until the next attempt, and why the bind is down (the reason label
+    #: of smppgw_reconnects_total: connect_refused, tls, bind_rejected, ...). None otherwise.
+    retry_in: float | None = None
+    retry_reason: str | None = None
 
 
 class SlotOwner(Protocol):
@@ -214,6 +218,8 @@ class BindSlot:
         # Set when a bound link closes without us asking: (reason, requests handed back,
         # seconds it had been bound); logged by run() with the retry delay.
         self._lost: tuple[CloseReason, int, float] | None = None
+        # While in backoff: when (loop time) the next attempt comes, and why the bind is down.
+        self._retry: tuple[float, str] | None = None
         if metrics is not None:
             metrics.track_flow(
                 self.in_flight, owner.provider.profile.window,
@@ -410,11 +416,13 @@ class BindSlot:
                 break
             if self.metrics is not None:
                 self.metrics.reconnect(failure.reason)
+            self._retry = (loop.time() + delay, failure.reason)
             self._set_state("backoff")
             self.owner.slot_changed(self)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(loop.time() + delay):
+                async with asyncio.timeout_at(self._retry[0]):
                     await self._wake.wait()
+            self._retry = None
         self._set_state("closed")
         self.owner.slot_changed(self)
 
@@ -560,6 +568,11 @@ class BindSlot:
     def status(self) -> BindStatus:
         profile = self.owner.provider.profile
         rate = self.control.rate.effective
+        retry_in: float | None = None
+        retry_reason: str | None = None
+        if self._retry is not None and self.state == "backoff":
+            retry_in = round(max(0.0, self._retry[0] - self.owner.loop.time()), 1)
+            retry_reason = self._retry[1]
         return BindStatus(
             name=self.name,
             provider=self.owner.provider.name,
@@ -573,6 +586,8 @@ class BindSlot:
             effective_rate=None if math.isinf(rate) else round(rate, 2),
             connects=self.connects,
             last_error=self.last_error,
+            retry_in=retry_in,
+            retry_reason=retry_reason,
         )
 
 

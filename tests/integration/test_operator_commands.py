@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from smppgw import cli
-from smppgw.simulator import SimulatorConfig, SmscSimulator
+from smppgw.simulator import Account, SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
 from smppgw.smpp.pdu import SubmitSm
 from tests.integration.test_daemon_e2e import (
@@ -443,3 +443,24 @@ async def test_a_provider_paused_before_a_restart_stays_paused_after_it(
     assert (await gw.message(queued))["state"] == "queued"
     await call(gw, "POST", "/v1/providers/wavy/resume")
     await gw.wait_states({queued: "delivered"})
+
+
+async def test_status_says_when_a_bind_in_backoff_tries_again_and_why(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sim = await sim_factory(SimulatorConfig(accounts=(Account("acme-wavy", "other"),)))
+    config = make_config(tmp_path, sock_dir / "s.sock", [
+        provider_table("wavy", "generic", sim, ["55"], binds=1)])
+    gw = await gateways(config)
+    async with asyncio.timeout(WAIT):
+        while (bind := (await gw.get("/v1/status"))["binds"][0])["state"] != "backoff":
+            await asyncio.sleep(0.01)   # the refused bind is one round trip away
+    assert bind["retry_reason"] == "bind_rejected"
+    assert 30.0 <= bind["retry_in"] <= 3600.0
+    assert bind["retry_at"].endswith("Z")
+    assert "ESME_RINVPASWD" in bind["last_error"]
+    assert await smppgw("status", "--socket", socket_of(gw)) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines()
+              if line.startswith("wavy ") and "wavy#0" in line]
+    assert "backoff, retry in " in row and "(bind_rejected)" in row

@@ -197,6 +197,11 @@ async def test_wrong_password_does_not_hammer_the_provider(
     await wait_until(lambda: len(pool_records(caplog, "bind attempt failed")) >= 2)
     # Each slot scheduled its next attempt at least 30 s away (credential backoff), so the
     # two connects seen are all there will be for that long: no waiting needed to prove it.
+    # `smppgw status` says when each slot tries again and why it is down.
+    statuses = pool.status()
+    assert {b.state for b in statuses} == {"backoff"}
+    assert all(b.retry_reason == "bind_rejected" for b in statuses)
+    assert all(b.retry_in is not None and 25.0 < b.retry_in <= 300.0 for b in statuses)
     failures = pool_records(caplog, "bind attempt failed")
     assert len(failures) == 2 and all(r.levelno == logging.ERROR for r in failures)
     assert all(float(r.kv["retry_in"].rstrip("s")) >= 30 for r in failures)  # type: ignore[attr-defined]

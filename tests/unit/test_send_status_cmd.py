@@ -33,7 +33,9 @@ STATUS = {
          "effective_rate": 50, "last_error": None},
         {"provider": "qikberry", "name": "qikberry#12", "host": "q.example:2776",
          "state": "backoff", "in_flight": 0, "window": 100, "effective_window": 100,
-         "rate": None, "effective_rate": None, "last_error": "connect: Connection refused"},
+         "rate": None, "effective_rate": None, "last_error": "connect: Connection refused",
+         "retry_in": 42.4, "retry_reason": "connect_refused",
+         "retry_at": "2026-11-23T10:00:42Z"},
     ],
     "queues": {"wavy": {"queued": 12, "sending": 3, "oldest_queued_age": 4.25},
                "qikberry": {"queued": 0, "sending": 0, "oldest_queued_age": 0}},
@@ -249,7 +251,8 @@ async def test_status_prints_aligned_tables(
         assert throttled.index(value) == header.index(column)
     for column, value in (("IN-FLIGHT", "9/10 "), ("RATE", "50/s ")):
         assert wavy.index(value) == header.index(column)
-    assert qik.index("backoff") == header.index("STATE")
+    # A bind in backoff says when it tries again, and why it is down.
+    assert qik.index("backoff, retry in 42.4s (connect_refused)") == header.index("STATE")
     assert qik.index("- ") == header.index("RATE")
     assert "PAUSED" not in header
     assert "connect: Connection refused" in qik
