@@ -195,7 +195,22 @@ _WEBHOOK_KEYS: Final = (
     "timeout",
     "batch_size",
     "max_delay",
+    "tls_verify",
+    "tls_min_version",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "headers",
 )
+# Headers smppgw sets on a webhook POST itself: ``headers`` may not replace them (the body's
+# framing, the signature, and Authorization while ``auth`` sets it).
+_WEBHOOK_OWN_HEADERS: Final = frozenset({
+    "content-type", "content-length", "content-encoding", "transfer-encoding", "host",
+    "connection", "user-agent", "x-smppgw-signature", "x-smppgw-timestamp",
+})
+# RFC 9110 §5.1 field names (tokens) and §5.5 values (visible ASCII, spaces and tabs inside).
+_HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_HEADER_VALUE_RE: Final = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]{0,4094}[\x21-\x7e])?")
 
 _NAME_RE: Final = re.compile(r"[a-z0-9_-]+")
 _ROUTE_RE: Final = re.compile(r"[0-9]{1,20}")
@@ -397,6 +412,17 @@ class WebhookConfig:
     timeout: float = DEFAULT_WEBHOOK_TIMEOUT
     batch_size: int = DEFAULT_WEBHOOK_BATCH_SIZE
     max_delay: float = DEFAULT_WEBHOOK_MAX_DELAY
+    # https:// only. The receiver's certificate is verified against ``ca_file`` (a private
+    # or self-signed one, as Wiraya's callbacks permit) or the system store; ``tls_verify``
+    # False (warned) takes any. ``client_cert``/``client_key``: for receivers that ask for one.
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    tls_min_version: TlsVersion = "1.2"
+    #: Extra headers on every POST, in order (an API key the receiver wants, a tenant);
+    #: never logged, masked by check-config.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1638,6 +1664,27 @@ def _parse_webhook(table: _Table, ctx: _Context) -> WebhookConfig:
                 if key in table:
                     ctx.error(table.path(key), f'only used with auth = "{needed}"')
 
+    https = url.startswith("https://")
+    verify = _default(table.boolean("tls_verify"), True)
+    min_version = table.choice("tls_min_version", _TLS_VERSIONS) or "1.2"
+    ca_file = _existing_file(table, "ca_file", credential=False)
+    client_cert = _existing_file(table, "client_cert", credential=False)
+    client_key = _existing_file(table, "client_key", credential=True)
+    if "client_key" in table and "client_cert" not in table:
+        ctx.error(table.path("client_key"), "needs client_cert")
+    if url and not https:
+        for key in ("tls_verify", "tls_min_version", "ca_file", "client_cert", "client_key"):
+            if key in table:
+                ctx.warn(table.path(key), "ignored because the url is not https://")
+    elif not verify:
+        if ca_file is not None:
+            ctx.error(table.path("ca_file"), "is ignored while tls_verify is false; remove "
+                                             "one of them")
+        ctx.warn(table.path("tls_verify"),
+                 "certificate verification is off: anyone on the path can pose as the "
+                 "receiver and read every event (numbers, texts, credentials)")
+    headers = _parse_webhook_headers(table, auth)
+
     return WebhookConfig(
         url=url,
         events=tuple(events) if "events" in table else _WEBHOOK_EVENTS,
@@ -1651,7 +1698,44 @@ def _parse_webhook(table: _Table, ctx: _Context) -> WebhookConfig:
             table.integer("batch_size", minimum=1, maximum=10_000), DEFAULT_WEBHOOK_BATCH_SIZE
         ),
         max_delay=_default(table.number("max_delay", positive=True), DEFAULT_WEBHOOK_MAX_DELAY),
+        tls_verify=verify,
+        ca_file=ca_file,
+        client_cert=client_cert,
+        client_key=client_key,
+        tls_min_version=min_version,
+        headers=headers,
     )
+
+
+def _parse_webhook_headers(table: _Table, auth: str) -> tuple[tuple[str, str], ...]:
+    """``headers = { "X-ApiKey" = "...", ... }``: names and values HTTP allows, none that
+    smppgw sets itself, each name once (case-insensitively, as HTTP compares them)."""
+    if "headers" not in table:
+        return ()
+    ctx = table.ctx
+    raw = table.data["headers"]
+    if not isinstance(raw, Mapping):
+        ctx.error(table.path("headers"), 'must be a table of header = "value"')
+        return ()
+    headers: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, value in raw.items():
+        path = f"{table.path('headers')}.{_quote(str(name))}"
+        folded = str(name).lower()
+        if not _HEADER_NAME_RE.fullmatch(str(name)):
+            ctx.error(path, "is not an HTTP header name (letters, digits and !#$%&'*+.^_`|~-)")
+        elif folded in _WEBHOOK_OWN_HEADERS or (folded == "authorization" and auth != "none"):
+            ctx.error(path, "is set by smppgw itself" + (
+                f' (auth = "{auth}")' if folded == "authorization" else ""))
+        elif folded in seen:
+            ctx.error(path, "is given twice (header names ignore case)")
+        elif not isinstance(value, str) or not _HEADER_VALUE_RE.fullmatch(value):
+            ctx.error(path, "must be a string of visible ASCII (no line breaks), at most "
+                            "4096 characters")
+        else:
+            seen.add(folded)
+            headers.append((str(name), value))
+    return tuple(headers)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -1807,6 +1891,17 @@ def _render_webhook(webhook: WebhookConfig) -> list[str]:
         _kv("batch_size", webhook.batch_size),
         _kv("max_delay", webhook.max_delay),
     ]
+    if webhook.url.startswith("https://"):
+        lines += [_kv("tls_verify", webhook.tls_verify),
+                  _kv("tls_min_version", webhook.tls_min_version)]
+        for key in ("ca_file", "client_cert", "client_key"):
+            path = getattr(webhook, key)
+            if path is not None:
+                lines.append(_kv(key, str(path)))
+    if webhook.headers:
+        # Values masked: a header is often where a receiver wants its API key.
+        items = ", ".join(f"{_toml(name)} = \"***\"" for name, _ in webhook.headers)
+        lines.append(f"headers = {{ {items} }}")
     return lines
 
 

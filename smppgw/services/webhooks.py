@@ -1,7 +1,9 @@
 """Webhook push: one WebhookPusher per ``[[webhook]]`` sends the event log, in commit order and
 in batches, to a URL, and remembers in the store how far the receiver acknowledged (2xx).
 
-Owns the POST, its auth and signature headers and the retry delays; no HTTP server, no SQL.
+Owns the POST, its TLS (the receiver's CA, a client certificate), its auth, signature and
+custom headers, and the retry delays; no HTTP server, no SQL. The TLS files are read when the
+pusher starts (and again after a failure to load them, as a POST that failed is tried again).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import aiohttp
 from smppgw.config import WebhookConfig
 from smppgw.flow.policy import webhook_retry_delay
 from smppgw.metrics import Metrics, WebhookMetrics
+from smppgw.net.tls import TlsError, TlsSettings, client_context
 from smppgw.services.events_json import encode_events
 from smppgw.store import Event, Store, StoreClosedError, StoreWriteError
 
-__all__ = ["IDLE_WAIT", "READ_LIMIT", "WebhookPusher", "safe_url"]
+__all__ = ["IDLE_WAIT", "READ_LIMIT", "WebhookPusher", "client_session", "safe_url",
+           "tls_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,26 @@ SIGNATURE_HEADER: Final = "X-Smppgw-Signature"
 TIMESTAMP_HEADER: Final = "X-Smppgw-Timestamp"
 USER_AGENT: Final = "smppgw-webhook"
 
-SessionFactory = Callable[[], aiohttp.ClientSession]
+SessionFactory = Callable[[ssl.SSLContext | None], aiohttp.ClientSession]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+def client_session(context: ssl.SSLContext | None) -> aiohttp.ClientSession:
+    """A session whose HTTPS connections use ``context`` (None: aiohttp's default, for
+    http:// URLs)."""
+    if context is None:
+        return aiohttp.ClientSession()
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+
+def tls_settings(config: WebhookConfig) -> TlsSettings:
+    """The TLS of ``config``'s POSTs, as net.tls builds contexts for the SMSC links."""
+    return TlsSettings(
+        enabled=True, verify=config.tls_verify,
+        ca_file=str(config.ca_file) if config.ca_file is not None else None,
+        client_cert=str(config.client_cert) if config.client_cert is not None else None,
+        client_key=str(config.client_key) if config.client_key is not None else None,
+        min_version=config.tls_min_version)
 
 
 def safe_url(url: str) -> str:
@@ -72,7 +94,7 @@ class WebhookPusher:
         *,
         name: str,
         metrics: Metrics | None = None,
-        session_factory: SessionFactory = aiohttp.ClientSession,
+        session_factory: SessionFactory = client_session,
         min_delay: float = 10.0,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
@@ -113,7 +135,8 @@ class WebhookPusher:
         self.position = await self._store.get_webhook_position(self.name)
         log.info("webhook %s: pushing %s to %s from cursor %d", self.name,
                  ",".join(sorted(self._types)), self._url, self.position)
-        async with self._session_factory() as session:
+        context = await self._tls_context()
+        async with self._session_factory(context) as session:
             while not self._store.closed:
                 events = await self._store.events_after(
                     self.position, max(READ_LIMIT, self.config.batch_size))
@@ -129,6 +152,30 @@ class WebhookPusher:
                 # these batches (at-least-once; receivers dedupe by cursor).
                 with contextlib.suppress(StoreWriteError):
                     await self._store.set_webhook_position(self.name, upto)
+
+    async def _tls_context(self) -> ssl.SSLContext | None:
+        """The SSLContext of an https:// webhook (None for http://). While its files cannot
+        be loaded, each try counts as a failed POST (reason tls) and waits as one does."""
+        if urlsplit(self.config.url).scheme != "https":
+            return None
+        settings = tls_settings(self.config)
+        while True:
+            try:
+                return await asyncio.to_thread(client_context, settings)
+            except TlsError as exc:
+                self.last_error = f"TLS: {exc}"
+                await self._failed("tls", f"TLS for {self._url} cannot be set up")
+
+    async def _failed(self, reason: str, what: str) -> None:
+        """One more failed try: counted, logged with the delay, waited out."""
+        self.failures += 1
+        if self._metrics is not None:
+            self._metrics.failed(reason)
+        delay = webhook_retry_delay(self.failures, min_delay=self._min_delay,
+                                    max_delay=self.config.max_delay, rng=self._rng)
+        log.warning("webhook %s: %s (%s), try %d; next in %.1f s", self.name, what,
+                    self.last_error, self.failures, delay)
+        await self._sleep(delay)
 
     def _take_batch(self, events: Sequence[Event]) -> tuple[list[Event], int]:
         """Up to batch_size wanted events, and the cursor up to which every read event is
@@ -159,23 +206,18 @@ class WebhookPusher:
                 if self._metrics is not None:
                     self._metrics.delivered(len(batch))
                 return
-            self.failures += 1
-            if self._metrics is not None:
-                self._metrics.failed(reason)
-            delay = webhook_retry_delay(self.failures, min_delay=self._min_delay,
-                                        max_delay=self.config.max_delay, rng=self._rng)
-            log.warning("webhook %s: POST %s failed (%s), try %d; next in %.1f s", self.name,
-                        self._url, self.last_error, self.failures, delay)
-            await self._sleep(delay)
+            await self._failed(reason, f"POST {self._url} failed")
 
     def _headers(self, body: bytes) -> dict[str, str]:
         config = self.config
         timestamp = str(int(self._wall_clock()))
-        headers = {
+        # The configured ones first: none of them is one of ours (config.py refuses those).
+        headers = dict(config.headers)
+        headers.update({
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             TIMESTAMP_HEADER: timestamp,
-        }
+        })
         if config.auth == "basic" and config.username is not None and config.password is not None:
             # RFC 7617 with UTF-8; built here since aiohttp.BasicAuth is deprecated.
             pair = f"{config.username}:{config.password.reveal()}".encode()

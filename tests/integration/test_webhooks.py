@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -401,3 +402,130 @@ def test_safe_url_drops_userinfo_and_query() -> None:
     assert safe_url("https://user:pw@hooks.example.com:8443/p/x?token=abc#f") == (
         "https://hooks.example.com:8443/p/x")
     assert safe_url("http://[::1]/h") == "http://[::1]/h"
+
+
+# --- TLS, client certificates and custom headers (what Wiraya's callbacks allow) ---------------
+
+
+@dataclass
+class TlsReceiver(Receiver):
+    """An HTTPS receiver on a self-signed certificate (Wiraya permits those), optionally
+    asking for a client certificate signed by ``client_ca``."""
+
+    server: Any = None
+    client: Any = None
+
+
+async def tls_receiver(tmp_path: Path, *, client_ca: Path | None = None) -> tuple[
+        TlsReceiver, web.AppRunner]:
+    from smppgw.net.certs import generate_self_signed
+
+    r = TlsReceiver()
+    r.server = generate_self_signed(tmp_path / "server")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(r.server.cert, r.server.key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
+    app = web.Application()
+    app.router.add_post("/hook", r.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    r.url = f"https://localhost:{runner.addresses[0][1]}/hook"
+    return r, runner
+
+
+async def test_a_self_signed_receiver_is_verified_with_its_ca_file_and_gets_custom_headers(
+    store: IdleStore, tmp_path: Path,
+) -> None:
+    receiver, runner = await tls_receiver(tmp_path)
+    try:
+        await add_state_events(store, 1)
+        config = WebhookConfig(url=receiver.url, ca_file=receiver.server.ca,
+                               headers=(("X-ApiKey", "wiraya-key-1"), ("X-Tenant", "acme")))
+        await push_until_idle(WebhookPusher(config, store, name="w"), store, 1)
+    finally:
+        await runner.cleanup()
+    (got,) = receiver.received
+    assert (got.headers["X-ApiKey"], got.headers["X-Tenant"]) == ("wiraya-key-1", "acme")
+    assert got.headers["Content-Type"] == "application/json"
+
+
+async def test_without_its_ca_a_self_signed_receiver_fails_verification_unless_told_not_to(
+    store: IdleStore, tmp_path: Path,
+) -> None:
+    receiver, runner = await tls_receiver(tmp_path)
+    metrics = Metrics(CollectorRegistry(), process_metrics=False)
+    try:
+        await add_state_events(store, 1)
+        failed = asyncio.Event()
+
+        async def stop_after_first_failure(_: float) -> None:
+            failed.set()
+            await asyncio.Event().wait()   # the pusher waits here until cancelled
+
+        pusher = WebhookPusher(WebhookConfig(url=receiver.url), store, name="w",
+                               metrics=metrics, sleep=stop_after_first_failure)
+        task = asyncio.ensure_future(pusher.run())
+        async with asyncio.timeout(10):
+            await failed.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert pusher.last_error is not None and pusher.last_error.startswith("TLS:")
+        assert metrics.registry.get_sample_value(
+            "smppgw_webhook_failures_total", {"webhook": "w", "reason": "tls"}) == 1
+        assert receiver.received == []
+        # tls_verify = false (which check-config warns about) takes any certificate.
+        insecure = WebhookConfig(url=receiver.url, tls_verify=False)
+        await push_until_idle(WebhookPusher(insecure, store, name="w2"), store, 1)
+    finally:
+        await runner.cleanup()
+    assert len(receiver.received) == 1
+
+
+async def test_a_receiver_that_asks_for_a_client_certificate_gets_ours(
+    store: IdleStore, tmp_path: Path,
+) -> None:
+    from smppgw.net.certs import generate_ca_and_leaf
+
+    client = generate_ca_and_leaf(tmp_path / "client", prefix="client")
+    receiver, runner = await tls_receiver(tmp_path, client_ca=client.ca)
+    try:
+        await add_state_events(store, 1)
+        config = WebhookConfig(url=receiver.url, ca_file=receiver.server.ca,
+                               client_cert=client.cert, client_key=client.key)
+        await push_until_idle(WebhookPusher(config, store, name="w"), store, 1)
+    finally:
+        await runner.cleanup()
+    assert len(receiver.received) == 1
+
+
+async def test_a_ca_file_that_cannot_be_read_is_a_failed_try_not_a_dead_pusher(
+    store: IdleStore, tmp_path: Path, receiver: Receiver,
+) -> None:
+    """The file is read when the pusher starts; while it cannot be loaded each try fails with
+    reason tls and the pusher waits and tries again, as after a failed POST."""
+    broken = tmp_path / "ca.pem"
+    broken.write_text("not a certificate")
+    sleeps = Sleeps()
+    tried_twice = asyncio.Event()
+
+    async def count() -> None:
+        if len(sleeps.delays) == 2:
+            tried_twice.set()
+
+    sleeps.during = count
+    await add_state_events(store, 1)
+    config = WebhookConfig(url=receiver.url.replace("http://", "https://"), ca_file=broken)
+    pusher = WebhookPusher(config, store, name="w", sleep=sleeps)
+    task = asyncio.ensure_future(pusher.run())
+    async with asyncio.timeout(10):
+        await tried_twice.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pusher.failures == 2 and receiver.received == []
+    assert pusher.last_error is not None
+    assert pusher.last_error.startswith(f"TLS: cannot load ca_file {broken}")

@@ -1074,6 +1074,63 @@ def test_webhook_basic_and_bearer(tmp_path: Path) -> None:
     assert hook.events == ("mo",)
 
 
+def test_webhook_tls_client_certificate_and_headers(tmp_path: Path) -> None:
+    """What Wiraya's callbacks allow: a self-signed receiver (its CA file), a client
+    certificate, custom headers; check-config shows the files and masks the header values."""
+    for name in ("ca.pem", "client.crt", "client.key"):
+        (tmp_path / name).write_text("x")
+    lines = ('url = "https://hooks.example.com/x"\nca_file = "ca.pem"\n'
+             'client_cert = "client.crt"\nclient_key = "client.key"\n'
+             'headers = { "X-ApiKey" = "k-123", "X-Tenant" = "acme" }')
+    loaded = parse(webhook(lines), tmp_path)
+    (hook,) = loaded.webhooks
+    assert (hook.ca_file, hook.client_cert, hook.client_key) == (
+        tmp_path / "ca.pem", tmp_path / "client.crt", tmp_path / "client.key")
+    assert (hook.tls_verify, hook.tls_min_version) == (True, "1.2")
+    assert hook.headers == (("X-ApiKey", "k-123"), ("X-Tenant", "acme"))
+    assert loaded.warnings == ()
+    rendered = render_config(loaded)
+    assert 'headers = { "X-ApiKey" = "***", "X-Tenant" = "***" }' in rendered
+    assert "k-123" not in rendered and f'ca_file = "{tmp_path / "ca.pem"}"' in rendered
+
+
+def test_webhook_without_verification_is_warned_about(tmp_path: Path) -> None:
+    loaded = parse(webhook('url = "https://h/"\ntls_verify = false'), tmp_path)
+    (warning,) = loaded.warnings
+    assert warning.path == "webhook[0].tls_verify"
+    assert "certificate verification is off" in warning.rule
+    (hook,) = loaded.webhooks
+    assert hook.tls_verify is False
+    # TLS keys on a plain http:// url do nothing: said so.
+    loaded = parse(webhook('url = "http://127.0.0.1:8000/"\ntls_verify = false'), tmp_path)
+    assert [(w.path, w.rule) for w in loaded.warnings] == [
+        ("webhook[0].tls_verify", "ignored because the url is not https://")]
+
+
+@pytest.mark.parametrize(
+    ("lines", "path", "rule"),
+    [
+        ('headers = { "Content-Type" = "text/plain" }', 'webhook[0].headers."Content-Type"',
+         "is set by smppgw itself"),
+        ('headers = { "X-Smppgw-Signature" = "x" }', 'webhook[0].headers."X-Smppgw-Signature"',
+         "is set by smppgw itself"),
+        ('auth = "bearer"\ntoken_env = "PW"\nheaders = { "authorization" = "x" }',
+         'webhook[0].headers."authorization"', 'is set by smppgw itself (auth = "bearer")'),
+        ('headers = { "Bad Name" = "x" }', 'webhook[0].headers."Bad Name"',
+         "is not an HTTP header name"),
+        ('headers = { "X-A" = "line\\nbreak" }', 'webhook[0].headers."X-A"', "no line breaks"),
+        ('headers = { "X-A" = 5 }', 'webhook[0].headers."X-A"', "must be a string"),
+        ('headers = { "X-A" = "1", "x-a" = "2" }', 'webhook[0].headers."x-a"', "given twice"),
+        ("headers = 5", "webhook[0].headers", 'table of header = "value"'),
+        ('client_key = "k.pem"', "webhook[0].client_key", "no such file"),
+        ('tls_min_version = "1.4"', "webhook[0].tls_min_version", 'got "1.4"'),
+    ],
+)
+def test_webhook_tls_and_header_rules(lines: str, path: str, rule: str, tmp_path: Path) -> None:
+    found = problems(webhook(f'url = "https://h/"\n{lines}'), tmp_path)
+    assert any(p.path == path and rule in p.rule for p in found), found
+
+
 def test_plain_http_webhook_warns(tmp_path: Path) -> None:
     loaded = parse(webhook('url = "http://hooks.example.com/"'), tmp_path)
     assert [w.path for w in loaded.warnings] == ["webhook[0].url"]
