@@ -43,6 +43,7 @@ from smppgw.smpp.pdu import (
     BindTransmitter,
     BindTransmitterResp,
     CancelSm,
+    CancelSmResp,
     DataSm,
     DataSmResp,
     DeliverSm,
@@ -469,6 +470,7 @@ class SimConnection(asyncio.Protocol):
         message_id = sim._new_message_id()
         sim.accepted_total += 1
         sim._set_message_state(message_id, MessageState.ENROUTE)
+        sim._origins[message_id] = (pdu.source_addr, pdu.destination_addr)
         resp = resp_class(sequence_number=seq, message_id=message_id)
         after = None
         if pdu.registered_delivery & 0x01:
@@ -532,10 +534,21 @@ class SimConnection(asyncio.Protocol):
             )
         self._respond(resp, now, out, None)
 
+    def _on_cancel(self, pdu: Pdu, now: float, out: list[bytes]) -> None:
+        """cancel_sm (SMPP 3.4 §4.9): a message still pending delivery (its receipt not yet
+        sent) is cancelled; anything else is ESME_RCANCELFAIL."""
+        assert isinstance(pdu, CancelSm)
+        status: int
+        if self.state != "bound" or self.bind_kind == "receiver":
+            status = _S.ESME_RINVBNDSTS
+        else:
+            status = self.sim._cancel(pdu)
+        self._respond(CancelSmResp(sequence_number=pdu.sequence_number, command_status=status),
+                      now, out, None)
+
     def _on_refused(self, pdu: Pdu, now: float, out: list[bytes]) -> None:
-        """cancel_sm and replace_sm: messages leave at once here, so there is nothing to
-        cancel or replace (SMPP 3.4 §4.9, §4.10 failure codes)."""
-        status = _S.ESME_RCANCELFAIL if isinstance(pdu, CancelSm) else _S.ESME_RREPLACEFAIL
+        """replace_sm: there is nothing to replace here (SMPP 3.4 §4.10 failure code)."""
+        status = _S.ESME_RREPLACEFAIL
         if self.state != "bound":
             status = _S.ESME_RINVBNDSTS
         resp = RESPONSE_CLASS[type(pdu)](sequence_number=pdu.sequence_number, command_status=status)
@@ -585,7 +598,7 @@ _HANDLERS: dict[type[Pdu], _Handler] = {
     DataSm: SimConnection._on_submit,
     SubmitMulti: SimConnection._on_submit_multi,
     QuerySm: SimConnection._on_query,
-    CancelSm: SimConnection._on_refused,
+    CancelSm: SimConnection._on_cancel,
     ReplaceSm: SimConnection._on_refused,
     DeliverSmResp: SimConnection._on_deliver_answer,
     GenericNack: SimConnection._on_deliver_answer,
@@ -640,6 +653,8 @@ class SmscSimulator:
         self.submits: list[Record] = []
         self.deliveries: list[Delivery] = []
         self.messages: dict[str, MessageState] = {}
+        #: Ids of the messages a cancel_sm cancelled, in order.
+        self.cancelled: list[str] = []
         self.connections: dict[
             int, SimConnection
         ] = {}  # every connection (open ones without record)
@@ -673,6 +688,10 @@ class SmscSimulator:
         self._id_base = self._rng.getrandbits(40)
         self._id_counter = 0
         self._mo_reference = self._rng.randrange(256)
+        # Per message: its (source_addr, destination_addr), what cancel_sm is checked against,
+        # and the receipts scheduled and not yet sent (a cancel drops them).
+        self._origins: dict[str, tuple[str, str]] = {}
+        self._receipt_timers: dict[str, list[asyncio.TimerHandle]] = {}
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -1063,7 +1082,31 @@ class SmscSimulator:
         messages = self.messages
         messages[message_id] = state
         if not self.config.record and len(messages) > self.config.message_states_kept:
-            del messages[next(iter(messages))]  # the oldest: dicts keep insertion order
+            oldest = next(iter(messages))  # the oldest: dicts keep insertion order
+            del messages[oldest]
+            self._origins.pop(oldest, None)
+
+    def _cancel(self, pdu: CancelSm) -> int:
+        """The status of a cancel_sm: ESME_ROK when ``pdu.message_id`` names a message still
+        pending delivery whose addresses match those given (§4.9.1: "used for verification
+        purposes"); its scheduled receipts are dropped."""
+        message_id = pdu.message_id
+        if self.messages.get(message_id) not in (MessageState.ENROUTE, MessageState.ACCEPTED):
+            return _S.ESME_RCANCELFAIL
+        source, destination = self._origins.get(message_id, ("", ""))
+        if (pdu.source_addr and pdu.source_addr != source) or (
+                pdu.destination_addr and pdu.destination_addr != destination):
+            return _S.ESME_RCANCELFAIL
+        self._set_message_state(message_id, MessageState.DELETED)
+        for handle in self._receipt_timers.pop(message_id, ()):
+            handle.cancel()
+        self.cancelled.append(message_id)
+        return _S.ESME_ROK
+
+    @property
+    def pending_receipts(self) -> int:
+        """Receipts scheduled and not yet sent."""
+        return sum(len(timers) for timers in self._receipt_timers.values())
 
     def _new_message_id(self) -> str:
         self._id_counter += 1
@@ -1123,10 +1166,16 @@ class SmscSimulator:
             if delay <= 0:
                 self._emit_receipt(trigger, outcome)
             else:
-                self.loop.call_later(delay, self._emit_receipt, trigger, outcome)
+                self._receipt_timers.setdefault(trigger.message_id, []).append(
+                    self.loop.call_later(delay, self._emit_receipt, trigger, outcome))
 
     def _emit_receipt(self, trigger: _ReceiptTrigger, outcome: Outcome) -> None:
-        if self._closed:
+        timers = self._receipt_timers.get(trigger.message_id)
+        if timers:
+            timers.pop(0)   # this one: a message's stages fire in the order they were set
+            if not timers:
+                del self._receipt_timers[trigger.message_id]
+        if self._closed or self.messages.get(trigger.message_id) == MessageState.DELETED:
             return
         pdu = build_receipt(
             trigger.submit,

@@ -33,6 +33,8 @@ from smppgw.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
+    CancelSm,
+    CancelSmResp,
     DataSm,
     DataSmResp,
     DeliverSm,
@@ -1029,3 +1031,47 @@ async def test_no_probe_before_the_bind(make_sim: Factory, connect) -> None:
     assert not_bound.state == "open" and not_bound.sent_count == 0
     assert sim.enquire_links_total == 3
     await idle.close()
+
+
+async def test_cancel_sm_cancels_a_message_still_pending_delivery(
+    make_sim: Factory, connect
+) -> None:
+    """SMPP 3.4 §4.9: cancel_sm cancels a message "still pending delivery": here, one whose
+    receipt is not yet sent (a delayed receipt plan). It is answered ESME_ROK, its state is
+    DELETED (query_sm says so) and no receipt follows. A message already delivered, one of
+    another destination, or an unknown id get ESME_RCANCELFAIL (§5.1.3)."""
+    sim = await make_sim(receipts=ReceiptPlan(delay=3600))
+    client = await connect(sim)
+    await client.bind()
+    pending = await client.submit(registered_delivery=1)
+    message_id = pending.message_id  # type: ignore[attr-defined]
+
+    def cancel(message_id: str, destination: str = "5511999990001") -> CancelSm:
+        return CancelSm(sequence_number=client.next_sequence(), message_id=message_id,
+                        source_addr="Acme", source_addr_ton=5, destination_addr=destination,
+                        dest_addr_ton=1)
+
+    elsewhere = await client.request(cancel(message_id, destination="5511000000000"))
+    assert elsewhere.command_status == S.ESME_RCANCELFAIL
+    done = await client.request(cancel(message_id))
+    assert isinstance(done, CancelSmResp) and done.command_status == S.ESME_ROK
+    query = await client.request(
+        QuerySm(sequence_number=client.next_sequence(), message_id=message_id))
+    assert query.message_state == MessageState.DELETED  # type: ignore[attr-defined]
+    again = await client.request(cancel(message_id))
+    assert again.command_status == S.ESME_RCANCELFAIL
+    unknown = await client.request(cancel("nope"))
+    assert unknown.command_status == S.ESME_RCANCELFAIL
+    assert sim.cancelled == [message_id]
+    # The cancelled message's receipt, due in an hour, never comes: it was dropped.
+    assert sim.pending_receipts == 0
+
+    instant = await make_sim(receipts=ReceiptPlan(delay=0))
+    other = await connect(instant)
+    await other.bind()
+    delivered = await other.submit(registered_delivery=1)
+    await other.deliver()
+    late = await other.request(CancelSm(
+        sequence_number=other.next_sequence(),
+        message_id=delivered.message_id))  # type: ignore[attr-defined]
+    assert late.command_status == S.ESME_RCANCELFAIL
