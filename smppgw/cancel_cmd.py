@@ -79,6 +79,11 @@ def render_cancel(answer: Mapping[str, object]) -> str:
         parts = answer.get(key)
         if isinstance(parts, list) and parts:
             lines.append(f"  {label:<10} {parts_text(parts)}{note}")
+    asked = answer.get("cancel_sm")
+    if isinstance(asked, list) and asked:
+        lines.append(f"  {'cancel_sm':<10} " + ", ".join(
+            f"part {item.get('part')} {item.get('status')}" for item in asked
+            if isinstance(item, dict)) + "  (ESME_ROK: the SMSC will not deliver it)")
     return "\n".join(lines) + "\n"
 
 

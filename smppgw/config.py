@@ -151,6 +151,7 @@ _PROVIDER_KEYS: Final = (
     "max_parts",
     "max_pdu_octets",
     "submit_multi",
+    "cancel_sm",
     "message_id_format",
     "receipt_id_base",
     "receipt_style",
@@ -211,6 +212,9 @@ _WEBHOOK_OWN_HEADERS: Final = frozenset({
 # RFC 9110 §5.1 field names (tokens) and §5.5 values (visible ASCII, spaces and tabs inside).
 _HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 _HEADER_VALUE_RE: Final = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]{0,4094}[\x21-\x7e])?")
+
+# Built-in profiles whose provider documents say nothing of cancel_sm (PROVIDERS.md, seeds).
+_WITHOUT_CANCEL_SM: Final = frozenset({"wavy", "qikberry"})
 
 _NAME_RE: Final = re.compile(r"[a-z0-9_-]+")
 _ROUTE_RE: Final = re.compile(r"[0-9]{1,20}")
@@ -1026,10 +1030,16 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
         ),
 
         submit_multi=_default(table.boolean("submit_multi"), base.submit_multi),
+        cancel_sm=_default(table.boolean("cancel_sm"), base.cancel_sm),
         message_id_format=table.choice("message_id_format", _MESSAGE_ID_FORMATS)
         or base.message_id_format,
         receipt_style=table.choice("receipt_style", _RECEIPT_STYLES) or base.receipt_style,
     )
+
+    if profile.cancel_sm and base.name in _WITHOUT_CANCEL_SM:
+        ctx.warn(table.path("cancel_sm"),
+                 f"{base.name}'s SMPP document does not mention cancel_sm: enable it only once "
+                 "they confirmed it works (a refused cancel_sm leaves the parts sent)")
 
     routes, route_paths = _parse_routes(table)
     failover = table.string("failover", nonempty=True)
@@ -1847,6 +1857,7 @@ def _render_provider(provider: ProviderConfig) -> list[str]:
         _kv("max_parts", profile.max_parts),
         _kv("max_pdu_octets", profile.max_pdu_octets),
         _kv("submit_multi", profile.submit_multi),
+        _kv("cancel_sm", profile.cancel_sm),
         _kv("message_id_format", profile.message_id_format),
         _kv("receipt_id_base", provider.receipt_id_base),
         _kv("receipt_style", profile.receipt_style),

@@ -76,6 +76,10 @@ class ProviderProfile:
     gsm_extension: bool = True  # may GSM 03.38 escape sequences go out as GSM7?
     concat: ConcatMethod = "udh8"
     max_octets_per_part: int = 140
+    # Whether a cancel sends cancel_sm for the parts the SMSC already took (SMPP 3.4 §4.9).
+    # Off unless configured: not every SMSC supports it, and Wavy's and Qikberry's documents
+    # do not mention it.
+    cancel_sm: bool = False
     # The most parts (as billed) one message may have: a runaway text is refused at accept
     # with too_many_parts rather than billed as dozens of parts (Kannel's max-messages, 10).
     max_parts: int = 10

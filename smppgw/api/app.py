@@ -553,9 +553,11 @@ async def _find_messages(request: web.Request) -> web.Response:
 
 async def _cancel_message(request: web.Request) -> web.Response:
     """DELETE /v1/messages/{tracking_id}: cancel a message. 200 with where each part stands
-    (``not_sent``, ``in_flight``: may have reached the SMSC and is not sent again, ``sent``),
-    also when it was cancelled before (``already_cancelled``); 409 ``not_cancellable`` for a
-    message that already ended or whose parts were all sent; 404 for an unknown one."""
+    (``not_sent``, ``in_flight``: may have reached the SMSC and is not sent again, ``sent``;
+    ``cancel_sm``: what the SMSC answered for sent parts, where the provider takes it), also
+    when it was cancelled before (``already_cancelled``); 409 ``not_cancellable`` for a
+    message that already ended or whose parts were all sent (and not cancelled on the SMSC);
+    404 for an unknown one."""
     deps = request.app[_DEPS]
     tracking_id = _tracking_id(request)
     result = await deps.control.cancel(tracking_id)
@@ -567,17 +569,23 @@ async def _cancel_message(request: web.Request) -> web.Response:
                         f"the message already ended: it is {result.state}",
                         field="tracking_id")
     if result.outcome == "all_sent":
+        refused = "; ".join(f"part {part}: {status}" for part, status in result.cancel_sm)
         raise _ApiError(409, "not_cancellable",
-                        "every part of the message was already sent to the SMSC; a sent "
-                        f"message can no longer be stopped (it is {result.state})",
-                        field="tracking_id")
+                        "every part of the message was already sent to the SMSC, "
+                        + (f"which refused to cancel them ({refused})" if refused else
+                           "and the provider does not take cancel_sm (cancel_sm = false)")
+                        + f"; it is {result.state}", field="tracking_id")
     view = await deps.store.get_message(tracking_id)
-    return _json({
+    answer: dict[str, object] = {
         "tracking_id": tracking_id, "id": view.client_id if view is not None else None,
         "state": result.state, "cancelled": True,
         "already_cancelled": result.outcome == "already_cancelled",
         "not_sent": list(result.not_sent), "in_flight": list(result.in_flight),
-        "sent": list(result.sent)})
+        "sent": list(result.sent)}
+    if result.cancel_sm:
+        answer["cancel_sm"] = [{"part": part, "status": status}
+                               for part, status in result.cancel_sm]
+    return _json(answer)
 
 
 async def _retry_message(request: web.Request) -> web.Response:

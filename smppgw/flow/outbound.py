@@ -80,6 +80,7 @@ __all__ = [
     "decide_repeated",
     "decide_unanswered",
     "part_submit_sm",
+    "source_address",
     "validity_period",
 ]
 
@@ -144,15 +145,12 @@ def build_submit_sm(
     """The submit_sm (SMPP 3.4 §4.4.1) of one part as it goes to ``profile``'s SMSC; the
     accept path builds the same PDU to check that it encodes and fits. An alphanumeric sender
     goes as TON 5 / NPI 0 (§5.2.5); numbers with the provider's TON/NPI, without a ``+``."""
-    if source and not source.lstrip("+").isdigit():
-        source_ton, source_npi = int(Ton.ALPHANUMERIC), 0
-    else:
-        source_ton, source_npi = profile.default_ton, profile.default_npi
+    source_ton, source_npi, source_addr = source_address(profile, source)
     return SubmitSm(
         service_type="",
         source_addr_ton=source_ton,
         source_addr_npi=source_npi,
-        source_addr=source.lstrip("+"),
+        source_addr=source_addr,
         dest_addr_ton=profile.default_ton,
         dest_addr_npi=profile.default_npi,
         destination_addr=destination,
@@ -163,6 +161,15 @@ def build_submit_sm(
         short_message=short_message,
         tlvs=tuple(Tlv(tag, raw) for tag, raw in tlvs),
     )
+
+
+def source_address(profile: ProviderProfile, source: str) -> tuple[int, int, str]:
+    """(TON, NPI, address) of a sender as every PDU about the message carries it: an
+    alphanumeric sender as TON 5 / NPI 0 (§5.2.5), a number with the provider's TON/NPI,
+    without its ``+``."""
+    if source and not source.lstrip("+").isdigit():
+        return int(Ton.ALPHANUMERIC), 0, source
+    return profile.default_ton, profile.default_npi, source.lstrip("+")
 
 
 def part_submit_sm(profile: ProviderProfile, part: PartToSend) -> SubmitSm:

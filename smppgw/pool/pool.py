@@ -331,6 +331,13 @@ class BindPool:
 
     # --- the one way to send ------------------------------------------------------------------
 
+    async def request(self, pdu: Pdu) -> ResponseReceived:
+        """Send a request that is not a part (cancel_sm) on the bind the plan chooses, within
+        the same window and rates as the parts, and return its answer. Raises SubmitFailure
+        when no answer came or nothing was sent."""
+        slot = await self.acquire()
+        return await slot.send(pdu, self._loop.time())
+
     def withdraw(self, ticket: SubmitTicket) -> None:
         """Drop ``ticket``'s submit unless its PDU is written already (see SubmitTicket)."""
         if not ticket.sent:

@@ -5,21 +5,28 @@ by SubmitService as any message is.
 
 A cancel first withdraws the message from every dispatcher (its parts not yet written are
 never written), then cancels it in the store, which counts those parts "not sent"; parts
-already on the wire are "in flight". Pauses live in the store, so they outlive a reload and a
-restart; this object keeps the current set for status, metrics and the dispatchers.
+already on the wire are "in flight". Where the provider has ``cancel_sm`` on, the parts the
+SMSC took and has not delivered are then cancelled there too (SMPP 3.4 §4.9).
+
+Pauses live in the store, so they outlive a reload and a restart; this object keeps the
+current set for status, metrics and the dispatchers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from smppgw.config import ProviderConfig
+from smppgw.flow.cancel import cancel_sm_pdu, cancelled_on_smsc, parts_on_smsc
 from smppgw.flow.retry import RETRYABLE, retry_request
 from smppgw.metrics import Metrics
 from smppgw.services.submission import SubmitAnswer, SubmitService
+from smppgw.smpp.constants import CommandStatus
+from smppgw.smpp.pdu import CancelSm
 from smppgw.store import CancelResult, MessageView, ProviderPause, Store
 
 __all__ = [
@@ -37,13 +44,15 @@ CANCEL_REASON: Final = "by the operator"
 
 
 class Holder(Protocol):
-    """What holds a provider's claimed parts (services.dispatcher.Dispatcher)."""
+    """What holds a provider's claimed parts and its binds (services.dispatcher.Dispatcher)."""
 
     def set_paused(self, paused: bool) -> None: ...
 
     def withdraw(self, tracking_id: str) -> frozenset[int]: ...
 
     def restore(self, tracking_id: str) -> None: ...
+
+    async def cancel_on_smsc(self, pdu: CancelSm) -> int | None: ...
 
 
 class UnknownProviderError(LookupError):
@@ -125,11 +134,40 @@ class QueueControl:
         if result is None or result.outcome in ("final", "all_sent"):
             for holder in holders:
                 holder.restore(tracking_id)
-        elif result.outcome == "cancelled":
+        if result is not None and result.outcome != "final" and result.sent:
+            # Cancelled again too: parts in flight at the first cancel may have been taken
+            # by the SMSC since.
+            result = await self._cancel_on_smsc(result)
+        if result is not None and result.outcome == "cancelled":
             log.info("message cancelled", extra={"kv": {
                 "tracking_id": tracking_id, "not_sent": len(result.not_sent),
-                "in_flight": len(result.in_flight), "sent": len(result.sent)}})
+                "in_flight": len(result.in_flight), "sent": len(result.sent),
+                "cancel_sm": ",".join(status for _, status in result.cancel_sm) or "-"}})
         return result
+
+    async def _cancel_on_smsc(self, result: CancelResult) -> CancelResult:
+        """Where the provider has cancel_sm on: ask the SMSC to stop each part it took and
+        has not delivered (flow.cancel), all at once, and record what it answered."""
+        view = await self.store.get_message(result.tracking_id)
+        if view is None:
+            return result
+        config = self._providers().get(view.provider)
+        holder = self._holders().get(view.provider)
+        targets = parts_on_smsc(view.segments)
+        if config is None or not config.profile.cancel_sm or holder is None or not targets:
+            return result
+        async with asyncio.TaskGroup() as group:
+            asked = [(index, group.create_task(holder.cancel_on_smsc(cancel_sm_pdu(
+                config.profile, message_id=message_id, source=view.source,
+                destination=view.destination)))) for index, message_id in targets]
+        answers = [(index, _status_name(task.result()), cancelled_on_smsc(task.result()))
+                   for index, task in asked]
+        state = await self.store.record_cancel_sm(result.tracking_id, answers, CANCEL_REASON)
+        outcome = result.outcome
+        if outcome == "all_sent" and state == "cancelled":
+            outcome = "cancelled"
+        return replace(result, outcome=outcome, state=state or result.state,
+                       cancel_sm=tuple((index, name) for index, name, _ in answers))
 
     # --- retry -----------------------------------------------------------------------------------
 
@@ -174,6 +212,10 @@ class QueueControl:
         if holder is not None:
             holder.set_paused(paused)
         return pause
+
+
+def _status_name(status: int | None) -> str:
+    return "no answer" if status is None else CommandStatus.name_of(status)
 
 
 def _duplicate(earlier: MessageView) -> SubmitAnswer:

@@ -50,6 +50,7 @@ from smppgw.metrics import Metrics
 from smppgw.pool.pool import BindPool, SubmitResult, SubmitTicket
 from smppgw.pool.slot import SubmitFailure
 from smppgw.smpp.errors import PduEncodeError
+from smppgw.smpp.pdu import CancelSm
 from smppgw.smpp.receipt import message_id_key
 from smppgw.store import (
     SegmentToSend,
@@ -189,6 +190,17 @@ class Dispatcher:
         message's parts are sent again as they come back from the queue."""
         self._withdrawn.pop(tracking_id, None)
         self._work.set()
+
+    async def cancel_on_smsc(self, pdu: CancelSm) -> int | None:
+        """Send a cancel_sm through this provider's binds: the SMSC's command_status, or
+        None when it did not answer (no bind, the link lost, a timeout)."""
+        try:
+            answer = await self.pool.request(pdu)
+        except SubmitFailure as failure:
+            log.warning("cancel_sm got no answer", extra={"kv": {
+                "provider": self.provider.name, "reason": failure.kind}})
+            return None
+        return answer.status
 
     def _held_back(self, segment: SegmentToSend) -> bool:
         """Not to be written now: paused, stopping, or its message withdrawn."""

@@ -313,6 +313,16 @@ class Store(abc.ABC):
         as it is (see CancelResult). None for an unknown tracking id."""
 
     @abc.abstractmethod
+    async def record_cancel_sm(
+        self, tracking_id: str, answers: Sequence[tuple[int, str, bool]], reason: str,
+    ) -> MessageState | None:
+        """Record the SMSC's answers to the cancel_sm of a message's sent parts: (part index,
+        status name, cancelled), each with a 'cancel_sm' note. A part the SMSC cancelled
+        becomes 'cancelled'; a message not cancelled yet (its parts had all been sent) ends
+        'cancelled' once one was, with a 'state' event (``reason`` and the parts). The
+        message's state after; None for an unknown tracking id."""
+
+    @abc.abstractmethod
     async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:
         """Pause (or resume) ``provider``, durably. The pause as stored (a second pause keeps
         the first one's time); None once resumed."""

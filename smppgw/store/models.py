@@ -610,6 +610,9 @@ class CancelResult:
     not_sent: tuple[int, ...] = ()
     in_flight: tuple[int, ...] = ()
     sent: tuple[int, ...] = ()
+    #: (part index, status name) of each cancel_sm sent for a part already sent, where the
+    #: provider has cancel_sm on; ESME_ROK means the SMSC will not deliver that part.
+    cancel_sm: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -593,6 +593,33 @@ class Batch:
             "in_flight": list(in_flight), "sent": list(sent)})))
         return CancelResult(tracking_id, "cancelled", "cancelled", not_sent, in_flight, sent)
 
+    def cancel_on_smsc(
+        self, tracking_id: str, answers: Sequence[tuple[int, str, bool]], reason: str,
+    ) -> MessageState | None:
+        """The SMSC's answers to cancel_sm (see Store.record_cancel_sm). None when the
+        message was not loaded (unknown)."""
+        message = self._messages.get(tracking_id)
+        if message is None:
+            return None
+        by_index = {p.part_index: p for p in message.members}
+        stopped: list[int] = []
+        for part_index, status, cancelled in answers:
+            part = by_index.get(part_index)
+            if part is None:
+                continue
+            self._note(tracking_id, part_index, "cancel_sm", {"status": status})
+            if cancelled and part.state in ("submitted", "accepted"):
+                self._set(part, state="cancelled", last_error="cancelled on the SMSC")
+                stopped.append(part_index)
+        previous = cast(MessageState, message.state)
+        if stopped and previous not in FINAL_MESSAGE_STATES:
+            message.state = "cancelled"
+            message.touched = True
+            message.last_error = f"cancelled: {reason}"
+            self._event(("state", tracking_id, message.client_id, "cancelled", dumps({
+                "previous": previous, "reason": reason, "cancelled_at_smsc": stopped})))
+        return cast(MessageState, message.state)
+
     # --- expiry --------------------------------------------------------------------------------
 
     def expire(self, tracking_id: str, client_id: str | None, reason: str) -> None:
@@ -708,11 +735,15 @@ def unsent_state(message_state: str) -> str:
 
 def _positions(members: Sequence[Part]) -> tuple[tuple[int, ...], tuple[int, ...],
                                                   tuple[int, ...]]:
-    """Part indexes (not sent, in flight, sent) of a cancelled message's parts."""
-    not_sent = tuple(p.part_index for p in members if p.state in ("queued", "cancelled"))
+    """Part indexes (not sent, in flight, sent) of a cancelled message's parts. A part
+    cancelled on the SMSC (cancel_sm) was sent: it carries the id the SMSC gave it."""
+    def never_sent(p: Part) -> bool:
+        return p.state == "queued" or (p.state == "cancelled" and p.key is None)
+
+    not_sent = tuple(p.part_index for p in members if never_sent(p))
     in_flight = tuple(p.part_index for p in members if p.state == "sending")
     sent = tuple(p.part_index for p in members
-                 if p.state not in ("queued", "cancelled", "sending"))
+                 if not never_sent(p) and p.state != "sending")
     return not_sent, in_flight, sent
 
 

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 
 from smppgw import cli
-from smppgw.simulator import Account, SimulatorConfig, SmscSimulator
+from smppgw.simulator import Account, ReceiptPlan, SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus
-from smppgw.smpp.pdu import SubmitSm
+from smppgw.smpp.pdu import CancelSm, SubmitSm
 from tests.integration.test_daemon_e2e import (
     WAIT,
     Gateway,
@@ -464,3 +464,61 @@ async def test_status_says_when_a_bind_in_backoff_tries_again_and_why(
     (row,) = [line for line in capsys.readouterr().out.splitlines()
               if line.startswith("wavy ") and "wavy#0" in line]
     assert "backoff, retry in " in row and "(bind_rejected)" in row
+
+
+async def test_cancel_sm_stops_sent_parts_on_the_smsc_where_enabled(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A message the SMSC took but has not delivered yet (its receipt is an hour away): with
+    ``cancel_sm = true`` the cancel sends cancel_sm for each part (SMPP 3.4 §4.9, the
+    addresses as submitted), the SMSC cancels them and the message ends 'cancelled'. Without
+    it (the default: the provider may not support it), such a message cannot be cancelled."""
+    sim = await sim_factory(SimulatorConfig(receipts=ReceiptPlan(delay=3600)))
+    gw = await gateways(make_config(tmp_path, sock_dir / "s.sock", [
+        provider_table("wavy", "generic", sim, ["55"], binds=1, cancel_sm=True),
+        provider_table("plain", "generic", sim, ["91"], binds=1)]))
+    await sim.wait_bound(2, timeout=WAIT)
+    long_one = (await gw.submit({"id": "long", "to": "5511900000001", "from": "Acme",
+                                 "text": LONG}))["long"]["tracking_id"]
+    other = (await gw.submit({"id": "other", "to": "919800000001", "from": "Acme",
+                              "text": "no cancel_sm here"}))["other"]["tracking_id"]
+    await gw.wait_states({long_one: "submitted", other: "submitted"})
+
+    status, body = await call(gw, "DELETE", f"/v1/messages/{long_one}")
+    assert status == 200, body
+    assert (body["state"], body["not_sent"], body["in_flight"], body["sent"]) == (
+        "cancelled", [], [], [0, 1, 2])
+    assert body["cancel_sm"] == [{"part": i, "status": "ESME_ROK"} for i in range(3)]
+    view = await gw.message(long_one)
+    assert [s["state"] for s in view["segments"]] == ["cancelled"] * 3
+    assert sorted(sim.cancelled) == sorted(s["smsc_message_id"] for s in view["segments"])
+    cancels = [r.pdu for r in sim.received if isinstance(r.pdu, CancelSm)]
+    assert {(p.source_addr, p.source_addr_ton, p.destination_addr) for p in cancels} == {
+        ("Acme", 5, "5511900000001")}
+    assert [h["detail"]["status"] for h in view["history"] if h["type"] == "cancel_sm"] == [
+        "ESME_ROK"] * 3
+    await gw.wait_states({long_one: "cancelled"})
+    (event,) = [e for e in gw.events if e["type"] == "state" and e["state"] == "cancelled"]
+    assert (event["previous"], event["cancelled_at_smsc"]) == ("submitted", [0, 1, 2])
+
+    # Cancelled again: its parts were sent (and cancelled there), nothing more to ask.
+    status, body = await call(gw, "DELETE", f"/v1/messages/{long_one}")
+    assert (status, body["already_cancelled"], body["sent"], body["not_sent"]) == (
+        200, True, [0, 1, 2], [])
+    assert "cancel_sm" not in body and len(sim.cancelled) == 3
+
+    status, body = await call(gw, "DELETE", f"/v1/messages/{other}")
+    assert status == 409 and body["error"]["code"] == "not_cancellable"
+    assert "cancel_sm = false" in body["error"]["message"]
+    assert len(sim.cancelled) == 3
+    assert (await gw.message(other))["state"] == "submitted"
+
+    # A part the SMSC will not cancel (delivered meanwhile, here: unknown to it) is said so.
+    third = (await gw.submit({"id": "third", "to": "5511900000002", "from": "Acme",
+                              "text": "short"}))["third"]["tracking_id"]
+    await gw.wait_states({third: "submitted"})
+    sim.messages.clear()   # the SMSC forgot it: cancel_sm is refused
+    assert await smppgw("cancel", "--socket", socket_of(gw), "third") == 1
+    err = capsys.readouterr().err
+    assert "not_cancellable" in err and "ESME_RCANCELFAIL" in err

@@ -175,6 +175,17 @@ def test_parts_per_message_are_limited_to_10_unless_set(tmp_path: Path) -> None:
             "provider[0].max_parts", "must be between 1 and 255")
 
 
+def test_cancel_sm_is_off_unless_set_and_warned_about_where_undocumented(
+    tmp_path: Path,
+) -> None:
+    assert parse(provider(), tmp_path).providers[0].profile.cancel_sm is False
+    generic = parse(provider("cancel_sm = true"), tmp_path)
+    assert generic.providers[0].profile.cancel_sm is True and generic.warnings == ()
+    wavy = parse(provider("cancel_sm = true", profile="wavy"), tmp_path)
+    assert [(w.path, w.rule.split(":")[0]) for w in wavy.warnings if "cancel_sm" in w.path] == [
+        ("provider[0].cancel_sm", "wavy's SMPP document does not mention cancel_sm")]
+
+
 def test_data_coding_overrides_only_named_alphabets(tmp_path: Path) -> None:
     merged = parse(provider("data_coding = { latin1 = 3, flash_ucs2 = false }"), tmp_path)
     assert merged.providers[0].profile.data_coding == DataCodingMap(

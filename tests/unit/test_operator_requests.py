@@ -135,3 +135,23 @@ def test_a_retry_of_such_a_message_drops_what_its_provider_added_when_it_knows_i
 def test_a_refusal_names_the_message_field_not_its_place_in_a_request() -> None:
     assert refusal_field(FieldError("no_route", "messages[0].to", "x")) == "to"
     assert refusal_field(FieldError("no_route", "provider", "x")) == "provider"
+
+
+def test_cancel_sm_names_the_parts_the_smsc_holds_with_the_addresses_of_their_submit() -> None:
+    from smppgw.flow.cancel import cancel_sm_pdu, cancelled_on_smsc, parts_on_smsc
+    from smppgw.profiles import WAVY
+    from smppgw.store import SegmentView
+
+    def part(index: int, state: str, smsc_id: str | None) -> SegmentView:
+        return SegmentView(index, state, b"", 0, 0, (), smsc_id, None, None, None, 0, 0.0,  # type: ignore[arg-type]
+                           None, None, None, None, None, None)
+
+    parts = [part(0, "delivered", "a"), part(1, "submitted", "b"), part(2, "accepted", "c"),
+             part(3, "submitted", None), part(4, "queued", None), part(5, "cancelled", "f")]
+    assert parts_on_smsc(parts) == [(1, "b"), (2, "c")]
+    alpha = cancel_sm_pdu(WAVY, message_id="b", source="Acme", destination="5511999")
+    assert (alpha.source_addr_ton, alpha.source_addr_npi, alpha.source_addr) == (5, 0, "Acme")
+    assert (alpha.dest_addr_ton, alpha.destination_addr, alpha.message_id) == (1, "5511999", "b")
+    numeric = cancel_sm_pdu(WAVY, message_id="b", source="+5511888", destination="5511999")
+    assert (numeric.source_addr_ton, numeric.source_addr) == (1, "5511888")
+    assert cancelled_on_smsc(0) and not cancelled_on_smsc(0x11) and not cancelled_on_smsc(None)

@@ -169,6 +169,35 @@ async def test_cancel_leaves_final_and_fully_sent_messages_alone(store: Store) -
     assert await states(store, sent.tracking_id) == ("submitted", ["submitted", "submitted"])
 
 
+async def test_answers_to_cancel_sm_end_the_parts_the_smsc_stopped(store: Store) -> None:
+    stopped, refused = message(parts=2), message()
+    await store.accept_messages([stopped, refused])
+    parts = await store.claim_segments("wavy", 3)
+    await store.record_submit_results([SubmitOutcome.ok(p.segment_id, f"S-{p.segment_id}")
+                                       for p in parts])
+    assert (await store.cancel_message(stopped.tracking_id, "x")).outcome == "all_sent"
+    state = await store.record_cancel_sm(
+        stopped.tracking_id, [(0, "ESME_ROK", True), (1, "ESME_RCANCELFAIL", False)], "x")
+    assert state == "cancelled"
+    assert await states(store, stopped.tracking_id) == ("cancelled", ["cancelled", "submitted"])
+    event = (await store.events_after(0))[-1]
+    assert (event.state, event.payload["previous"], event.payload["cancelled_at_smsc"]) == (
+        "cancelled", "submitted", [0])
+    view = await store.get_message(stopped.tracking_id)
+    assert view is not None
+    assert [(h.type, dict(h.detail)) for h in view.history if h.cursor is None] == [
+        ("cancel_sm", {"part": 0, "status": "ESME_ROK"}),
+        ("cancel_sm", {"part": 1, "status": "ESME_RCANCELFAIL"})]
+    again = await store.cancel_message(stopped.tracking_id, "x")
+    assert again is not None and (again.sent, again.not_sent) == ((0, 1), ())
+    # Nothing stopped: the message goes on, the refusal is in its history.
+    cursor = store.last_cursor
+    assert await store.record_cancel_sm(
+        refused.tracking_id, [(0, "no answer", False)], "x") == "submitted"
+    assert store.last_cursor == cursor
+    assert await store.record_cancel_sm("f" * 32, [], "x") is None
+
+
 async def test_a_restart_does_not_queue_again_the_parts_of_a_cancelled_message(
     backend: Backend,
 ) -> None:

@@ -23,6 +23,7 @@ from smppgw.store.models import (
     AcceptResult,
     CancelResult,
     MessageMove,
+    MessageState,
     MoMessage,
     MoPart,
     MoPartResult,
@@ -54,6 +55,7 @@ __all__ = [
     "expire",
     "move_messages",
     "purge",
+    "record_cancel_sm",
     "record_mo_message",
     "record_mo_part",
     "record_receipts",
@@ -620,6 +622,18 @@ async def cancel(tx: Tx, request: Sequence[object]) -> CancelResult | None:
     result = batch.cancel(tracking_id, reason, not_sent)
     await _write(tx, batch)
     return result
+
+
+async def record_cancel_sm(tx: Tx, request: Sequence[object]) -> MessageState | None:
+    """``request`` = (tracking_id, answers, reason): rules.Batch.cancel_on_smsc, the parts
+    loaded and locked as for a cancel."""
+    tracking_id, answers, reason = cast(
+        tuple[str, tuple[tuple[int, str, bool], ...], str], tuple(request))
+    batch = Batch(tx.now_ms, tx.events)
+    batch.load(await tx.conn.fetch(_CANCEL_MODEL_SQL, tracking_id))
+    state = batch.cancel_on_smsc(tracking_id, answers, reason)
+    await _write(tx, batch)
+    return state
 
 
 async def set_provider_paused(tx: Tx, request: Sequence[object]) -> ProviderPause | None:

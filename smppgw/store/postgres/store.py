@@ -26,6 +26,7 @@ from smppgw.store.models import (
     MessageMove,
     MessagePage,
     MessageQuery,
+    MessageState,
     MessageView,
     MoMessage,
     MoPart,
@@ -326,6 +327,12 @@ class PostgresStore(Store):
     ) -> CancelResult | None:
         return cast("CancelResult | None", await self._command(
             commands.cancel, (tracking_id, reason, frozenset(not_sent))))
+
+    async def record_cancel_sm(
+        self, tracking_id: str, answers: Sequence[tuple[int, str, bool]], reason: str,
+    ) -> MessageState | None:
+        return cast("MessageState | None", await self._command(
+            commands.record_cancel_sm, (tracking_id, tuple(answers), reason)))
 
     async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:
         return cast("ProviderPause | None",

@@ -19,6 +19,7 @@ from smppgw.store.models import (
     AcceptResult,
     CancelResult,
     MessageMove,
+    MessageState,
     MoMessage,
     MoPart,
     MoPartResult,
@@ -51,6 +52,7 @@ __all__ = [
     "expire",
     "move_messages",
     "purge",
+    "record_cancel_sm",
     "record_mo_message",
     "record_mo_part",
     "record_receipts",
@@ -535,6 +537,17 @@ def cancel(tx: Tx, request: Sequence[object]) -> CancelResult | None:
     result = batch.cancel(tracking_id, reason, not_sent)
     _write(tx, batch)
     return result
+
+
+def record_cancel_sm(tx: Tx, request: Sequence[object]) -> MessageState | None:
+    """``request`` = (tracking_id, answers, reason): rules.Batch.cancel_on_smsc."""
+    tracking_id, answers, reason = cast(
+        tuple[str, tuple[tuple[int, str, bool], ...], str], tuple(request))
+    batch = Batch(tx.now_ms, tx.events)
+    batch.load(json_rows(tx.conn, _MODEL_SQL.format(where="tracking_id = ?"), (tracking_id,)))
+    state = batch.cancel_on_smsc(tracking_id, answers, reason)
+    _write(tx, batch)
+    return state
 
 
 def set_provider_paused(tx: Tx, request: Sequence[object]) -> ProviderPause | None:
