@@ -525,7 +525,8 @@ async def _find_messages(request: web.Request) -> web.Response:
     for the next page, which may be short, even empty, while ``next`` is set).
 
     ``?id=CLIENT_ID`` alone finds the message an app sent with its own id: ``[VIEW]``, or an
-    empty list when no message has that id (never sent, or deleted by retention)."""
+    empty list when no message has that id (never sent, or deleted by retention), with
+    ``next`` null."""
     query = request.query
     store = request.app[_DEPS].store
     if "id" in query:
@@ -541,7 +542,8 @@ async def _find_messages(request: web.Request) -> web.Response:
                 f"give the message's client id once: ?id=ID (1 to {MAX_CLIENT_ID_LENGTH}"
                 " characters)", field="id")
         views = await store.find_messages(ids[0])
-        return _json({"messages": [message_json(view) for view in views]})
+        # The list's shape (DESIGN.md): one message at most, so never a next page.
+        return _json({"messages": [message_json(view) for view in views], "next": None})
     try:
         wanted = parse_list_query({key: query.getall(key) for key in query})
     except RequestError as exc:

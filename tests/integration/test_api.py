@@ -427,7 +427,8 @@ async def test_find_a_message_by_its_client_id(api: Api) -> None:
     (view,) = body["messages"]
     _, by_tracking_id = await api.call("GET", f"/v1/messages/{answer['tracking_id']}")
     assert view == by_tracking_id and view["id"] == "order 7/ü"
-    assert await api.call("GET", "/v1/messages?id=never-sent") == (200, {"messages": []})
+    assert await api.call("GET", "/v1/messages?id=never-sent") == (
+        200, {"messages": [], "next": None})
 
 
 @pytest.mark.parametrize(("query", "field"), [

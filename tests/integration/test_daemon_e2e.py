@@ -849,7 +849,7 @@ async def test_retention_deletes_what_is_older_than_keep_days(
     async with asyncio.timeout(WAIT):
         await purged.wait()
     async with gw.http.get("http://smppgw/v1/messages", params={"id": "old"}) as resp:
-        assert (await resp.json()) == {"messages": []}
+        assert (await resp.json()) == {"messages": [], "next": None}
     again = await gw.submit({"id": "old", "to": "5511999990001", "from": "Acme",
                              "text": "a new message under the same id"})
     assert again["old"]["accepted"] is True and "duplicate" not in again["old"]

@@ -334,8 +334,14 @@ async def run_scenario(root: Path, binary: str) -> Observed:
                 and r.pdu.sequence_number == sequence_number for r in sim.received),
                 timeout=WAIT)
 
+            # The operator pauses the provider that never binds.
+            async with api.post("http://smppgw/v1/providers/spare/pause") as resp:
+                assert resp.status == 200, await resp.text()
+
             # Scraped after all of it.
             for query, check, what in (
+                ('sum(smppgw_provider_paused{provider="spare"})', lambda v: v == 1,
+                 "the pause"),
                 ('sum(smppgw_submitted_messages_total{provider="wavy", status="ESME_ROK"})',
                  lambda v: v == len(MESSAGES), "the messages accepted"),
                 ('sum(smppgw_receipts_unmatched_total{provider="wavy"})', lambda v: v >= 1,
@@ -469,7 +475,7 @@ def test_the_dashboard_charts_every_area_the_operator_needs() -> None:
         "smppgw_bind_effective_window", "smppgw_receipts_total",
         "smppgw_receipts_unmatched_total", "smppgw_reconnects_total",
         "smppgw_tls_peer_certificate_expiry_timestamp_seconds",
-        "smppgw_store_commit_duration_seconds_bucket",
+        "smppgw_store_commit_duration_seconds_bucket", "smppgw_provider_paused",
     } <= charted
 
 
@@ -528,3 +534,5 @@ def test_panels_show_what_the_traffic_did(observed: Observed) -> None:
     left = v(observed, "TLS certificate expiry", provider="wavy")[-1]
     assert 29 * 86400 < left <= 30 * 86400
     assert max(v(observed, "Store commit latency", "B")) > 0
+    assert v(observed, "Paused by the operator", provider="spare")[-1] == 1
+    assert v(observed, "Paused by the operator", provider="wavy")[-1] == 0
