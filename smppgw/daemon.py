@@ -144,6 +144,7 @@ class Daemon:
         self.wall_clock = wall_clock
         self.store: Store | None = None
         self.submit_service: SubmitService | None = None
+        self.inbound: Receiver | None = None
         self.control: QueueControl | None = None
         self.providers: dict[str, _ProviderRuntime] = {}
         self.api_server: object | None = None

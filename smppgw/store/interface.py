@@ -78,10 +78,11 @@ __all__ = [
 # a duplicate can only come from a submit whose response was lost.
 #
 # Operator commands. ``cancel_message`` takes a message's waiting parts out of the queue in
-# the writer, where claims also run, so a part is either claimed (then it is "in flight": its
-# answer is recorded, and if the SMSC did not take it, it is not queued again) or cancelled
-# (then no claim ever sees it): never both. A retry is an accept with ``retry_of``. Pauses are
-# rows, so they outlive a reload and a restart.
+# the writer, where claims also run, so a part is either claimed or cancelled (then no claim
+# ever sees it): never both. A claimed part its dispatcher withdrew unwritten counts as
+# waiting (``not_sent``); any other claimed part is "in flight": its answer is recorded, and
+# if the SMSC did not take it, it is not queued again. A retry is an accept with
+# ``retry_of``. Pauses are rows, so they outlive a reload and a restart.
 #
 # Events. Cursors grow in commit order: a reader that has seen cursor N has seen every event
 # below it, so resuming after the last cursor seen misses nothing and repeats nothing.
