@@ -23,6 +23,7 @@ from typing import Final, Literal, TypeVar, get_args
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from smppgw.errors import ConfigError, Problem
+from smppgw.flow.accounts import account_groups, account_key, endpoint
 from smppgw.profiles import (
     BUILTIN_PROFILES,
     GENERIC,
@@ -132,6 +133,10 @@ _PROVIDER_KEYS: Final = (
     "interface_version",
     "binds",
     "binds_per_host",
+    "transmitters",
+    "receivers",
+    "transmitters_per_host",
+    "receivers_per_host",
     "window",
     "rate_per_bind",
     "rate_per_host",
@@ -297,18 +302,33 @@ class HostPort:
 
 @dataclass(frozen=True, slots=True)
 class BindTarget:
-    """One configured bind: where it connects, and its stable index within the provider.
+    """One configured bind: where it connects, over what, as which kind of bind, and its
+    stable index within the provider.
 
     The index names the bind in logs and metrics (``wavy#2``); DNS names are resolved by the
-    pool at every connect, as Wavy's round-robin ingress requires.
+    pool at every connect, as Wavy's round-robin ingress requires. ``kind`` is the bind PDU
+    it sends (a receiver never gets a submit, a transmitter never a deliver_sm); ``tls`` is
+    its host's transport (``tls://``/``tcp://`` in ``hosts``, else the provider's ``tls``).
     """
 
     host: str
     port: int
     index: int
+    kind: BindType
+    tls: bool
 
     def __str__(self) -> str:
         return str(HostPort(self.host, self.port))
+
+    @property
+    def can_submit(self) -> bool:
+        """A transmitter or transceiver: the pool may send submits on it."""
+        return self.kind != "receiver"
+
+    @property
+    def can_receive(self) -> bool:
+        """A receiver or transceiver: the SMSC may deliver receipts and MO on it."""
+        return self.kind != "transmitter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +381,12 @@ class ProviderConfig:
     system_id: str
     password: Secret
     bind_targets: tuple[BindTarget, ...]
+    # The SMSC account this table logs in to (flow.accounts): receipts are correlated per
+    # account, so two tables on one account share them. "system_id@host:port,...".
+    account: str
+    # How the binds were asked for, resolved: (key, count) pairs such as ("binds", 4) or
+    # ("transmitters", 2), ("receivers", 2); render_config writes them back.
+    bind_counts: tuple[tuple[str, int], ...] = ()
     routes: tuple[str, ...] = ()
     failover: str | None = None
     failover_after: float = DEFAULT_FAILOVER_AFTER  # seconds without a bound bind
@@ -376,8 +402,8 @@ class ProviderConfig:
     transliterate: bool = False
     receipt_id_base: ReceiptIdBase = "same"
 
-    def session_config(self) -> SessionConfig:
-        """What each of this provider's binds runs its session with. Raises
+    def session_config(self, bind_type: BindType) -> SessionConfig:
+        """What this provider's binds of ``bind_type`` run their session with. Raises
         LocalProtocolError for a value no bind could use; parse_config reports that as a
         problem, so a loaded config never does."""
         profile = self.profile
@@ -385,7 +411,7 @@ class ProviderConfig:
             system_id=self.system_id,
             password=self.password.reveal(),
             system_type=profile.system_type,
-            bind_type=profile.bind_type,
+            bind_type=bind_type,
             interface_version=profile.interface_version,
             addr_ton=0,
             addr_npi=0,
@@ -394,6 +420,12 @@ class ProviderConfig:
             enquire_link_interval=profile.enquire_link_interval,
             bind_timeout=self.bind_timeout,
         )
+
+    @property
+    def can_submit(self) -> bool:
+        """Some bind can send submits (not a table of receivers only)."""
+        return any(target.can_submit for target in self.bind_targets)
+
     def default_tlv(self, tag: int) -> bytes | None:
         """The raw value tlv_defaults gives ``tag`` (``template_id`` lands there), else None."""
         for default_tag, raw in self.tlv_defaults:
@@ -494,6 +526,7 @@ def parse_config(
     webhooks = [
         _parse_webhook(table, ctx) for table in top.array_of_tables("webhook", _WEBHOOK_KEYS)
     ]
+    providers = _check_accounts(providers, ctx)
     _check_providers(providers, gateway, ctx)
     if ctx.errors:
         raise ConfigError(ctx.errors)
@@ -970,6 +1003,9 @@ class _ParsedProvider:
     config: ProviderConfig
     path: str
     route_paths: tuple[str, ...]
+    bind_key: str  # the key that set the bind count, for the account's bind minimum
+    hosts: tuple[_Host, ...] = ()
+    bind_problem_at: int = 0  # index in the problem list where that key's problems go
 
 
 def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
@@ -992,22 +1028,25 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
     system_type = _default(table.string("system_type"), base.system_type)
     _check_c_octet(table, "system_type", system_type, _MAX_SYSTEM_TYPE)
 
-    hosts = _parse_hosts(table, base, profile_known=profile_known)
     tls = _default(table.boolean("tls"), base.tls)
+    hosts = _parse_hosts(table, base, tls, profile_known=profile_known)
+    tls_min_version = _parse_tls_min_version(table, base)
     tls_settings = _parse_tls(table, tls, hosts)
-    binds, binds_per_host, targets = _parse_binds(table, base, hosts)
+    bind_type = table.choice("bind_type", _BIND_TYPES) or base.bind_type
+    binds = _parse_binds(table, base, hosts, bind_type)
+    bind_problem_at = len(ctx.errors)  # where the account's bind minimum reports, in order
     enquire_link_interval = _parse_enquire_link_interval(table, base)
 
     profile = dataclasses.replace(
         _with_text_settings(table, base),
-        hosts=tuple(str(h) for h in hosts),
+        hosts=tuple(h.text for h in hosts),
         tls=tls,
-        tls_min_version=table.choice("tls_min_version", _TLS_VERSIONS) or base.tls_min_version,
+        tls_min_version=tls_min_version,
         system_type=system_type,
-        bind_type=table.choice("bind_type", _BIND_TYPES) or base.bind_type,
+        bind_type=bind_type,
         interface_version=_parse_interface_version(table, base),
-        binds=binds,
-        binds_per_host=binds_per_host,
+        binds=binds.total,
+        binds_per_host=binds.per_host,
         window=_default(table.integer("window", minimum=1), base.window),
         rate_per_bind=_parse_rate(table, "rate_per_bind", base.rate_per_bind),
         rate_per_host=_parse_rate(table, "rate_per_host", base.rate_per_host),
@@ -1052,7 +1091,10 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
         profile=profile,
         system_id=system_id,
         password=password or Secret(""),
-        bind_targets=targets,
+        bind_targets=binds.targets,
+        # Until the cross-checks know every table: this table's own system_id and servers.
+        account=account_key(system_id, (endpoint(h.host, h.port) for h in hosts)),
+        bind_counts=binds.counts,
         routes=routes,
         failover=failover,
         failover_after=failover_after,
@@ -1073,13 +1115,17 @@ def _parse_provider(table: _Table, ctx: _Context) -> _ParsedProvider:
     if len(ctx.errors) == problems_before:
         # Whatever the rules above missed that the session itself refuses would make every
         # bind fail locally, silently: the same check here, before a daemon runs with it.
+        kinds = dict.fromkeys(t.kind for t in binds.targets) or {bind_type: None}
         try:
-            config.session_config()
+            for kind in kinds:
+                config.session_config(kind)
         except PduEncodeError as exc:  # a field of the bind PDU: the key of the same name
             ctx.error(table.path(exc.field), f"{exc.rule}: every bind would fail")
         except LocalProtocolError as exc:
             ctx.error(table.prefix, f"no bind could be built: {exc}")
-    return _ParsedProvider(config=config, path=table.prefix, route_paths=route_paths)
+    return _ParsedProvider(config=config, path=table.prefix, route_paths=route_paths,
+                           bind_key=binds.key, hosts=tuple(hosts),
+                           bind_problem_at=bind_problem_at)
 
 
 def _check_password(table: _Table, password: Secret) -> None:
@@ -1137,36 +1183,72 @@ def _check_c_octet(table: _Table, key: str, value: str, limit: int) -> None:
         )
 
 
-def _parse_hosts(table: _Table, base: ProviderProfile, *, profile_known: bool) -> list[HostPort]:
+@dataclass(frozen=True, slots=True)
+class _Host:
+    """One entry of ``hosts``: the endpoint, its transport (a ``tls://``/``tcp://`` scheme,
+    else the provider's ``tls``), whether a scheme said so, and its key path."""
+
+    host: str
+    port: int
+    tls: bool
+    explicit: bool
+    path: str
+
+    @property
+    def text(self) -> str:
+        """As written back by render_config: with the scheme when one was given."""
+        address = str(HostPort(self.host, self.port))
+        if not self.explicit:
+            return address
+        return f"{'tls' if self.tls else 'tcp'}://{address}"
+
+
+_HOST_SCHEMES: Final = {"tls": True, "tcp": False}
+
+
+def _parse_hosts(
+    table: _Table, base: ProviderProfile, tls: bool, *, profile_known: bool
+) -> list[_Host]:
     path = table.path("hosts")
-    hosts: list[HostPort] = []
+    hosts: list[_Host] = []
     if "hosts" in table:
         seen: dict[HostPort, str] = {}
         for item_path, text in table.string_items("hosts"):
+            scheme, sep, rest = text.partition("://")
+            explicit = bool(sep)
+            if explicit and scheme not in _HOST_SCHEMES:
+                table.ctx.error(item_path, f"unknown transport {_quote(scheme + '://')}: write "
+                                           '"tls://host:port", "tcp://host:port" or '
+                                           '"host:port" (follows tls)')
+                continue
             try:
-                host = parse_host_port(text)
+                address = parse_host_port(rest if explicit else text)
             except ValueError as exc:
                 table.ctx.error(item_path, str(exc))
                 continue
-            if host in seen:
-                table.ctx.error(item_path, f"duplicate host (also {seen[host]})")
+            if address in seen:
+                table.ctx.error(item_path, f"duplicate host (also {seen[address]})")
                 continue
-            seen[host] = item_path
-            hosts.append(host)
+            seen[address] = item_path
+            hosts.append(_Host(address.host, address.port,
+                               _HOST_SCHEMES[scheme] if explicit else tls, explicit, item_path))
         if isinstance(table.data["hosts"], list) and not table.data["hosts"]:
             table.ctx.error(path, "must list at least one host")
     else:
-        hosts = [parse_host_port(text) for text in base.hosts]
+        hosts = [
+            _Host(h.host, h.port, tls, False, path)
+            for h in (parse_host_port(text) for text in base.hosts)
+        ]
         if not hosts and profile_known:  # an unknown profile is reported already
             table.ctx.error(
                 path, f'missing required key: profile "{base.name}" has no default hosts'
             )
     if base.name == "wavy":
-        for index, host in enumerate(hosts):
+        for host in hosts:
             if _is_ip(host.host) and not _is_loopback(host.host):
                 # A local TLS proxy (tools/haproxy) on 127.0.0.1 is Wavy's own suggestion.
                 table.ctx.warn(
-                    f"{path}[{index}]",
+                    host.path,
                     "Wavy asks for its DNS name, never IPs: its 4 ingress proxies sit behind "
                     "round-robin DNS with health checks",
                 )
@@ -1182,7 +1264,21 @@ class _TlsSettings:
     pin_sha256: bytes | None
 
 
-def _parse_tls(table: _Table, tls: bool, hosts: Sequence[HostPort]) -> _TlsSettings:
+def _parse_tls_min_version(table: _Table, base: ProviderProfile) -> TlsVersion:
+    """The lowest TLS version offered: 1.2 unless the table asks for less, which is said,
+    since OpenSSL only speaks 1.0/1.1 at security level 0 (net/tls.py apply_min_version)."""
+    version = table.choice("tls_min_version", _TLS_VERSIONS) or base.tls_min_version
+    if version in ("1.0", "1.1") and "tls_min_version" in table:
+        table.ctx.warn(
+            table.path("tls_min_version"),
+            f"TLS {version} lowers OpenSSL's security level to 0 for this provider (SHA-1 "
+            "and MD5 handshake signatures, short keys accepted); set it only for an SMSC "
+            "that cannot speak TLS 1.2",
+        )
+    return version
+
+
+def _parse_tls(table: _Table, tls: bool, hosts: Sequence[_Host]) -> _TlsSettings:
     ctx = table.ctx
     verify = _default(table.boolean("tls_verify"), True)
     ca_file = _existing_file(table, "ca_file", credential=False)
@@ -1202,17 +1298,24 @@ def _parse_tls(table: _Table, tls: bool, hosts: Sequence[HostPort]) -> _TlsSetti
                 "must be 64 hex digits (colons allowed): the SHA-256 of the server's DER "
                 "certificate",
             )
-    if not tls:
-        if hosts and not all(_is_loopback(h.host) for h in hosts):
-            ctx.warn(
-                table.path("tls"),
-                "plain SMPP: the password and every message cross the network unencrypted; "
-                "use it only inside a VPN or behind a local TLS proxy",
-            )
+    plain = "plain SMPP: the password and every message cross the network unencrypted; " \
+            "use it only inside a VPN or behind a local TLS proxy"
+    if any(not h.tls and not h.explicit and not _is_loopback(h.host) for h in hosts):
+        ctx.warn(table.path("tls"), plain)
+    for host in hosts:
+        if not host.tls and host.explicit and not _is_loopback(host.host):
+            ctx.warn(host.path, plain)
+    if not any(h.tls for h in hosts) and (hosts or not tls):
+        why = "no host uses TLS" if any(h.explicit for h in hosts) else "tls = false"
         for key in _TLS_ONLY_KEYS:
             if key in table:
-                ctx.warn(table.path(key), "ignored because tls = false")
-    elif not verify:
+                ctx.warn(table.path(key), f"ignored because {why}")
+        return _TlsSettings(verify, ca_file, client_cert, client_key, pin)
+    if ca_file is not None and not verify:
+        # The context could not use it (net/tls.py refuses the pair): every bind would fail.
+        ctx.error(table.path("ca_file"), "is not used while tls_verify = false; remove one "
+                                         "of them")
+    if not verify:
         rule = (
             "certificate verification is off: anyone on the path can pose as the SMSC and "
             "read the password"
@@ -1220,7 +1323,28 @@ def _parse_tls(table: _Table, tls: bool, hosts: Sequence[HostPort]) -> _TlsSetti
         if pin is not None:
             rule = "certificate verification is off; only tls_pin_sha256 identifies the SMSC"
         ctx.warn(table.path("tls_verify"), rule)
+    _check_tls_files(table, ca_file if verify else None, client_cert, client_key)
     return _TlsSettings(verify, ca_file, client_cert, client_key, pin)
+
+
+def _check_tls_files(
+    table: _Table, ca_file: Path | None, client_cert: Path | None, client_key: Path | None,
+) -> None:
+    """Each TLS file as every connect will read it: a problem names its key. Only files
+    that exist and are readable are looked into (_existing_file reported the others)."""
+    # Imported here, not at the top: the flow layer imports this module for its plain data
+    # and must not load ssl; only parsing a config reads certificates.
+    from smppgw.net.tls import tls_file_problems
+
+    def readable(path: Path | None) -> Path | None:
+        return path if path is not None and path.is_file() and os.access(path, os.R_OK) \
+            else None
+
+    for key, problem in tls_file_problems(
+        ca_file=readable(ca_file), client_cert=readable(client_cert),
+        client_key=readable(client_key) if client_cert is not None else None,
+    ):
+        table.ctx.error(table.path(key), problem)
 
 
 def _existing_file(table: _Table, key: str, *, credential: bool) -> Path | None:
@@ -1236,15 +1360,66 @@ def _existing_file(table: _Table, key: str, *, credential: bool) -> Path | None:
     return path
 
 
-def _parse_binds(
-    table: _Table, base: ProviderProfile, hosts: Sequence[HostPort]
-) -> tuple[int, int | None, tuple[BindTarget, ...]]:
-    """Total binds, binds per host (None = spread), and the bind targets.
+@dataclass(frozen=True, slots=True)
+class _Binds:
+    """The binds one table asks for: their targets, their total, the per-host count of the
+    ``binds_per_host`` form (else None), the key that set the count, and the resolved
+    (key, count) pairs."""
 
-    An explicit ``binds`` replaces a profile's per-host count (Qikberry's 3 per server), since
-    the operator asked for a total; setting both keys is ambiguous and refused.
+    targets: tuple[BindTarget, ...]
+    total: int
+    per_host: int | None
+    key: str
+    counts: tuple[tuple[str, int], ...]
+
+
+# Separate transmitter and receiver binds: the kind, its total key and its per-host key.
+_SPLIT_BINDS: Final[tuple[tuple[BindType, str, str], ...]] = (
+    ("transmitter", "transmitters", "transmitters_per_host"),
+    ("receiver", "receivers", "receivers_per_host"),
+)
+
+
+def _parse_binds(
+    table: _Table, base: ProviderProfile, hosts: Sequence[_Host], bind_type: BindType
+) -> _Binds:
+    """The bind targets: ``binds``/``binds_per_host`` binds of ``bind_type`` (transceivers
+    unless set), or ``transmitters``/``receivers`` (each a total spread over the hosts, or
+    ``*_per_host``).
+
+    An explicit count replaces a profile's per-host count (Qikberry's 3 per server), since
+    the operator asked for a total; the two forms of one count are ambiguous and refused, as
+    are ``binds`` next to transmitters/receivers. The profile's bind minimum (Wavy's 4) is
+    checked per account, with transmitters and receivers counted (_check_accounts).
     """
     ctx = table.ctx
+    split_keys = [key for _, total, per_host in _SPLIT_BINDS for key in (total, per_host)
+                  if key in table]
+    if split_keys:
+        problems_before = len(ctx.errors)
+        for key in ("binds", "binds_per_host", "bind_type"):
+            if key in table:
+                ctx.error(table.path(key), f"set {key} or {split_keys[0]}, not both: "
+                                           "transmitters and receivers are binds of their "
+                                           "own kind")
+        targets: list[BindTarget] = []
+        counts: list[tuple[str, int]] = []
+        for kind, total_key, per_host_key in _SPLIT_BINDS:
+            total = table.integer(total_key, minimum=0)
+            per_host = table.integer(per_host_key, minimum=0)
+            if total_key in table and per_host_key in table:
+                ctx.error(table.path(per_host_key), f"set {total_key} or {per_host_key}, "
+                                                    "not both")
+            elif per_host is not None:
+                counts.append((per_host_key, per_host))
+                targets += _per_host_targets(hosts, per_host, kind, len(targets))
+            elif total is not None:
+                counts.append((total_key, total))
+                targets += _spread_targets(table, total_key, hosts, total, kind, len(targets))
+        if not targets and hosts and len(ctx.errors) == problems_before:
+            ctx.error(table.path(split_keys[0]), "must give at least one bind")
+        return _Binds(tuple(targets), len(targets), None, split_keys[0], tuple(counts))
+
     binds = table.integer("binds", minimum=1)
     per_host = table.integer("binds_per_host", minimum=1)
     key = "binds"
@@ -1258,35 +1433,42 @@ def _parse_binds(
     else:
         per_host = base.binds_per_host
     if per_host is not None:
-        total = per_host * len(hosts)
-    else:
-        total = binds or base.binds
-    if (hosts or per_host is None) and total < base.min_binds:
-        got = f"{total} binds over {len(hosts)} hosts" if per_host else f"{total}"
-        ctx.error(
-            table.path(key),
-            f'must give at least {base.min_binds} binds for profile "{base.name}" (got {got})',
-        )
+        return _Binds(_per_host_targets(hosts, per_host, bind_type, 0), per_host * len(hosts),
+                      per_host, key, (("binds_per_host", per_host),))
+    total = binds or base.binds
+    return _Binds(_spread_targets(table, "binds", hosts, total, bind_type, 0), total, None,
+                  key, (("binds", total),))
+
+
+def _per_host_targets(
+    hosts: Sequence[_Host], per_host: int, kind: BindType, first: int
+) -> tuple[BindTarget, ...]:
+    """``per_host`` binds of ``kind`` on every host, host after host, indexed from ``first``."""
+    return tuple(
+        BindTarget(host.host, host.port, first + index * per_host + slot, kind, host.tls)
+        for index, host in enumerate(hosts)
+        for slot in range(per_host)
+    )
+
+
+def _spread_targets(
+    table: _Table, key: str, hosts: Sequence[_Host], total: int, kind: BindType, first: int
+) -> tuple[BindTarget, ...]:
+    """``total`` binds of ``kind`` round robin over the hosts, indexed from ``first``; a
+    host left without one is warned about."""
     if not hosts:
-        return total, per_host, ()
-    if per_host is not None:
-        targets = [
-            BindTarget(host.host, host.port, index * per_host + slot)
-            for index, host in enumerate(hosts)
-            for slot in range(per_host)
-        ]
-    else:
-        targets = [
-            BindTarget(hosts[i % len(hosts)].host, hosts[i % len(hosts)].port, i)
-            for i in range(total)
-        ]
-        if total < len(hosts):
-            unused = ", ".join(str(h) for h in hosts[total:])
-            ctx.warn(
-                table.path("binds"),
-                f"fewer binds ({total}) than hosts ({len(hosts)}): {unused} get no bind",
-            )
-    return total, per_host, tuple(targets)
+        return ()
+    if 0 < total < len(hosts):
+        unused = ", ".join(str(HostPort(h.host, h.port)) for h in hosts[total:])
+        table.ctx.warn(
+            table.path(key),
+            f"fewer binds ({total}) than hosts ({len(hosts)}): {unused} get no bind",
+        )
+    return tuple(
+        BindTarget(hosts[i % len(hosts)].host, hosts[i % len(hosts)].port, first + i, kind,
+                   hosts[i % len(hosts)].tls)
+        for i in range(total)
+    )
 
 
 def _parse_enquire_link_interval(table: _Table, base: ProviderProfile) -> float:
@@ -1577,6 +1759,9 @@ def _check_providers(
 
     for parsed in providers:
         config = parsed.config
+        if config.bind_targets and not config.can_submit:
+            _check_receive_only(parsed, providers, default, ctx)
+            continue
         if not config.routes and config.name not in (default, *failover_targets):
             ctx.warn(
                 f"{parsed.path}.routes",
@@ -1584,6 +1769,114 @@ def _check_providers(
                 "provider reach it",
             )
         _check_account_tlvs(parsed, default, failover_targets, ctx)
+
+
+def _check_receive_only(
+    parsed: _ParsedProvider, providers: Sequence[_ParsedProvider], default: str | None,
+    ctx: _Context,
+) -> None:
+    """A table of receivers only sends nothing: no message may be routed to it."""
+    name = parsed.config.name
+    why = (f'provider "{name}" has only receiver binds, which never send a submit; route '
+           "messages to a table of the same account with transmitters or transceivers")
+    if parsed.config.routes:
+        ctx.error(f"{parsed.path}.routes", why)
+    if default == name:
+        ctx.error("gateway.default_provider", why)
+    for other in providers:
+        if other.config.failover == name:
+            ctx.error(f"{other.path}.failover", why)
+
+
+# What two tables of one account must read alike: a receipt on one table's bind is matched
+# against the other's messages by the id each derived (smpp/receipt.py message_id_key).
+_CORRELATION_KEYS: Final = ("message_id_format", "receipt_id_base", "receipt_style")
+
+
+def _correlation_settings(config: ProviderConfig) -> tuple[str, str, str]:
+    profile = config.profile
+    return profile.message_id_format, config.receipt_id_base, profile.receipt_style
+
+
+def _check_accounts(
+    providers: Sequence[_ParsedProvider], ctx: _Context
+) -> list[_ParsedProvider]:
+    """Which tables log in to the same SMSC account (flow.accounts): each gets the account's
+    key, so receipts are correlated across them. Checked per account: the tables read
+    message ids alike, the profile's bind minimum (transmitters and receivers counted, all
+    tables of the account together), and a receiver for the receipts asked for."""
+    tables = [(p.config.system_id,
+               frozenset(endpoint(h.host, h.port) for h in p.hosts)) for p in providers]
+    groups = account_groups(tables)
+    members: dict[int, list[int]] = {}
+    for index, group in enumerate(groups):
+        members.setdefault(group, []).append(index)
+    keyed = list(providers)
+    # Bind minimums, each reported where its table's bind keys were read (file order).
+    late: list[tuple[int, Problem]] = []
+    for group, indexes in members.items():
+        key = account_key(tables[group][0], (e for i in indexes for e in tables[i][1]))
+        for i in indexes:
+            keyed[i] = dataclasses.replace(
+                providers[i], config=dataclasses.replace(providers[i].config, account=key))
+        first = providers[group]
+        for i in indexes[1:]:
+            parsed = providers[i]
+            ours, theirs = (_correlation_settings(parsed.config),
+                            _correlation_settings(first.config))
+            for name, mine, other in zip(_CORRELATION_KEYS, ours, theirs, strict=True):
+                if mine != other:
+                    ctx.error(
+                        f"{parsed.path}.{name}",
+                        f'"{mine}" differs from "{other}" of {first.path}, a table of the same '
+                        f'SMSC account (system_id "{first.config.system_id}" on a server '
+                        "both list): receipts on either table's binds are matched to both "
+                        "tables' messages, so both must read message ids alike",
+                    )
+        account = [providers[i] for i in indexes]
+        for parsed in account:
+            rule = _bind_minimum_rule(parsed, account)
+            if rule is not None:
+                late.append((parsed.bind_problem_at, Problem(
+                    f"{parsed.path}.{parsed.bind_key}", rule)))
+        receiving = any(t.can_receive for p in account for t in p.config.bind_targets)
+        for parsed in account:
+            config = parsed.config
+            if (not receiving and config.can_submit
+                    and config.profile.registered_delivery & 0x03):
+                ctx.warn(
+                    f"{parsed.path}.{parsed.bind_key}",
+                    f"receipts are asked for (registered_delivery = "
+                    f"{config.profile.registered_delivery}) but no bind of this account can "
+                    "receive them: add receivers, here or in another table of the same "
+                    "account, or set registered_delivery = 0",
+                )
+    # Last first, so each index still points where it did; ties keep the tables' order.
+    for position, problem in reversed(sorted(late, key=lambda item: item[0])):
+        ctx.errors.insert(position, problem)
+    return keyed
+
+
+def _bind_minimum_rule(
+    parsed: _ParsedProvider, account: Sequence[_ParsedProvider]
+) -> str | None:
+    """Why the profile's bind minimum (Wavy: 4, for HA and load balancing) is not met, None
+    when it is. It counts every bind of the account: transceivers, transmitters and
+    receivers, in this table and in the others."""
+    config = parsed.config
+    profile = config.profile
+    if not parsed.hosts or not config.bind_targets:
+        return None  # no host or no bind: said already
+    total = sum(len(p.config.bind_targets) for p in account)
+    if total >= profile.min_binds:
+        return None
+    own = len(config.bind_targets)
+    got = f"{own} binds over {len(parsed.hosts)} hosts" if profile.binds_per_host else f"{own}"
+    rule = f'must give at least {profile.min_binds} binds for profile "{profile.name}" (got {got})'
+    if len(account) > 1:
+        others = ", ".join(p.path for p in account if p is not parsed)
+        rule += f"; {total} with those of {others}, on the same account"
+    return rule
 
 
 def _check_account_tlvs(
@@ -1828,15 +2121,11 @@ def _render_provider(provider: ProviderConfig) -> list[str]:
             lines.append(_kv(key, str(path)))
     if provider.tls_pin_sha256 is not None:
         lines.append(_kv("tls_pin_sha256", provider.tls_pin_sha256.hex()))
-    lines += [
-        _kv("system_type", profile.system_type),
-        _kv("bind_type", profile.bind_type),
-        f"interface_version = 0x{profile.interface_version:02x}",
-    ]
-    if profile.binds_per_host is not None:
-        lines.append(_kv("binds_per_host", profile.binds_per_host))
-    else:
-        lines.append(_kv("binds", profile.binds))
+    lines.append(_kv("system_type", profile.system_type))
+    if not any(key.startswith(("transmitters", "receivers")) for key, _ in provider.bind_counts):
+        lines.append(_kv("bind_type", profile.bind_type))
+    lines.append(f"interface_version = 0x{profile.interface_version:02x}")
+    lines += [_kv(key, count) for key, count in provider.bind_counts]
     lines += [
         _kv("window", profile.window),
         _kv("rate_per_bind", profile.rate_per_bind or 0),
@@ -1865,8 +2154,10 @@ def _render_provider(provider: ProviderConfig) -> list[str]:
     if provider.tlv_defaults:
         items = ", ".join(f"0x{tag:04x} = {_tlv_toml(raw)}" for tag, raw in provider.tlv_defaults)
         lines.append(f"tlv_defaults = {{ {items} }}")
+    lines.append(f"# account (receipts are matched across its tables): {provider.account}")
     lines.append("# bind targets:")
-    lines += [f"#   {provider.name}#{t.index} {t}" for t in provider.bind_targets]
+    lines += [f"#   {provider.name}#{t.index} {t.kind} {'tls' if t.tls else 'tcp'}://{t}"
+              for t in provider.bind_targets]
     return lines
 
 

@@ -26,7 +26,10 @@ from smppgw.api.client import (
 __all__ = ["add_arguments", "format_duration", "render_status", "run"]
 
 # The sections this command lays out itself; anything else in the answer is shown generically.
-_BIND_COLUMNS: Final = ("PROVIDER", "BIND", "HOST", "STATE", "IN-FLIGHT", "RATE", "LAST ERROR")
+_BIND_COLUMNS: Final = ("PROVIDER", "BIND", "KIND", "HOST", "STATE", "IN-FLIGHT", "RATE",
+                        "LAST ERROR")
+# A bind's kind, as short as the bind PDUs' names allow.
+_KINDS: Final = {"transceiver": "trx", "transmitter": "tx", "receiver": "rx"}
 _QUEUE_COLUMNS: Final = ("PROVIDER", "QUEUED", "SENDING", "OLDEST")
 _PROVIDER_COLUMNS: Final = ("PROVIDER", "PROFILE", "BINDS", "PAUSED")
 _COUNT_SCALARS: Final = (
@@ -149,8 +152,13 @@ def _bind_rows(binds: object) -> list[list[str]]:
     rows: list[list[str]] = []
     for bind in binds if isinstance(binds, list) else ():
         if isinstance(bind, dict):
+            kind = bind.get("kind")
+            host = _text(bind.get("host"))
+            if bind.get("transport") and host != "-":
+                host = f"{bind['transport']}://{host}"
             rows.append([
-                _text(bind.get("provider")), _text(bind.get("name")), _text(bind.get("host")),
+                _text(bind.get("provider")), _text(bind.get("name")),
+                _KINDS.get(kind, _text(kind)) if isinstance(kind, str) else "-", host,
                 _state(bind), _in_flight(bind), _rate(bind),
                 _text(bind.get("last_error")),
             ])

@@ -12,10 +12,15 @@ import re
 import ssl
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 from smppgw.errors import SmppgwError
 
@@ -32,6 +37,7 @@ __all__ = [
     "normalize_pin",
     "peer_certificate_expiry",
     "server_hostname",
+    "tls_file_problems",
 ]
 
 TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
@@ -173,6 +179,54 @@ def client_context(settings: TlsSettings) -> ssl.SSLContext:
             key = f" / client_key {settings.client_key}" if settings.client_key else ""
             raise TlsError(f"cannot load client_cert {settings.client_cert}{key}: {exc}") from None
     return context
+
+
+def tls_file_problems(
+    *, ca_file: Path | None, client_cert: Path | None, client_key: Path | None
+) -> list[tuple[str, str]]:
+    """(key, rule) for each file a connect could not use, read as ``client_context`` reads
+    them: a ca_file without a PEM certificate, a client_cert that is not one, a client_key
+    (or, without it, the client_cert file) holding no unencrypted PEM private key, or a key
+    that does not belong to the certificate. For check-config, at start and reload. A rule
+    never quotes a file's content: a key file is a secret."""
+    problems: list[tuple[str, str]] = []
+    if ca_file is not None:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(("ca_file", f"{ca_file} is not a PEM certificate bundle: "
+                                        f"{_ssl_reason(exc)}"))
+    if client_cert is None:
+        return problems
+    try:
+        x509.load_pem_x509_certificate(client_cert.read_bytes())
+    except (OSError, ValueError):
+        problems.append(("client_cert", f"{client_cert} holds no PEM certificate"))
+        return problems
+    key_key, key_path = ("client_key", client_key) if client_key else ("client_cert",
+                                                                      client_cert)
+    try:
+        load_pem_private_key(key_path.read_bytes(), password=None)
+    except TypeError:  # cryptography: "Password was not given but private key is encrypted"
+        problems.append((key_key, f"{key_path} holds an encrypted private key; smppgw "
+                                  "reads only unencrypted ones (protect the file instead)"))
+        return problems
+    except (OSError, ValueError):
+        problems.append((key_key, f"{key_path} holds no PEM private key"))
+        return problems
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+            str(client_cert), str(client_key) if client_key else None)
+    except (OSError, ssl.SSLError) as exc:
+        problems.append((key_key, f"{key_path} is not the key of client_cert {client_cert}: "
+                                  f"{_ssl_reason(exc)}"))
+    return problems
+
+
+def _ssl_reason(exc: OSError | ssl.SSLError) -> str:
+    """OpenSSL's short reason ("NO_CERTIFICATE_OR_CRL_FOUND"), else the error's text."""
+    reason = getattr(exc, "reason", None)
+    return str(reason) if reason else (exc.strerror or str(exc))
 
 
 def server_hostname(settings: TlsSettings, host: str) -> str | None:

@@ -134,7 +134,8 @@ class BindPool:
         self._bound_changed()
 
     def _bound_changed(self) -> None:
-        bound = self.bound_count
+        # Only binds that can submit make the provider up: a bound receiver sends nothing.
+        bound = self.submit_bound_count
         self.health.bound_changed(bound, self._loop.time())
         if bound:
             self._bound.set()
@@ -209,10 +210,17 @@ class BindPool:
 
     @property
     def bound_count(self) -> int:
+        """Binds bound, of every kind."""
         return sum(1 for slot in self.slots if slot.state == "bound")
 
+    @property
+    def submit_bound_count(self) -> int:
+        """Transmitters and transceivers bound: what can take a submit."""
+        return sum(1 for slot in self.slots
+                   if slot.state == "bound" and slot.target.can_submit)
+
     async def wait_bound(self) -> None:
-        """Until some bind is bound (the dispatcher claims work only then)."""
+        """Until some bind that can submit is bound (the dispatcher claims work only then)."""
         await self._bound.wait()
 
     def stop_linking(self) -> None:
@@ -271,9 +279,9 @@ class BindPool:
 
     async def acquire(self, ticket: SubmitTicket | None = None) -> BindSlot:
         """Wait (FIFO) until some bind may take one request now. Raises SubmitFailure
-        "closing" once the pool closes, "no_bind" while no bind is bound and "withdrawn" once
-        ``ticket`` is: the dispatcher then gives the part back to the queue, where it shows
-        and can expire."""
+        "closing" once the pool closes, "no_bind" while no bind that can submit is bound and
+        "withdrawn" once ``ticket`` is: the dispatcher then gives the part back to the queue,
+        where it shows and can expire."""
         loop = self._loop
         waited_from: float | None = None
         while True:

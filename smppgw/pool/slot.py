@@ -124,6 +124,8 @@ class BindStatus:
     name: str
     provider: str
     host: str
+    kind: str  # transceiver, transmitter or receiver
+    transport: str  # tls or tcp
     address: str | None
     state: SlotState
     in_flight: int
@@ -165,11 +167,12 @@ class SlotOwner(Protocol):
         """A request from the SMSC (deliver_sm, data_sm, alert_notification)."""
 
 
-def tls_settings(provider: ProviderConfig, host: str) -> TlsSettings:
+def tls_settings(provider: ProviderConfig, target: BindTarget) -> TlsSettings:
+    """The TLS of one bind: its host's transport, the provider's trust settings."""
     profile = provider.profile
     pin = provider.tls_pin_sha256.hex() if provider.tls_pin_sha256 else None
     return TlsSettings(
-        enabled=profile.tls,
+        enabled=target.tls,
         verify=provider.tls_verify,
         check_hostname=provider.tls_verify,
         ca_file=str(provider.ca_file) if provider.ca_file else None,
@@ -177,7 +180,7 @@ def tls_settings(provider: ProviderConfig, host: str) -> TlsSettings:
         client_key=str(provider.client_key) if provider.client_key else None,
         min_version=profile.tls_min_version,
         pin_sha256=pin,
-        server_hostname=host,
+        server_hostname=target.host,
     )
 
 
@@ -435,10 +438,10 @@ class BindSlot:
         # What the bind needs from here first: when it cannot be built (an unreadable or
         # invalid certificate file, a setting the session refuses) no network attempt could
         # help, and the reason is the operator's to read, at every attempt.
-        settings = tls_settings(provider, host)
+        settings = tls_settings(provider, self.target)
         try:
             context = client_context(settings) if settings.enabled else None
-            session = Session(provider.session_config())
+            session = Session(provider.session_config(self.target.kind))
         except (TlsError, LocalProtocolError) as exc:
             raise ConnectFailure(reasons.connect_failed(ConnectFault.LOCAL),
                                  f"cannot build the bind: {exc}") from None
@@ -576,7 +579,9 @@ class BindSlot:
         return BindStatus(
             name=self.name,
             provider=self.owner.provider.name,
-            host=f"{self.target.host}:{self.target.port}",
+            host=str(self.target),
+            kind=self.target.kind,
+            transport="tls" if self.target.tls else "tcp",
             address=self.address,
             state=self.state,
             in_flight=self.in_flight(),

@@ -88,7 +88,8 @@ class Dispatcher:
         self.wall_clock = wall_clock
         self.metrics = metrics
         profile = provider.profile
-        self.workers = max(1, min(MAX_WORKERS, len(provider.bind_targets) * profile.window))
+        senders = sum(1 for target in provider.bind_targets if target.can_submit)
+        self.workers = max(1, min(MAX_WORKERS, senders * profile.window))
         # Runs: the claimed parts of one message, in part order.
         self._queue: asyncio.Queue[list[SegmentToSend]] = asyncio.Queue()
         self._outcomes: list[SubmitOutcome] = []
@@ -292,7 +293,7 @@ class Dispatcher:
                     async with asyncio.timeout(POLL_INTERVAL):
                         await self._resumed.wait()
                 continue
-            if not self.pool.bound_count:
+            if not self.pool.submit_bound_count:
                 # No bind could take a part: leave them queued, where they show and expire.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL_INTERVAL):

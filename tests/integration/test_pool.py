@@ -380,16 +380,19 @@ async def test_a_bind_that_cannot_be_built_says_why_at_each_attempt(
     tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A ca_file that exists but holds no certificate (config accepts it: files are read at
-    every connect, so one replaced later is used): each attempt fails before any socket is
-    opened, is logged with the cause, and LAST ERROR in `smppgw status` shows it. The slot
-    keeps trying (slowly), so a fixed file is picked up without a restart."""
+    """A ca_file that holds no certificate by the time the bind connects (check-config
+    refuses such a file, but files are read at every connect, so one replaced later is
+    used): each attempt fails before any socket is opened, is logged with the cause, and
+    LAST ERROR in `smppgw status` shows it. The slot keeps trying (slowly), so a fixed file
+    is picked up without a restart."""
     quick = {**DEFAULT_POLICIES, "local": BackoffPolicy(initial=0.01, cap=0.01, jitter="none")}
     monkeypatch.setattr("smppgw.pool.slot.Backoff", lambda rng: Backoff(rng, quick))
     sim = await sim_factory(SimulatorConfig(tls=True))
+    assert sim.cert_paths is not None
     broken = tmp_path / "not-a-ca.pem"
-    broken.write_text("not a certificate\n")
+    broken.write_bytes(sim.cert_paths.ca.read_bytes())
     provider = provider_config(tmp_path, sim, binds=1, ca_file=str(broken))
+    broken.write_text("not a certificate\n")
     pool = BindPool(provider, lambda i: i.acknowledge())
     pools.add(pool)
     caplog.set_level(logging.WARNING, logger="smppgw.pool")

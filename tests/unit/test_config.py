@@ -27,6 +27,7 @@ from smppgw.config import (
     render_config,
 )
 from smppgw.errors import ConfigError, Problem
+from smppgw.net.certs import generate_ca_and_leaf
 from smppgw.profiles import BUILTIN_PROFILES, QIKBERRY, WAVY, DataCodingMap, ProviderProfile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -326,9 +327,9 @@ def test_spread_bind_targets_round_robin_over_hosts(tmp_path: Path) -> None:
     )
     targets = parse(text, tmp_path).providers[0].bind_targets
     assert targets == (
-        BindTarget("a.example", 1, 0),
-        BindTarget("::1", 2775, 1),
-        BindTarget("a.example", 1, 2),
+        BindTarget("a.example", 1, 0, "transceiver", True),
+        BindTarget("::1", 2775, 1, "transceiver", True),
+        BindTarget("a.example", 1, 2, "transceiver", True),
     )
     assert str(targets[1]) == "[::1]:2775"
 
@@ -755,13 +756,14 @@ def test_plain_smpp_warns_and_ignores_tls_keys(tmp_path: Path) -> None:
 
 
 def test_tls_files_and_pin(tmp_path: Path) -> None:
-    (tmp_path / "ca.pem").write_text("ca")
-    (tmp_path / "client.pem").write_text("cert")
+    chain = generate_ca_and_leaf(tmp_path, days=2)
     pin = "AB:" * 31 + "AB"
-    extra = f'ca_file = "ca.pem"\nclient_cert = "client.pem"\ntls_pin_sha256 = "{pin}"'
+    extra = (f'ca_file = "{chain.ca.name}"\nclient_cert = "{chain.cert.name}"\n'
+             f'client_key = "{chain.key.name}"\ntls_pin_sha256 = "{pin}"')
     (acme,) = parse(provider(extra), tmp_path).providers
-    assert acme.ca_file == tmp_path / "ca.pem"
-    assert acme.client_cert == tmp_path / "client.pem"
+    assert acme.ca_file == chain.ca
+    assert acme.client_cert == chain.cert
+    assert acme.client_key == chain.key
     assert acme.tls_pin_sha256 == bytes([0xAB]) * 32
 
 
@@ -769,6 +771,260 @@ def test_client_key_needs_client_cert(tmp_path: Path) -> None:
     (tmp_path / "k.pem").write_text("key")
     problem = only_problem(provider('client_key = "k.pem"'), tmp_path)
     assert problem == Problem("provider[0].client_key", "needs client_cert")
+
+
+def test_tls_min_version_is_1_2_for_every_profile(tmp_path: Path) -> None:
+    for profile in ("generic", "wavy", "qikberry"):
+        (loaded,) = parse(provider(profile=profile), tmp_path).providers
+        assert loaded.profile.tls_min_version == "1.2", profile
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_a_tls_version_below_1_2_is_an_explicit_opt_in_with_a_warning(
+    tmp_path: Path, version: str
+) -> None:
+    loaded = parse(provider(f'tls_min_version = "{version}"', profile="qikberry"), tmp_path)
+    assert loaded.providers[0].profile.tls_min_version == version
+    (warning,) = [w for w in loaded.warnings if w.path == "provider[0].tls_min_version"]
+    assert "lowers OpenSSL's security level to 0" in warning.rule
+
+
+def test_tls_files_that_are_not_pem_are_refused_by_key(tmp_path: Path) -> None:
+    chain = generate_ca_and_leaf(tmp_path / "chain", days=2)
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    problem = only_problem(provider('ca_file = "ca.pem"'), tmp_path)
+    assert problem.path == "provider[0].ca_file"
+    assert problem.rule.startswith(f"{tmp_path / 'ca.pem'} is not a PEM certificate bundle")
+    (tmp_path / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
+    problem = only_problem(provider('client_cert = "cert.pem"'), tmp_path)
+    assert problem == Problem("provider[0].client_cert",
+                              f"{tmp_path / 'cert.pem'} holds no PEM certificate")
+    # A certificate file without its key, and no client_key: the certificate file is blamed.
+    problem = only_problem(provider(f'client_cert = "{chain.cert}"'), tmp_path)
+    assert problem == Problem("provider[0].client_cert", f"{chain.cert} holds no PEM private key")
+    # The key of another certificate (the CA's).
+    assert chain.ca_key is not None
+    problem = only_problem(
+        provider(f'client_cert = "{chain.cert}"\nclient_key = "{chain.ca_key}"'), tmp_path)
+    assert problem.path == "provider[0].client_key"
+    assert problem.rule.startswith(f"{chain.ca_key} is not the key of client_cert {chain.cert}")
+
+
+def test_a_secret_key_file_is_never_quoted(tmp_path: Path) -> None:
+    (tmp_path / "key.pem").write_text(f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n")
+    chain = generate_ca_and_leaf(tmp_path / "chain", days=2)
+    problem = only_problem(
+        provider(f'client_cert = "{chain.cert}"\nclient_key = "key.pem"'), tmp_path)
+    assert problem == Problem("provider[0].client_key",
+                              f"{tmp_path / 'key.pem'} holds no PEM private key")
+
+
+def test_an_encrypted_client_key_is_refused(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    chain = generate_ca_and_leaf(tmp_path / "chain", days=2)
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "enc.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase")))
+    problem = only_problem(
+        provider(f'client_cert = "{chain.cert}"\nclient_key = "enc.pem"'), tmp_path)
+    assert problem.path == "provider[0].client_key"
+    assert "encrypted private key" in problem.rule
+
+
+def test_a_ca_file_with_verification_off_is_refused(tmp_path: Path) -> None:
+    """The context could not use both: every bind would fail to be built."""
+    chain = generate_ca_and_leaf(tmp_path, days=2)
+    found = problems(provider(f'tls_verify = false\nca_file = "{chain.ca}"'), tmp_path)
+    assert [p.path for p in found] == ["provider[0].ca_file"]
+    assert "not used while tls_verify = false" in found[0].rule
+
+
+# --------------------------------------------------------------------------- bind kinds
+
+
+def hosts_line(*hosts: str) -> str:
+    return "hosts = [" + ", ".join(f'"{h}"' for h in hosts) + "]"
+
+
+def no_routes(text: str) -> str:
+    return re.sub(r"routes = \[.*\]\n", "", text)
+
+
+def with_hosts(text: str, *hosts: str) -> str:
+    return text.replace('hosts = ["smsc.example.com:2775"]', hosts_line(*hosts))
+
+
+def test_transmitters_and_receivers_spread_over_the_hosts(tmp_path: Path) -> None:
+    text = with_hosts(provider("transmitters = 3\nreceivers = 2"), "a.example:1", "b.example:1")
+    (acme,) = parse(text, tmp_path).providers
+    assert [(t.index, t.kind, t.host) for t in acme.bind_targets] == [
+        (0, "transmitter", "a.example"), (1, "transmitter", "b.example"),
+        (2, "transmitter", "a.example"), (3, "receiver", "a.example"),
+        (4, "receiver", "b.example")]
+    assert acme.bind_counts == (("transmitters", 3), ("receivers", 2))
+    assert acme.can_submit
+    rendered = render_config(parse(text, tmp_path))
+    assert "transmitters = 3\nreceivers = 2" in rendered
+    assert "bind_type" not in rendered
+    assert "#   acme#4 receiver tls://b.example:1" in rendered
+
+
+def test_per_host_transmitters_and_receivers(tmp_path: Path) -> None:
+    text = provider("transmitters_per_host = 2\nreceivers_per_host = 1", profile="qikberry")
+    (qik,) = parse(text, tmp_path).providers
+    assert [(t.index, t.kind, t.host) for t in qik.bind_targets] == [
+        (0, "transmitter", "smpp1.txtsms.me"), (1, "transmitter", "smpp1.txtsms.me"),
+        (2, "transmitter", "smpp2.txtsms.me"), (3, "transmitter", "smpp2.txtsms.me"),
+        (4, "receiver", "smpp1.txtsms.me"), (5, "receiver", "smpp2.txtsms.me")]
+
+
+def test_transmitters_alone_warn_when_receipts_have_no_receiver(tmp_path: Path) -> None:
+    loaded = parse(provider("transmitters = 2"), tmp_path)
+    assert [t.kind for t in loaded.providers[0].bind_targets] == ["transmitter"] * 2
+    (warning,) = loaded.warnings
+    assert warning.path == "provider[0].transmitters"
+    assert "no bind of this account can receive them" in warning.rule
+    assert parse(provider("transmitters = 2\nregistered_delivery = 0"), tmp_path).warnings == ()
+
+
+@pytest.mark.parametrize(("extra", "path", "rule"), [
+    ("binds = 2\ntransmitters = 1", "provider[0].binds",
+     "set binds or transmitters, not both"),
+    ('bind_type = "receiver"\nreceivers = 1', "provider[0].bind_type",
+     "set bind_type or receivers, not both"),
+    ("transmitters = 1\ntransmitters_per_host = 1", "provider[0].transmitters_per_host",
+     "set transmitters or transmitters_per_host, not both"),
+    ("transmitters = 0\nreceivers = 0", "provider[0].transmitters",
+     "must give at least one bind"),
+    ("receivers = -1", "provider[0].receivers", "must be at least 0"),
+    ('transmitters = "2"', "provider[0].transmitters", "expected an integer"),
+])
+def test_bind_kind_rules(tmp_path: Path, extra: str, path: str, rule: str) -> None:
+    found = problems(provider(extra), tmp_path)
+    assert found[0].path == path
+    assert rule in found[0].rule
+
+
+def test_wavy_counts_transmitters_and_receivers_toward_its_four_binds(tmp_path: Path) -> None:
+    assert len(parse(provider("transmitters = 2\nreceivers = 2", profile="wavy"),
+                     tmp_path).providers[0].bind_targets) == 4
+    problem = only_problem(provider("transmitters = 2\nreceivers = 1", profile="wavy"),
+                           tmp_path)
+    assert problem.path == "provider[0].transmitters"
+    assert 'must give at least 4 binds for profile "wavy" (got 3)' in problem.rule
+
+
+def test_a_table_of_receivers_only_takes_no_route(tmp_path: Path) -> None:
+    found = problems(
+        "[gateway]\ndefault_provider = \"acme\"\n" + provider("receivers = 1")
+        + provider("failover = \"acme\"", name="other"), tmp_path)
+    assert [p.path for p in found] == ["provider[0].routes", "gateway.default_provider",
+                                       "provider[1].failover"]
+    assert all("has only receiver binds" in p.rule for p in found)
+
+
+def test_receivers_alone_serve_an_account_whose_other_table_sends(tmp_path: Path) -> None:
+    text = (provider("transmitters = 2")
+            + no_routes(provider("receivers = 2", name="acme-rx")))
+    loaded = parse(text, tmp_path)
+    assert loaded.warnings == ()
+    tx, rx = loaded.providers
+    assert tx.account == rx.account == "acme@smsc.example.com:2775"
+    assert not rx.can_submit
+
+
+# --------------------------------------------------------------------------- transports
+
+
+def test_hosts_may_name_their_transport(tmp_path: Path) -> None:
+    text = with_hosts(provider("binds = 3\ntls = false"),
+                      "tls://a.example:3635", "tcp://127.0.0.1:2775", "localhost:2776")
+    loaded = parse(text, tmp_path)
+    (acme,) = loaded.providers
+    assert [(t.host, t.tls) for t in acme.bind_targets] == [
+        ("a.example", True), ("127.0.0.1", False), ("localhost", False)]
+    assert acme.profile.hosts == ("tls://a.example:3635", "tcp://127.0.0.1:2775",
+                                  "localhost:2776")
+    assert loaded.warnings == ()  # loopback in plain, a.example in TLS
+    assert 'hosts = ["tls://a.example:3635", "tcp://127.0.0.1:2775", "localhost:2776"]' \
+        in render_config(loaded)
+
+
+def test_a_plain_host_beyond_loopback_is_warned_by_its_path(tmp_path: Path) -> None:
+    loaded = parse(with_hosts(provider("binds = 2"), "a.example:1", "tcp://b.example:2"),
+                   tmp_path)
+    assert [w.path for w in loaded.warnings] == ["provider[0].hosts[1]"]
+    assert loaded.warnings[0].rule.startswith("plain SMPP")
+
+
+def test_tls_keys_are_ignored_when_no_host_uses_tls(tmp_path: Path) -> None:
+    loaded = parse(with_hosts(provider('tls_min_version = "1.3"'), "tcp://127.0.0.1:1"),
+                   tmp_path)
+    assert loaded.warnings == (
+        Problem("provider[0].tls_min_version", "ignored because no host uses TLS"),)
+
+
+@pytest.mark.parametrize(("host", "rule"), [
+    ("ssl://a.example:1", 'unknown transport "ssl://": write "tls://host:port"'),
+    ("tls://a.example", 'expected "host:port"'),
+    ("tls://smsc.example.com:2775", "duplicate host (also provider[0].hosts[0])"),
+])
+def test_host_transport_rules(tmp_path: Path, host: str, rule: str) -> None:
+    problem = only_problem(with_hosts(provider("binds = 2"), "smsc.example.com:2775", host),
+                           tmp_path)
+    assert problem.path == "provider[0].hosts[1]"
+    assert rule in problem.rule
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def test_tables_on_one_account_share_its_key(tmp_path: Path) -> None:
+    """Same system_id and a server in common: one account, transitively; the key spells
+    the system_id and every server of the account, sorted, whatever the transport."""
+    text = (with_hosts(provider(), "B.example:1")
+            + with_hosts(provider(name="ab"), "tls://a.example:1", "b.example:1")
+            + with_hosts(provider(name="abc"), "tcp://127.0.0.1:9", "a.example:1")
+            + with_hosts(provider(name="other"), "c.example:1"))
+    loaded = parse(text, tmp_path)
+    keys = [p.account for p in loaded.providers]
+    assert keys[:3] == ["acme@127.0.0.1:9,a.example:1,b.example:1"] * 3
+    assert keys[3] == "acme@c.example:1"
+
+
+def test_another_system_id_on_the_same_server_is_another_account(tmp_path: Path) -> None:
+    text = provider() + provider(name="xy").replace('system_id = "acme"', 'system_id = "xy"')
+    first, second = parse(text, tmp_path).providers
+    assert first.account == "acme@smsc.example.com:2775"
+    assert second.account == "xy@smsc.example.com:2775"
+
+
+@pytest.mark.parametrize(("extra", "key"), [
+    ('message_id_format = "decimal"', "message_id_format"),
+    ('receipt_id_base = "hex"', "receipt_id_base"),
+    ('receipt_style = "qikberry"', "receipt_style"),
+])
+def test_tables_of_one_account_must_read_message_ids_alike(
+    tmp_path: Path, extra: str, key: str
+) -> None:
+    problem = only_problem(provider() + provider(extra, name="two"), tmp_path)
+    assert problem.path == f"provider[1].{key}"
+    assert "differs from" in problem.rule and "of provider[0], a table of the same SMSC " \
+        'account (system_id "acme"' in problem.rule
+
+
+def test_the_bind_minimum_counts_every_table_of_the_account(tmp_path: Path) -> None:
+    tx = provider("transmitters = 2", profile="wavy")
+    rx = no_routes(provider("receivers = 2", profile="wavy", name="rx"))
+    loaded = parse(tx + rx, tmp_path)
+    assert loaded.providers[0].account == loaded.providers[1].account
+    small = no_routes(provider("receivers = 1", profile="wavy", name="rx"))
+    found = problems(tx + small, tmp_path)
+    assert [p.path for p in found] == ["provider[0].transmitters", "provider[1].receivers"]
+    assert found[0].rule.endswith("(got 2); 3 with those of provider[1], on the same account")
 
 
 # --------------------------------------------------------------------------- secrets
@@ -1210,7 +1466,7 @@ def test_render_is_toml_with_secrets_masked() -> None:
         "0x1402": "1702345678901",
     }
     assert data["gateway"]["socket_mode"] == "0660"
-    assert "#   wavy#3 smpp-messaging.wavy.global:2444" in rendered
+    assert "#   wavy#3 transceiver tls://smpp-messaging.wavy.global:2444" in rendered
 
 
 def test_format_problem() -> None:

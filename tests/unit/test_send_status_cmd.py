@@ -25,10 +25,12 @@ TRACKING_ID = "ab" * 16
 STATUS = {
     "version": "0.1.0",
     "binds": [
-        {"provider": "wavy", "name": "wavy#0", "host": "10.0.0.1:2775", "state": "bound",
+        {"provider": "wavy", "name": "wavy#0", "host": "10.0.0.1:2775", "kind": "transmitter",
+         "transport": "tcp", "state": "bound",
          "in_flight": 3, "window": 10, "effective_window": 5, "rate": 50,
          "effective_rate": 31.5, "last_error": None},
-        {"provider": "wavy", "name": "wavy#1", "host": "10.0.0.1:2775", "state": "bound",
+        {"provider": "wavy", "name": "wavy#1", "host": "10.0.0.1:2775", "kind": "receiver",
+         "transport": "tls", "state": "bound",
          "in_flight": 9, "window": 10, "effective_window": 10, "rate": 50,
          "effective_rate": 50, "last_error": None},
         {"provider": "qikberry", "name": "qikberry#12", "host": "q.example:2776",
@@ -253,7 +255,12 @@ async def test_status_prints_aligned_tables(
         assert wavy.index(value) == header.index(column)
     # A bind in backoff says when it tries again, and why it is down.
     assert qik.index("backoff, retry in 42.4s (connect_refused)") == header.index("STATE")
-    assert qik.index("- ") == header.index("RATE")
+    assert qik.index("- ", header.index("RATE")) == header.index("RATE")
+    # The kind of each bind, and the transport of its host when the daemon says it.
+    assert throttled.index("tx ") == header.index("KIND") == wavy.index("rx ")
+    assert throttled.index("tcp://10.0.0.1:2775") == header.index("HOST")
+    assert wavy.index("tls://10.0.0.1:2775") == header.index("HOST")
+    assert qik.index("q.example:2776") == header.index("HOST")
     assert "PAUSED" not in header
     assert "connect: Connection refused" in qik
     queue_header = lines[lines.index("QUEUES") + 1]
