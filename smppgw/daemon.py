@@ -205,6 +205,12 @@ class Daemon:
             on_write_health=self._on_store_health)
         self.metrics.track_store(lambda: store.write_failure is None)
         report = await store.recover()
+        adopted = await store.adopt_accounts(
+            {provider.name: provider.account for provider in self.config.providers})
+        if adopted:
+            log.info("receipts now matched per SMSC account: parts and parked receipts "
+                     "from before took their provider's account", extra={"kv": {
+                         "rows": adopted}})
         self.inbound = Receiver(
             store, lambda: {name: r.config for name, r in self.providers.items()},
             metrics=self.metrics,
@@ -504,6 +510,7 @@ class Daemon:
             providers.append({
                 "name": name,
                 "profile": profile.name,
+                "account": runtime.config.account,
                 "binds_configured": len(runtime.pool.slots),
                 "binds_bound": runtime.pool.bound_count,
                 "paused": pause is not None,

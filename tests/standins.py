@@ -10,11 +10,11 @@ from smppgw.smpp.pdu import SubmitSmResp
 
 
 class StandInPool:
-    """What the dispatcher needs of a BindPool, with one bind always bound; subclasses
-    answer ``submit``. Every decision handed back is kept in ``decisions``."""
+    """What the dispatcher needs of a BindPool, with one bind that can submit always bound;
+    subclasses answer ``submit``. Every decision handed back is kept in ``decisions``."""
 
     provider_metrics = None
-    bound_count = 1
+    submit_bound_count = 1
 
     def __init__(self) -> None:
         self.decisions: list[SubmitDecision] = []

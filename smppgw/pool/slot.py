@@ -98,6 +98,8 @@ class Inbound:
 
     ``acknowledge`` answers on the connection it came from; if that link is gone by then,
     nothing is sent and the SMSC will redeliver (which the store de-duplicates downstream).
+    ``account`` is the SMSC account of the bind (ProviderConfig.account): a receipt is
+    matched among the messages of the account, whichever table sent them.
     """
 
     provider: str
@@ -106,6 +108,7 @@ class Inbound:
     pdu: Pdu
     _connection: SmppConnection = field(repr=False)
     acknowledged: bool = False
+    account: str | None = None
 
     def acknowledge(self, status: int = CommandStatus.ESME_ROK) -> None:
         if self.acknowledged:
@@ -314,7 +317,8 @@ class BindSlot:
         elif isinstance(event, RequestReceived):
             assert self.connection is not None
             owner.inbound(Inbound(owner.provider.name, self.name, event.sequence_number,
-                                  event.pdu, self.connection))
+                                  event.pdu, self.connection,
+                                  account=owner.provider.account))
         elif isinstance(event, RequestTimedOut):
             tag = event.tag
             if isinstance(tag, asyncio.Future) and not tag.done():

@@ -435,7 +435,7 @@ class Dispatcher:
                 part, message_id,
                 message_id_key(message_id, self.provider.profile.message_id_format)
                 if message_id else None,
-                bind=bind, sent_at_wall=sent_at)
+                bind=bind, sent_at_wall=sent_at, account=self.provider.account)
         status = result.status if result is not None else None
         row = decision.status
         if fate is PartFate.RETRY:

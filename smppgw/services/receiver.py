@@ -234,6 +234,7 @@ class Receiver:
             message_keys=what.message_keys,
             details=receipt_details(receipt),
             bind=inbound.bind,
+            account=inbound.account,
         )
 
     async def _store_mo(

@@ -133,7 +133,7 @@ def receipt_to_json(r: ReceiptRecord) -> str:
     return dumps({
         "provider": r.provider, "message_id": r.message_id, "message_keys": list(r.keys),
         "stat": r.stat, "err": r.err, "outcome": r.outcome, "final": r.final,
-        "details": dict(r.details), "bind": r.bind,
+        "details": dict(r.details), "bind": r.bind, "account": r.account,
     })
 
 
@@ -143,6 +143,7 @@ def receipt_from_json(text: str) -> ReceiptRecord:
     keys = doc.get("message_keys")
     outcome = str(doc.get("outcome", "unknown"))
     bind = doc.get("bind")
+    account = doc.get("account")
     return ReceiptRecord(
         provider=str(doc["provider"]), message_id=str(doc["message_id"]),
         stat=str(doc.get("stat", "")), err=str(doc.get("err", "")),
@@ -151,4 +152,5 @@ def receipt_from_json(text: str) -> ReceiptRecord:
         message_keys=tuple(str(k) for k in keys) if isinstance(keys, list) else (),
         details=cast(dict[str, object], details) if isinstance(details, dict) else {},
         bind=str(bind) if bind is not None else None,
+        account=str(account) if account is not None else None,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 
@@ -232,7 +232,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def record_receipts(self, receipts: Sequence[ReceiptRecord]) -> list[ReceiptResult]:
-        """Correlate receipts by (provider, message id key) across all binds of the provider.
+        """Correlate receipts by (account, message id key): a receipt finds a part submitted
+        on any bind of its SMSC account, whichever provider table sent it or received the
+        receipt (ReceiptRecord.account; the provider's name when None).
 
         A matched receipt updates its part (only forward: accepted < final), appends a
         'receipt' event and, when the message state changes, a 'state' event. An unmatched one
@@ -276,6 +278,14 @@ class Store(abc.ABC):
     async def recover(self) -> RecoveryReport:
         """Run once after open, before dispatching: parts left 'sending' by the previous run
         are queued again (at-least-once). Reports what it found."""
+
+    @abc.abstractmethod
+    async def adopt_accounts(self, accounts: Mapping[str, str]) -> int:
+        """Parts submitted and receipts parked before receipts were correlated per SMSC
+        account carry their provider's name as their account: give them their provider's
+        account key (``accounts``: provider name → ProviderConfig.account), so the receipts
+        that arrive after an upgrade still find them. Idempotent; run at start, after
+        ``recover``. Returns how many rows changed."""
 
     @abc.abstractmethod
     async def requeue_sending(self, provider: str, reason: str) -> int:

@@ -327,9 +327,11 @@ class SubmitOutcome:
     """What became of one claimed segment; build it with the class methods.
 
     ``ok``: submit_sm_resp ESME_ROK with the SMSC's ``smsc_message_id`` and its correlation key
-    (smppgw.smpp.receipt.message_id_key; the raw id when None). ``transient``: retry at
-    ``retry_at_wall``. ``permanent``: the message fails with ``status_name`` in its history.
-    ``released``: claimed but never sent (no bind, shutdown): queued again, no attempt counted.
+    (smppgw.smpp.receipt.message_id_key; the raw id when None), from the SMSC ``account``
+    whose receipts will say it (ProviderConfig.account; the part's provider when None).
+    ``transient``: retry at ``retry_at_wall``. ``permanent``: the message fails with
+    ``status_name`` in its history. ``released``: claimed but never sent (no bind,
+    shutdown): queued again, no attempt counted.
     """
 
     segment_id: int
@@ -342,15 +344,16 @@ class SubmitOutcome:
     error: str | None = None
     bind: str | None = None
     sent_at_wall: float | None = None
+    account: str | None = None
 
     @classmethod
     def ok(
         cls, segment_id: int, smsc_message_id: str, smsc_message_key: str | None = None, *,
-        bind: str | None = None, sent_at_wall: float | None = None,
+        bind: str | None = None, sent_at_wall: float | None = None, account: str | None = None,
     ) -> SubmitOutcome:
         return cls(segment_id, "ok", smsc_message_id=smsc_message_id,
                    smsc_message_key=smsc_message_key, command_status=0, status_name="ESME_ROK",
-                   bind=bind, sent_at_wall=sent_at_wall)
+                   bind=bind, sent_at_wall=sent_at_wall, account=account)
 
     @classmethod
     def transient(
@@ -380,8 +383,10 @@ class SubmitOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ReceiptRecord:
-    """One delivery receipt to correlate, from a deliver_sm/data_sm on any bind of ``provider``.
+    """One delivery receipt to correlate, from a deliver_sm/data_sm on a bind of ``provider``.
 
+    It is matched among the parts submitted on the same SMSC ``account`` (whichever provider
+    table sent them: ProviderConfig.account; ``provider`` itself when None).
     ``message_keys``: keys to look the id up under, most likely first (the first hit wins; see
     smppgw.smpp.receipt.message_id_variants); empty means ``(message_id,)``. ``outcome`` is one
     of RECEIPT_OUTCOMES; ``final`` says no further receipt is expected. ``details`` is the
@@ -397,10 +402,16 @@ class ReceiptRecord:
     message_keys: tuple[str, ...] = ()
     details: Mapping[str, object] = field(default_factory=dict)
     bind: str | None = None
+    account: str | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
         return self.message_keys or (self.message_id,)
+
+    @property
+    def correlation(self) -> str:
+        """The correlation space it is matched in: its account (else its provider)."""
+        return self.account or self.provider
 
 
 @dataclass(frozen=True, slots=True)

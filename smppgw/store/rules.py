@@ -281,12 +281,12 @@ def unsent_state_sql(message_state: str) -> str:
 SEGMENT_COLUMNS: Final = frozenset({
     "state", "smsc_message_id", "smsc_message_key", "submit_status", "submitted_unix_ms",
     "resp_unix_ms", "next_attempt_unix_ms", "bind", "last_error", "receipt_stat", "receipt_err",
-    "receipt_unix_ms", "receipt",
+    "receipt_unix_ms", "receipt", "account",
 })
 
 #: One row of the model query: (tracking_id, message state, client_id, parts, segment_id,
-#: part_index, provider, segment state, receipt document or None, smsc_message_key or None),
-#: one per part of a message.
+#: part_index, correlation space (the part's account, else its provider), segment state,
+#: receipt document or None, smsc_message_key or None), one per part of a message.
 ModelRow = tuple[str, str, "str | None", int, int, int, str, str, "str | None", "str | None"]
 
 
@@ -297,7 +297,7 @@ class Part:
     segment_id: int
     tracking_id: str
     part_index: int
-    provider: str
+    account: str                     # where receipts for it are matched (see ModelRow)
     state: str
     receipt: str | None
     key: str | None = None
@@ -317,9 +317,11 @@ class _Message:
 
 @dataclass(frozen=True, slots=True)
 class ParkedReceipt:
-    """A receipt stored until the submit result with its id is recorded."""
+    """A receipt stored until the submit result with its id is recorded: kept under its
+    account's keys, with the provider whose bind it came on."""
 
     provider: str
+    account: str
     message_id: str
     message_key: str
     document: str                    # the whole ReceiptRecord, JSON
@@ -330,7 +332,7 @@ class ParkedReceipt:
 class _PendingMatch:
     index: int                       # in the outcome results
     segment_id: int
-    provider: str
+    account: str
     key: str
 
 
@@ -362,7 +364,7 @@ class Batch:
         """Add model rows (see ModelRow); messages already loaded keep their batch state."""
         messages = self._messages
         parts = self.parts
-        for (tracking_id, message_state, client_id, count, segment_id, part_index, provider,
+        for (tracking_id, message_state, client_id, count, segment_id, part_index, account,
              state, receipt, key) in rows:
             message = messages.get(tracking_id)
             if message is None:
@@ -370,7 +372,7 @@ class Batch:
                     tracking_id, message_state, client_id, count)
             elif segment_id in parts:
                 continue
-            part = Part(segment_id, tracking_id, part_index, provider, state, receipt, key)
+            part = Part(segment_id, tracking_id, part_index, account, state, receipt, key)
             message.members.append(part)
             parts[segment_id] = part
 
@@ -401,17 +403,21 @@ class Batch:
             smsc_id = o.smsc_message_id or ""
             # An empty id (seen from broken SMSCs) gets no key: it must not match receipts.
             key = (o.smsc_message_key or smsc_id) or None
+            # The account that answered: its receipts find the part, whatever table or bind
+            # they arrive on (a part with no account is its provider's, as the row says).
+            if o.account is not None:
+                part.account = o.account
             self._set(part, attempt=True, state="submitted" if waiting else part.state,
                       smsc_message_id=smsc_id, smsc_message_key=key,
                       submit_status=o.status_name or "ESME_ROK", submitted_unix_ms=sent_ms,
-                      resp_unix_ms=now, bind=o.bind, last_error=None)
+                      resp_unix_ms=now, bind=o.bind, last_error=None, account=part.account)
             before = message.state
             state = self._update_message(message, f'"part":{part.part_index}', attempt=True)
             # The last part accepted moves the message on from 'queued' (to 'submitted', or
             # further when its other parts' receipts came first): its submit answer is ROK.
             answered = 0 if before == "queued" and state not in ("queued", "failed") else None
             if key is not None:
-                self._pending.append(_PendingMatch(-1, part.segment_id, part.provider, key))
+                self._pending.append(_PendingMatch(-1, part.segment_id, part.account, key))
             return SubmitRecorded(state, answered)
         if o.kind == "transient":
             retry_ms = ms(o.retry_at_wall) if o.retry_at_wall is not None else now
@@ -461,12 +467,12 @@ class Batch:
             if len(self._pending) > pending:
                 match = self._pending[-1]
                 self._pending[-1] = _PendingMatch(len(results) - 1, match.segment_id,
-                                                  match.provider, match.key)
+                                                  match.account, match.key)
         return results
 
     def parked_keys(self) -> list[tuple[str, str]]:
-        """(provider, key) of the parts just submitted: where parked receipts may wait."""
-        return list(dict.fromkeys((p.provider, p.key) for p in self._pending))
+        """(account, key) of the parts just submitted: where parked receipts may wait."""
+        return list(dict.fromkeys((p.account, p.key) for p in self._pending))
 
     def match_parked(
         self, results: list[SubmitRecorded | None],
@@ -474,19 +480,19 @@ class Batch:
     ) -> None:
         """Apply receipts parked under the keys of the parts just submitted, oldest first.
 
-        ``parked``: (provider, key, receipt_id, receipt JSON) of every open parked receipt under
+        ``parked``: (account, key, receipt_id, receipt JSON) of every open parked receipt under
         ``parked_keys()``. A receipt is applied once, to the first part whose key finds it; each
         submit result then reports its message's state after those receipts.
         """
         waiting: dict[tuple[str, str], list[tuple[int, str]]] = {}
-        for provider, key, receipt_id, text in parked:
-            waiting.setdefault((provider, key), []).append((receipt_id, text))
+        for account, key, receipt_id, text in parked:
+            waiting.setdefault((account, key), []).append((receipt_id, text))
         if not waiting:
             self._pending.clear()
             return
         taken: set[int] = set(self.matched_receipts)
         for pending in self._pending:
-            found = sorted(waiting.get((pending.provider, pending.key), ()))
+            found = sorted(waiting.get((pending.account, pending.key), ()))
             state: MessageState | None = None
             for receipt_id, text in found:
                 if receipt_id in taken:
@@ -538,23 +544,26 @@ class Batch:
     def park(r: ReceiptRecord) -> ParkedReceipt:
         """A receipt whose part is not (yet) known: kept under every lookup key."""
         keys = tuple(dict.fromkeys(r.keys))
-        return ParkedReceipt(r.provider, r.message_id, keys[0], receipt_to_json(r), keys)
+        return ParkedReceipt(r.provider, r.correlation, r.message_id, keys[0],
+                             receipt_to_json(r), keys)
 
     def choose(self, receipts: Sequence[ReceiptRecord]) -> list[Part | None]:
         """The part each receipt is about, among the parts loaded (load the messages of every
-        part with any of the receipts' keys): the first of its keys that finds one wins, and of
-        several parts with that key the newest (an SMSC that reuses ids reuses old ones)."""
+        part with any of the receipts' keys in their account): the first of its keys that finds
+        one wins, and of several parts with that key the newest (an SMSC that reuses ids
+        reuses old ones)."""
         newest: dict[tuple[str, str], Part] = {}
         for part in self.parts.values():
             if part.key is not None:
-                known = newest.get((part.provider, part.key))
+                known = newest.get((part.account, part.key))
                 if known is None or part.segment_id > known.segment_id:
-                    newest[(part.provider, part.key)] = part
+                    newest[(part.account, part.key)] = part
         chosen: list[Part | None] = []
         for r in receipts:
             found = None
+            space = r.correlation
             for key in r.keys:
-                found = newest.get((r.provider, key))
+                found = newest.get((space, key))
                 if found is not None:
                     break
             chosen.append(found)

@@ -194,14 +194,14 @@ async def test_parts_claimed_while_no_bind_is_bound_go_back_to_the_queue_at_once
     from smppgw.pool.slot import SubmitFailure
 
     class DownPool(StandInPool):
-        bound_count = 1
+        submit_bound_count = 1
         tried = asyncio.Event()
 
         async def wait_bound(self) -> None:
             await asyncio.Event().wait()  # no bind comes back in this test
 
         async def submit(self, pdu: Pdu, ticket: object = None) -> SubmitResult:
-            self.bound_count = 0  # every bind drops while this part waits
+            self.submit_bound_count = 0  # every bind drops while this part waits
             self.tried.set()
             raise SubmitFailure("no_bind", "sim")
 
@@ -214,7 +214,7 @@ async def test_parts_claimed_while_no_bind_is_bound_go_back_to_the_queue_at_once
         view = await until(store, tracking_id, lambda m: m.segments[0].state == "queued")
         stats = (await store.queue_stats())["sim"]
         assert (stats.queued, stats.sending) == (1, 0)
-        assert len(pool.decisions) == 0 and pool.bound_count == 0
+        assert len(pool.decisions) == 0 and pool.submit_bound_count == 0
     assert view.state == "queued" and view.segments[0].attempts == 0
 
 

@@ -6,6 +6,7 @@ the long-poll wake-up, webhook positions and a message's history. Both backends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from smppgw.store import (
     MoMessage,
@@ -61,6 +62,68 @@ async def test_receipt_on_any_bind_matches_by_provider_and_key(store: Store) -> 
     assert (receipt_event.state, receipt_event.payload["stat"]) == ("delivered", "DELIVRD")
     assert receipt_event.payload["receipt"] == {"stat": "DELIVRD", "text": "hello"}
     assert (state_event.type, state_event.state) == ("state", "delivered")
+
+
+ACCOUNT = "acme@smpp.example:2775"
+
+
+async def test_receipts_match_per_account_whatever_table_sent_or_received(
+    store: Store,
+) -> None:
+    """Two provider tables on one SMSC account: a message sent by "wavy" (its submit answered
+    on that account) is matched by a receipt that came on a receiver bind of "wavy-rx"."""
+    await store.accept_messages([message()])
+    (s,) = await store.claim_segments("wavy", 1, now_wall=T0)
+    await store.record_submit_results([SubmitOutcome.ok(s.segment_id, "ID-0", account=ACCOUNT)])
+    on_rx = dataclasses.replace(receipt("ID-0", provider="wavy-rx", bind="wavy-rx#0"),
+                                account=ACCOUNT)
+    (result,) = await store.record_receipts([on_rx])
+    assert result == ReceiptResult(True, s.tracking_id, 0, "delivered")
+    (receipt_event,) = [e for e in await store.events_after(0) if e.type == "receipt"]
+    assert receipt_event.payload["provider"] == "wavy-rx"
+
+
+async def test_the_same_id_on_another_account_does_not_match(store: Store) -> None:
+    await store.accept_messages([message()])
+    (s,) = await store.claim_segments("wavy", 1, now_wall=T0)
+    await store.record_submit_results([SubmitOutcome.ok(s.segment_id, "ID-0", account=ACCOUNT)])
+    other = dataclasses.replace(receipt("ID-0"), account="acme@other.example:2775")
+    (result,) = await store.record_receipts([other])
+    assert result.parked
+    # Nor does a receipt without an account (its provider's name is its space).
+    (result,) = await store.record_receipts([receipt("ID-0")])
+    assert result.parked
+
+
+async def test_a_receipt_parked_on_the_account_matches_the_other_tables_submit(
+    store: Store,
+) -> None:
+    await store.accept_messages([message()])
+    (s,) = await store.claim_segments("wavy", 1, now_wall=T0)
+    early = dataclasses.replace(receipt("EARLY", provider="wavy-rx"), account=ACCOUNT)
+    (parked,) = await store.record_receipts([early])
+    assert parked.parked
+    assert await store.record_submit_results(
+        [SubmitOutcome.ok(s.segment_id, "EARLY", account=ACCOUNT)]) == ["delivered"]
+    assert await store.unmatched_receipt_count() == 0
+
+
+async def test_rows_from_before_accounts_are_adopted_by_their_providers_account(
+    store: Store,
+) -> None:
+    """After the upgrade (schema: a part's or parked receipt's account is its provider's
+    name), adopt_accounts gives them their provider's account key, so the receipts that now
+    come with the key still find them; what is keyed already is left as it is."""
+    sent = await submitted(store)                        # no account: the provider's name
+    await store.accept_messages([message()])
+    (waiting,) = await store.claim_segments("wavy", 1, now_wall=T0)
+    assert (await store.record_receipts([receipt("PARKED")]))[0].parked
+    assert await store.adopt_accounts({"wavy": ACCOUNT, "qikberry": "x@q:1"}) >= 3
+    assert await store.adopt_accounts({"wavy": ACCOUNT}) == 0    # idempotent
+    keyed = dataclasses.replace(receipt("ID-0"), account=ACCOUNT)
+    assert (await store.record_receipts([keyed]))[0].tracking_id == sent[0].tracking_id
+    assert await store.record_submit_results(
+        [SubmitOutcome.ok(waiting.segment_id, "PARKED", account=ACCOUNT)]) == ["delivered"]
 
 
 async def test_same_id_at_another_provider_does_not_match(store: Store) -> None:

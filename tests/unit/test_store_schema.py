@@ -17,6 +17,7 @@ from smppgw.store import (
     SCHEMA_VERSION,
     NewMessage,
     NewSegment,
+    ReceiptRecord,
     SqliteStore,
     StoreSchemaError,
     SubmitOutcome,
@@ -84,6 +85,47 @@ async def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path: Path) 
         assert duplicate[0].duplicate and duplicate[0].tracking_id == tracking_id
     conn = sqlite3.connect(state_dir / DB_FILENAME)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_a_version_5_database_keeps_its_receipt_correlation(tmp_path: Path) -> None:
+    """v6 correlates receipts per account: a part submitted before (with its key) and a
+    receipt parked before still meet once the daemon adopted its provider's account."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    conn = sqlite3.connect(state_dir / DB_FILENAME, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    migrate(conn, MIGRATIONS[:5])
+    # A part submitted (its key kept), and one sent whose answer has not come yet.
+    for segment_id, tracking_id, state, key in ((1, "ab" * 16, "submitted", "sent-1"),
+                                                (2, "cd" * 16, "sending", None)):
+        conn.execute(
+            "INSERT INTO messages (tracking_id, provider, source, destination, text,"
+            " data_coding, encoding, created_unix_ms, updated_unix_ms, state, parts, answer)"
+            " VALUES (?, 'wavy', 'Acme', '5511999', 'v4', 0, 'gsm7', 1, 1, ?, 1, '{}')",
+            (tracking_id, "queued" if key is None else state))
+        conn.execute(
+            "INSERT INTO segments (segment_id, tracking_id, part_index, provider, short_message,"
+            " esm_class, data_coding, state, created_unix_ms, next_attempt_unix_ms,"
+            " smsc_message_id, smsc_message_key) VALUES (?, ?, 0, 'wavy', x'7634', 0, 0, ?, 1,"
+            " 1, ?, ?)", (segment_id, tracking_id, state, key, key))
+    conn.execute("INSERT INTO unmatched_receipts (receipt_id, provider, message_id, message_key,"
+                 " receipt, received_unix_ms) VALUES (7, 'wavy', 'late-1', 'late-1', ?, 1)",
+                 (dumps({"provider": "wavy", "message_id": "late-1", "stat": "DELIVRD",
+                         "err": "000", "outcome": "delivered", "final": True}),))
+    conn.execute("INSERT INTO unmatched_receipt_keys (provider, message_key, receipt_id)"
+                 " VALUES ('wavy', 'late-1', 7)")
+    conn.close()
+
+    account = "acme@smpp.example:2775"
+    async with await SqliteStore.open(state_dir) as store:
+        assert store.schema_migrated_from == 5
+        assert await store.adopt_accounts({"wavy": account}) == 3
+        (result,) = await store.record_receipts([ReceiptRecord(
+            "wavy", "sent-1", "DELIVRD", "000", "delivered", True, account=account)])
+        assert result.tracking_id == "ab" * 16
+        # The answer of the part in flight at the upgrade finds the receipt parked before.
+        assert await store.record_submit_results(
+            [SubmitOutcome.ok(2, "late-1", account=account)]) == ["delivered"]
 
 
 async def test_a_newer_database_is_refused_and_the_lock_released(tmp_path: Path) -> None:

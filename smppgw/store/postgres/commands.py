@@ -240,20 +240,21 @@ async def claim(tx: Tx, request: Sequence[object]) -> list[SegmentToSend]:
 
 _MODEL_SELECT: Final = """
     SELECT m.tracking_id, m.state, m.client_id, m.parts, s.segment_id, s.part_index,
-           s.provider, s.state, s.receipt, s.smsc_message_key
+           COALESCE(s.account, s.provider), s.state, s.receipt, s.smsc_message_key
       FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id
 """
 _MODEL_SQL: Final = _MODEL_SELECT + """
      WHERE s.tracking_id IN (SELECT tracking_id FROM segments
                               WHERE segment_id = ANY($1::bigint[]))
 """
-# Every part of the messages with a part under one of the keys.
+# Every part of the messages with a part under one of the keys in its account (every
+# submitted part has its account: schema v4).
 _MODEL_BY_KEYS_SQL: Final = _MODEL_SELECT + """
      WHERE s.tracking_id IN (
                SELECT k.tracking_id
                  FROM json_array_elements($1::json) AS r
                  JOIN segments AS k
-                   ON k.provider = r->>0 AND k.smsc_message_key = r->>1)
+                   ON k.account = r->>0 AND k.smsc_message_key = r->>1)
 """
 
 # The PostgreSQL type of each column rules.Batch may set on a segment.
@@ -262,7 +263,7 @@ _SEGMENT_TYPES: Final = {
     "submit_status": "text", "submitted_unix_ms": "bigint", "resp_unix_ms": "bigint",
     "next_attempt_unix_ms": "bigint", "bind": "text", "last_error": "text",
     "receipt_stat": "text", "receipt_err": "text", "receipt_unix_ms": "bigint",
-    "receipt": "text",
+    "receipt": "text", "account": "text",
 }
 
 
@@ -301,7 +302,7 @@ async def _write(tx: Tx, batch: Batch, statement: _Statement | None = None) -> N
 _SUBMIT_MODEL_SQL: Final = """
     SELECT model.*, parked.receipts
       FROM (""" + _MODEL_SQL + """) AS model,
-           (SELECT json_agg(json_build_array(k.provider, k.message_key, u.receipt_id,
+           (SELECT json_agg(json_build_array(k.account, k.message_key, u.receipt_id,
                                              u.receipt)) AS receipts
               FROM unmatched_receipt_keys AS k
               JOIN unmatched_receipts AS u ON u.receipt_id = k.receipt_id
@@ -342,13 +343,16 @@ async def _park(
         "SELECT nextval(pg_get_serial_sequence('unmatched_receipts', 'receipt_id'))"
         " FROM generate_series(1, $1)", len(parked))]
     _insert(statement, "unmatched_receipts", (
-        ("receipt_id", "bigint"), ("provider", "text"), ("message_id", "text"),
-        ("message_key", "text"), ("receipt", "text"), ("received_unix_ms", "bigint")),
-        [(receipt_id, p.provider, p.message_id, p.message_key, p.document, tx.now_ms)
+        ("receipt_id", "bigint"), ("provider", "text"), ("account", "text"),
+        ("message_id", "text"), ("message_key", "text"), ("receipt", "text"),
+        ("received_unix_ms", "bigint")),
+        [(receipt_id, p.provider, p.account, p.message_id, p.message_key, p.document,
+          tx.now_ms)
          for receipt_id, p in zip(ids, parked, strict=True)])
     _insert(statement, "unmatched_receipt_keys", (
-        ("provider", "text"), ("message_key", "text"), ("receipt_id", "bigint")),
-        [(p.provider, key, receipt_id)
+        ("provider", "text"), ("account", "text"), ("message_key", "text"),
+        ("receipt_id", "bigint")),
+        [(p.provider, p.account, key, receipt_id)
          for receipt_id, p in zip(ids, parked, strict=True) for key in p.keys])
 
 
@@ -356,7 +360,7 @@ async def record_receipts(tx: Tx, items: Sequence[object]) -> list[ReceiptResult
     """One model load for every key of the batch, the rules in order, one write statement
     (two round trips more when receipts are parked)."""
     receipts = cast(Sequence[ReceiptRecord], items)
-    wanted = list(dict.fromkeys((r.provider, key) for r in receipts for key in r.keys))
+    wanted = list(dict.fromkeys((r.correlation, key) for r in receipts for key in r.keys))
     batch = Batch(tx.now_ms, tx.events)
     batch.load(await tx.conn.fetch(_MODEL_BY_KEYS_SQL, dumps(wanted)))
     results: list[ReceiptResult] = []
@@ -547,6 +551,19 @@ async def requeue_sending(tx: Tx, request: Sequence[object]) -> int:
     provider, reason = cast(tuple[str, str], tuple(request))
     return _count(await tx.conn.execute(_REQUEUE_SQL, tx.now_ms, dumps({"reason": reason}),
                                         provider))
+
+
+async def adopt_accounts(tx: Tx, request: Sequence[object]) -> int:
+    """``request`` = ((provider, account key), ...): the rows whose account is still their
+    provider's name (schema v4 put it there) take the key. Uses the account indexes."""
+    changed = 0
+    for provider, account in cast(Sequence[tuple[str, str]], request):
+        for table in ("segments", "unmatched_receipts", "unmatched_receipt_keys"):
+            # Table names from this tuple, never from input.
+            changed += _count(await tx.conn.execute(
+                f"UPDATE {table} SET account = $1 WHERE account = $2 AND provider = $2",
+                account, provider))
+    return changed
 
 
 async def recover(tx: Tx, _items: Sequence[object]) -> tuple[int, int, int, list[StoredMoPart]]:

@@ -216,8 +216,28 @@ _V3: Final[tuple[str, ...]] = (
     """,
 )
 
+# v4: receipts are correlated per SMSC account (system_id + servers: ProviderConfig.account),
+# not per provider table, so a receipt on any bind of the account, whichever table opened
+# it, finds its part. A part records the account that answered its submit; a parked receipt
+# waits under its account. Rows from before carry their provider's name as account (what
+# it was), which the daemon replaces by the provider's account key at start
+# (Store.adopt_accounts).
+_V4: Final[tuple[str, ...]] = (
+    "ALTER TABLE segments ADD COLUMN account text",
+    "UPDATE segments SET account = provider WHERE smsc_message_key IS NOT NULL",
+    "DROP INDEX segments_receipt",
+    "CREATE INDEX segments_receipt ON segments (account, smsc_message_key)"
+    " WHERE smsc_message_key IS NOT NULL",
+    "ALTER TABLE unmatched_receipts ADD COLUMN account text",
+    "UPDATE unmatched_receipts SET account = provider",
+    "ALTER TABLE unmatched_receipt_keys ADD COLUMN account text",
+    "UPDATE unmatched_receipt_keys SET account = provider",
+    "DROP INDEX unmatched_receipt_keys_key",
+    "CREATE INDEX unmatched_receipt_keys_key ON unmatched_receipt_keys (account, message_key)",
+)
+
 #: Step N (1-based) takes a database from version N-1 to N.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
 
 #: pg_advisory_xact_lock key held while migrating, so two daemons starting at once take turns.

@@ -11,7 +11,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Final, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -337,6 +337,12 @@ class PostgresStore(Store):
     async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:
         return cast("ProviderPause | None",
                     await self._command(commands.set_provider_paused, (provider, paused)))
+
+    async def adopt_accounts(self, accounts: Mapping[str, str]) -> int:
+        if not accounts:
+            return 0
+        return cast(int, await self._command(commands.adopt_accounts,
+                                             tuple(accounts.items())))
 
     async def requeue_sending(self, provider: str, reason: str) -> int:
         count = cast(int, await self._command(commands.requeue_sending, (provider, reason)))

@@ -172,7 +172,8 @@ def claim(tx: Tx, request: Sequence[object]) -> list[SegmentToSend]:
 
 _MODEL_SQL: Final = (
     "SELECT json_group_array(json_array(m.tracking_id, m.state, m.client_id, m.parts,"
-    " s.segment_id, s.part_index, s.provider, s.state, s.receipt, s.smsc_message_key))"
+    " s.segment_id, s.part_index, COALESCE(s.account, s.provider), s.state, s.receipt,"
+    " s.smsc_message_key))"
     " FROM segments AS s JOIN messages AS m ON m.tracking_id = s.tracking_id"
     " WHERE s.tracking_id IN (SELECT tracking_id FROM segments WHERE {where})"
 )
@@ -187,14 +188,15 @@ def _load(tx: Tx, batch: Batch, segment_ids: Iterable[int]) -> None:
 
 
 def _load_by_keys(tx: Tx, batch: Batch, receipts: Sequence[ReceiptRecord]) -> None:
-    """Every part of every message that has a part under one of the receipts' keys."""
-    by_provider: dict[str, set[str]] = {}
+    """Every part of every message that has a part under one of the receipts' keys, in the
+    receipt's account (every submitted part has its account: schema v6)."""
+    by_account: dict[str, set[str]] = {}
     for r in receipts:
-        by_provider.setdefault(r.provider, set()).update(r.keys)
-    for provider, keys in by_provider.items():
+        by_account.setdefault(r.correlation, set()).update(r.keys)
+    for account, keys in by_account.items():
         for piece, marks in in_list(sorted(keys)):
             batch.load(json_rows(tx.conn, _MODEL_SQL.format(
-                where=f"provider = ? AND smsc_message_key IN ({marks})"), (provider, *piece)))
+                where=f"account = ? AND smsc_message_key IN ({marks})"), (account, *piece)))
 
 
 def _write(tx: Tx, batch: Batch) -> None:
@@ -232,17 +234,17 @@ def _any_parked(tx: Tx) -> bool:
 
 
 def _parked(tx: Tx, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str, int, str]]:
-    """(provider, key, receipt_id, receipt JSON) of the open parked receipts under ``keys``."""
+    """(account, key, receipt_id, receipt JSON) of the open parked receipts under ``keys``."""
     wanted = set(keys)
     found: list[tuple[str, str, int, str]] = []
     for chunk, marks in in_list(list(dict.fromkeys(k for _, k in keys))):
-        for provider, key, receipt_id, text in tx.conn.execute(
-                "SELECT k.provider, k.message_key, u.receipt_id, u.receipt"
+        for account, key, receipt_id, text in tx.conn.execute(
+                "SELECT k.account, k.message_key, u.receipt_id, u.receipt"
                 " FROM unmatched_receipt_keys AS k"
                 " JOIN unmatched_receipts AS u ON u.receipt_id = k.receipt_id"
                 f" WHERE k.message_key IN ({marks}) AND u.matched = 0", chunk):
-            if (provider, key) in wanted:
-                found.append((provider, key, receipt_id, text))
+            if (account, key) in wanted:
+                found.append((account, key, receipt_id, text))
     return found
 
 
@@ -270,16 +272,17 @@ def _park(tx: Tx, parked: Sequence[ParkedReceipt]) -> None:
     (last,) = tx.conn.execute(
         "SELECT COALESCE(MAX(receipt_id), 0) FROM unmatched_receipts").fetchone()
     rows: list[tuple[object, ...]] = []
-    keys: list[tuple[str, str, int]] = []
+    keys: list[tuple[str, str, str, int]] = []
     for offset, p in enumerate(parked, start=1):
         receipt_id = last + offset
-        rows.append((receipt_id, p.provider, p.message_id, p.message_key, p.document,
-                     tx.now_ms))
-        keys.extend((p.provider, key, receipt_id) for key in p.keys)
-    insert_rows(tx.conn, "INSERT INTO unmatched_receipts (receipt_id, provider, message_id,"
-                         " message_key, receipt, received_unix_ms)", rows, "(?,?,?,?,?,?)")
-    insert_rows(tx.conn, "INSERT INTO unmatched_receipt_keys (provider, message_key, receipt_id)",
-                keys, "(?,?,?)")
+        rows.append((receipt_id, p.provider, p.account, p.message_id, p.message_key,
+                     p.document, tx.now_ms))
+        keys.extend((p.provider, p.account, key, receipt_id) for key in p.keys)
+    insert_rows(tx.conn, "INSERT INTO unmatched_receipts (receipt_id, provider, account,"
+                         " message_id, message_key, receipt, received_unix_ms)", rows,
+                "(?,?,?,?,?,?,?)")
+    insert_rows(tx.conn, "INSERT INTO unmatched_receipt_keys (provider, account, message_key,"
+                         " receipt_id)", keys, "(?,?,?,?)")
 
 
 def record_receipts(tx: Tx, items: Sequence[object]) -> list[ReceiptResult]:
@@ -471,6 +474,20 @@ def _requeue(tx: Tx, provider: str | None, reason: str) -> int:
 def requeue_sending(tx: Tx, request: Sequence[object]) -> int:
     provider, reason = cast(tuple[str, str], tuple(request))
     return _requeue(tx, provider, reason)
+
+
+def adopt_accounts(tx: Tx, request: Sequence[object]) -> int:
+    """``request`` = ((provider, account key), ...): the rows whose account is still their
+    provider's name (schema v6 put it there) take the key. Uses the account indexes."""
+    conn = tx.conn
+    changed = 0
+    for provider, account in cast(Sequence[tuple[str, str]], request):
+        for table in ("segments", "unmatched_receipts", "unmatched_receipt_keys"):
+            # Table names from this tuple, never from input.
+            changed += int(conn.execute(
+                f"UPDATE {table} SET account = ? WHERE account = ? AND provider = ?",
+                (account, provider, provider)).rowcount)
+    return changed
 
 
 def recover(tx: Tx, _items: Sequence[object]) -> tuple[int, int, int, list[StoredMoPart]]:

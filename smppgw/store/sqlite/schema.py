@@ -222,8 +222,27 @@ _V5: Final[tuple[str, ...]] = (
     """,
 )
 
+# v6: receipts are correlated per SMSC account (system_id + servers: ProviderConfig.account),
+# not per provider table, so a receipt on any bind of the account, whichever table opened
+# it, finds its part. A part records the account that answered its submit; a parked receipt
+# waits under its account. Rows from before carry their provider's name as account (what
+# it was), which the daemon replaces by the provider's account key at start
+# (Store.adopt_accounts).
+_V6: Final[tuple[str, ...]] = (
+    "ALTER TABLE segments ADD COLUMN account TEXT",
+    "UPDATE segments SET account = provider WHERE smsc_message_key IS NOT NULL",
+    "DROP INDEX segments_receipt",
+    "CREATE INDEX segments_receipt ON segments(account, smsc_message_key)",
+    "ALTER TABLE unmatched_receipts ADD COLUMN account TEXT",
+    "UPDATE unmatched_receipts SET account = provider",
+    "ALTER TABLE unmatched_receipt_keys ADD COLUMN account TEXT",
+    "UPDATE unmatched_receipt_keys SET account = provider",
+    "DROP INDEX unmatched_receipt_keys_key",
+    "CREATE INDEX unmatched_receipt_keys_key ON unmatched_receipt_keys(account, message_key)",
+)
+
 #: Step N (1-based) takes a database from user_version N-1 to N.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
 
 

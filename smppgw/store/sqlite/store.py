@@ -14,7 +14,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, TypeVar, cast
@@ -302,6 +302,12 @@ class SqliteStore(Store):
     async def set_provider_paused(self, provider: str, paused: bool) -> ProviderPause | None:
         return cast("ProviderPause | None",
                     await self._command(commands.set_provider_paused, (provider, paused)))
+
+    async def adopt_accounts(self, accounts: Mapping[str, str]) -> int:
+        if not accounts:
+            return 0
+        return cast(int, await self._command(commands.adopt_accounts,
+                                             tuple(accounts.items())))
 
     async def requeue_sending(self, provider: str, reason: str) -> int:
         count = cast(int, await self._command(commands.requeue_sending, (provider, reason)))
