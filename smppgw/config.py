@@ -77,6 +77,9 @@ DEFAULT_WEBHOOK_TIMEOUT: Final = 3.0  # Qikberry's rule for webhooks: 2xx within
 DEFAULT_WEBHOOK_BATCH_SIZE: Final = 100
 DEFAULT_WEBHOOK_MAX_DELAY: Final = 100_000.0  # Qikberry caps its retry delay at 100,000 s
 DEFAULT_KEEP_DAYS: Final = 30.0
+# A receipt normally finds its message at once, or within milliseconds when it overtook its
+# submit_sm_resp; one still unmatched after minutes will not be matched by waiting.
+DEFAULT_UNMATCHED_RECEIPT_AFTER: Final = 300.0
 
 _LOG_LEVELS: Final[tuple[LogLevel, ...]] = get_args(LogLevel)
 _SENDER_POLICIES: Final[tuple[SenderPolicy, ...]] = get_args(SenderPolicy)
@@ -106,6 +109,7 @@ _GATEWAY_KEYS: Final = (
     "api_token_env",
     "max_body_bytes",
     "sender_policy",
+    "unmatched_receipt_after",
 )
 _PROVIDER_KEYS: Final = (
     "name",
@@ -346,6 +350,8 @@ class GatewayConfig:
     api_token: Secret | None = None  # bearer token; always set when api_listen is
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sender_policy: SenderPolicy = "error"  # Wiraya's 3-11 alphanumeric sender rule
+    # Seconds a receipt may stay unmatched before it is warned about (log, metric, status).
+    unmatched_receipt_after: float = DEFAULT_UNMATCHED_RECEIPT_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -922,6 +928,9 @@ def _parse_gateway(table: _Table, ctx: _Context) -> GatewayConfig:
             table.integer("max_body_bytes", minimum=1024), DEFAULT_MAX_BODY_BYTES
         ),
         sender_policy=table.choice("sender_policy", _SENDER_POLICIES) or "error",
+        unmatched_receipt_after=_default(
+            table.number("unmatched_receipt_after", positive=True),
+            DEFAULT_UNMATCHED_RECEIPT_AFTER),
     )
 
 
@@ -2069,6 +2078,7 @@ def render_config(config: Config) -> str:
     lines += [
         _kv("max_body_bytes", gateway.max_body_bytes),
         _kv("sender_policy", gateway.sender_policy),
+        _kv("unmatched_receipt_after", gateway.unmatched_receipt_after),
     ]
     store = config.store
     lines += ["", "[store]"]

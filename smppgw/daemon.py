@@ -48,6 +48,7 @@ from prometheus_client import CollectorRegistry
 
 from smppgw.config import Config, GatewayConfig, ProviderConfig, load_config
 from smppgw.errors import ConfigError
+from smppgw.flow.inbound import StaleReceiptWatch
 from smppgw.flow.policy import RestartPolicy
 from smppgw.logs import RepeatedLog, set_log_level
 from smppgw.metrics import Metrics, MetricsServer, start_metrics_server
@@ -68,6 +69,7 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL = 5.0  # seconds: expiry, queue gauges, STATUS=, the disk probe
 SHUTDOWN_TIMEOUT = 10.0  # seconds for the binds to drain and unbind
 STORE_LOG_INTERVAL = 30.0  # seconds between two "the store still cannot write" lines
+STALE_RECEIPT_LOG_INTERVAL = 600.0  # seconds between two lines on one provider's stale receipts
 
 
 class _ProviderRuntime:
@@ -103,7 +105,8 @@ class _ProviderRuntime:
 
 
 #: [gateway] keys a reload applies; the others (listeners, paths, limits) need a restart.
-RELOADABLE_GATEWAY_KEYS = frozenset({"default_provider", "log_level"})
+RELOADABLE_GATEWAY_KEYS = frozenset({"default_provider", "log_level",
+                                     "unmatched_receipt_after"})
 
 
 def _apply_at_reload(running: Config, loaded: Config) -> tuple[Config, list[str]]:
@@ -157,6 +160,7 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self._store_log: RepeatedLog  # made in _start, on the running loop
         self._store_outage: WriteFailure | None = None
+        self._stale_receipts = StaleReceiptWatch(STALE_RECEIPT_LOG_INTERVAL)
         self.last_reload_error: str | None = None
         #: Why the daemon stopped on its own (its store stopped); None after a requested stop.
         self.failure: BaseException | None = None
@@ -501,6 +505,9 @@ class Daemon:
         assert self.store is not None
         queues = await self.store.queue_stats()
         counts = await self.store.counts()
+        now_wall = self.wall_clock()
+        unmatched = await self.store.unmatched_receipts(
+            now_wall - self.config.gateway.unmatched_receipt_after)
         providers = []
         binds: list[dict[str, object]] = []
         paused = self.control.paused if self.control is not None else {}
@@ -534,6 +541,10 @@ class Daemon:
                 for name, q in queues.items()
             },
             "counts": dataclasses.asdict(counts),
+            "unmatched_receipts": [
+                {"provider": name, "pending": u.pending, "stale": u.stale,
+                 "oldest_age": round(max(0.0, now_wall - u.oldest_received_wall), 1)}
+                for name, u in sorted(unmatched.items())],
             "inbound": {"receipts": self.inbound.receipts if self.inbound else 0,
                         "unmatched_receipts": self.inbound.unmatched if self.inbound else 0,
                         "mo": self.inbound.mo if self.inbound else 0},
@@ -561,12 +572,37 @@ class Daemon:
                     else:
                         self.metrics.provider(name).set_queue(
                             queue.unsent, now - queue.oldest_unsent_age)
+                await self._note_unmatched_receipts(store)
                 self.notifier.status(self.status_line())
             except StoreError:
                 pass  # the disk refuses writes: _on_store_health says so, the probe goes on
             except Exception:
                 log.exception("housekeeping failed; will try again")
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+    async def _note_unmatched_receipts(self, store: Store) -> None:
+        """smppgw_receipts_unmatched_pending/_stale per provider, and one warning per provider
+        whose receipts stay unmatched (flow.inbound.StaleReceiptWatch says when)."""
+        now_wall = self.wall_clock()
+        after = self.config.gateway.unmatched_receipt_after
+        unmatched = await store.unmatched_receipts(now_wall - after)
+        for name in self.providers:
+            counts = unmatched.get(name)
+            self.metrics.provider(name).set_receipts_unmatched(
+                counts.pending if counts else 0, counts.stale if counts else 0)
+        loop_now = asyncio.get_running_loop().time()
+        for name in self._stale_receipts.check(
+                {name: counts.stale for name, counts in unmatched.items()}, loop_now):
+            counts = unmatched[name]
+            runtime = self.providers.get(name)
+            log.warning(
+                "receipts stay unmatched: no message of their SMSC account has their id (do "
+                "the account's binds log in with one system_id on the same servers, and read "
+                "message ids alike?)", extra={"kv": {
+                    "provider": name, "unmatched": counts.stale, "pending": counts.pending,
+                    "after": f"{after:g}s",
+                    "oldest": f"{max(0.0, now_wall - counts.oldest_received_wall):.0f}s",
+                    "account": runtime.config.account if runtime else "-"}})
 
     async def _fail_over_queues(self) -> None:
         """Each provider failover has taken over from (down for its failover_after: no bind

@@ -354,6 +354,7 @@ class ProviderMetrics:
         "rate_limit_waits",
         "receipts_unmatched",
         "receipts_unmatched_pending",
+        "receipts_unmatched_stale",
         "refusing",
         "submit_latency",
     )
@@ -369,6 +370,7 @@ class ProviderMetrics:
         self.refusing.set(0)
         self.receipts_unmatched = m.receipts_unmatched.labels(name)
         self.receipts_unmatched_pending = m.receipts_unmatched_pending.labels(name)
+        self.receipts_unmatched_stale = m.receipts_unmatched_stale.labels(name)
         self.rate_limit_waits = m.rate_limit_waits.labels(name)
         self.rate_limit_wait_seconds = m.rate_limit_wait_seconds.labels(name)
         self.submit_latency = m.submit_latency.labels(name)
@@ -553,9 +555,12 @@ class ProviderMetrics:
         """
         self._metrics._queue.set(self.name, depth, oldest_enqueued_unix)
 
-    def set_receipts_unmatched_pending(self, count: int) -> None:
-        """Receipts held because no segment matched them yet (receipt before submit_sm_resp)."""
-        self.receipts_unmatched_pending.set(count)
+    def set_receipts_unmatched(self, pending: int, stale: int) -> None:
+        """Receipts held because no segment matched them yet (a receipt before its
+        submit_sm_resp, for a moment; longer: see the stale ones), set by the daemon's
+        periodic refresh from the store."""
+        self.receipts_unmatched_pending.set(pending)
+        self.receipts_unmatched_stale.set(stale)
 
     def set_tls_expiry(self, host: str, not_after_unix: float) -> None:
         """notAfter of the certificate ``host`` presented (see :func:`certificate_not_after`)."""
@@ -753,7 +758,13 @@ class Metrics:
         )
         self.receipts_unmatched_pending = Gauge(
             "smppgw_receipts_unmatched_pending",
-            "Receipts held in the store waiting for a segment to match.",
+            "Receipts that came on this provider's binds and are held in the store because "
+            "no segment of their account matched them yet.",
+            ["provider"], registry=r,
+        )
+        self.receipts_unmatched_stale = Gauge(
+            "smppgw_receipts_unmatched_stale",
+            "Of those, the ones unmatched for longer than gateway.unmatched_receipt_after.",
             ["provider"], registry=r,
         )
         self.mo_messages = Counter(

@@ -38,7 +38,8 @@ _COUNT_SCALARS: Final = (
     ("mo_messages", "MO messages"),
     ("mo_parts_pending", "MO parts pending"),
 )
-_KNOWN: Final = frozenset({"providers", "binds", "queues", "counts"})
+_UNMATCHED_COLUMNS: Final = ("PROVIDER", "PENDING", "STALE", "OLDEST")
+_KNOWN: Final = frozenset({"providers", "binds", "queues", "counts", "unmatched_receipts"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -219,6 +220,15 @@ def render_status(status: Mapping[str, object]) -> str:
     lines += ["", "QUEUES"]
     queue_rows = _queue_rows(status.get("queues"))
     lines += _table(_QUEUE_COLUMNS, queue_rows) if queue_rows else ["(empty)"]
+
+    unmatched = status.get("unmatched_receipts")
+    if isinstance(unmatched, list) and unmatched:
+        # Receipts no message of their account has matched; STALE ones for longer than
+        # gateway.unmatched_receipt_after (they will not be matched by waiting).
+        rows = [[_text(u.get("provider")), _text(u.get("pending")), _text(u.get("stale")),
+                 format_duration(u.get("oldest_age"))]
+                for u in unmatched if isinstance(u, dict)]
+        lines += ["", "UNMATCHED RECEIPTS", *_table(_UNMATCHED_COLUMNS, rows)]
 
     counts = status.get("counts")
     if isinstance(counts, dict):

@@ -19,7 +19,9 @@ decides when a group is whole, when an incomplete one is given up on, and its te
 # MO parts are stored as they come (the store de-duplicates a redelivered part), and the
 # receiver reports what the store holds for the group to MoGroups: a whole group is
 # assembled at once; an incomplete one is remembered from its first part and given up after
-# ``timeout`` (delivered as what arrived, so nothing is lost silently). ``assemble`` decodes
+# ``timeout`` (delivered as what arrived, so nothing is lost silently); a group found
+# incomplete in the store at start is remembered from its first part's arrival, so it times
+# out as if smppgw had run all along. ``assemble`` decodes
 # each part on its own: smppgw's own splitter never cuts a character, other senders rarely do,
 # and a missing part then costs only its own text.
 
@@ -51,6 +53,7 @@ __all__ = [
     "MoGroups",
     "MoIn",
     "ReceiptIn",
+    "StaleReceiptWatch",
     "StoredPart",
     "Uncorrelatable",
     "assemble",
@@ -248,3 +251,45 @@ class MoGroups:
         if not self._first_seen:
             return None
         return min(self._first_seen.values()) + self.timeout
+
+
+class StaleReceiptWatch:
+    """When to say that a provider's receipts stay unmatched: a receipt parked longer than
+    the configured limit is stale (its message will not be found by waiting: another account,
+    another id format, a receiver bind of another table...). Said per provider with a count,
+    never per receipt: at once when stale ones are first found, then again only when more
+    went stale, at most once per ``interval`` seconds; quiet once none is left (matched, or
+    purged by retention).
+
+    ``check`` takes the stale count of every provider that has parked receipts (absent means
+    none) and ``now``; it returns the providers to warn about now.
+    """
+
+    __slots__ = ("_said", "interval")
+
+    def __init__(self, interval: float) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be positive, got {interval!r}")
+        self.interval = interval
+        self._said: dict[str, tuple[int, float]] = {}  # provider → (stale count said, when)
+
+    def check(self, stale: Mapping[str, int], now: float) -> list[str]:
+        due: list[str] = []
+        for provider in [p for p in self._said if stale.get(p, 0) <= 0]:
+            del self._said[provider]
+        for provider, count in stale.items():
+            if count <= 0:
+                continue
+            said = self._said.get(provider)
+            if said is None:
+                due.append(provider)
+                self._said[provider] = (count, now)
+                continue
+            said_count, said_at = said
+            if count > said_count and now - said_at >= self.interval:
+                due.append(provider)
+                self._said[provider] = (count, now)
+            elif count < said_count:
+                # Some were matched or purged: more going stale later is news again.
+                self._said[provider] = (count, said_at)
+        return due

@@ -53,6 +53,7 @@ from smppgw.store.models import (
     SubmitOutcomeKind,
     SubmitRecorded,
     Tlvs,
+    UnmatchedReceipts,
     WriteFailure,
     WriteFailureReason,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "SubmitOutcomeKind",
     "SubmitRecorded",
     "Tlvs",
+    "UnmatchedReceipts",
     "WriteFailure",
     "WriteFailureReason",
     "derive_message_state",

@@ -42,6 +42,7 @@ from smppgw.store.models import (
     StoreWriteError,
     SubmitOutcome,
     SubmitRecorded,
+    UnmatchedReceipts,
     WriteFailure,
 )
 
@@ -393,6 +394,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def unmatched_receipt_count(self) -> int:
         """Receipts parked without a matching part."""
+
+    @abc.abstractmethod
+    async def unmatched_receipts(self, stale_before_wall: float) -> dict[str, UnmatchedReceipts]:
+        """Per provider whose binds brought them: receipts parked without a matching part,
+        and how many of them since before ``stale_before_wall`` (for the metrics, the
+        warning and `smppgw status`). Providers with none are absent."""
 
 
 class CursorWatch:

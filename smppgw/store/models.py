@@ -58,6 +58,7 @@ __all__ = [
     "SubmitOutcomeKind",
     "SubmitRecorded",
     "Tlvs",
+    "UnmatchedReceipts",
 ]
 
 # --- vocabulary ----------------------------------------------------------------------------------
@@ -687,6 +688,17 @@ class QueueStats:
     @property
     def unsent(self) -> int:
         return self.queued + self.sending
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedReceipts:
+    """Receipts that came on one provider's binds and still match no part: ``pending`` of
+    them, ``stale`` of which were parked before the limit the caller gave, the oldest
+    parked at ``oldest_received_wall`` (unix seconds)."""
+
+    pending: int
+    stale: int
+    oldest_received_wall: float
 
 
 @dataclass(frozen=True, slots=True)

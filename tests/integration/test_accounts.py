@@ -9,12 +9,18 @@ on conditions (binds in the simulator, events from the long-poll), each bounded.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime
+import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from smppgw.simulator import Account, ReceiptPlan, SimulatorConfig, SmscSimulator
+from smppgw.simulator.receipts import build_receipt, outcome_of_key
 from smppgw.smpp.pdu import DeliverSm, SubmitSm
 from tests.integration.test_daemon_e2e import (
     PASSWORD,
@@ -118,3 +124,61 @@ async def test_a_plain_host_and_a_tls_host_in_one_table(
     assert plain.accepted_total and secure.accepted_total
     assert plain.accepted_total + secure.accepted_total == 10
     assert (await gw.get("/v1/status"))["counts"]["unmatched_receipts"] == 0
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
+    """Ask ``check`` on the loop's turns until it holds (bounded)."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
+
+
+async def test_receipts_that_stay_unmatched_are_warned_once_counted_and_shown(
+    tmp_path: Path, sock_dir: Path, sim_factory: Any, gateways: Any,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Receipts whose id no message of the account has: parked and counted in
+    smppgw_receipts_unmatched_pending at once; older than unmatched_receipt_after, ONE
+    warning for the provider with their count (not one per receipt), the stale gauge and
+    the UNMATCHED RECEIPTS of `smppgw status`."""
+    monkeypatch.setattr("smppgw.daemon.HOUSEKEEPING_INTERVAL", 0.05)
+    caplog.set_level(logging.WARNING, logger="smppgw.daemon")
+    sim = await sim_factory(SimulatorConfig())
+    config = make_config(tmp_path, sock_dir / "s.sock", [provider_table(
+        "acme", "generic", sim, ["55"], binds=1)])
+    config = dataclasses.replace(config, gateway=dataclasses.replace(
+        config.gateway, unmatched_receipt_after=1.0))
+    gw = await gateways(config)
+    await sim.wait_bound(1, timeout=WAIT)
+    (connection,) = sim.bound_connections()
+    now = datetime.datetime.now(datetime.UTC)
+    for n in range(3):
+        sim.send_pdu(connection.id, build_receipt(
+            SubmitSm(source_addr="Acme", destination_addr="5511999990000", short_message=b"x"),
+            f"nobody-sent-{n}", outcome_of_key("DELIVRD", "standard"), "standard",
+            submitted_at_wall=now, done_at_wall=now))
+
+    async def parked() -> bool:
+        return bool((await gw.get("/v1/status"))["counts"]["unmatched_receipts"] == 3)
+
+    await until(parked)
+
+    def warnings() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith(
+            "receipts stay unmatched")]
+
+    async def warned() -> bool:
+        return bool(warnings())
+
+    await until(warned)
+    (warning,) = warnings()
+    kv = warning.kv  # type: ignore[attr-defined]
+    assert (kv["provider"], kv["unmatched"], kv["pending"]) == ("acme", 3, 3)
+    assert kv["account"] == f"acme-acme@127.0.0.1:{sim.port}"
+    exposition = gw.daemon.metrics.exposition().decode()
+    assert 'smppgw_receipts_unmatched_pending{provider="acme"} 3.0' in exposition
+    assert 'smppgw_receipts_unmatched_stale{provider="acme"} 3.0' in exposition
+    (shown,) = (await gw.get("/v1/status"))["unmatched_receipts"]
+    assert (shown["provider"], shown["pending"], shown["stale"]) == ("acme", 3, 3)
+    assert shown["oldest_age"] >= 1.0
+    assert len(warnings()) == 1

@@ -16,6 +16,7 @@ from smppgw.flow.inbound import (
     MoGroups,
     MoIn,
     ReceiptIn,
+    StaleReceiptWatch,
     Uncorrelatable,
     assemble,
     classify,
@@ -186,3 +187,28 @@ def test_encode_then_reassemble_in_any_order(text: str, concat: str, rnd: random
         assert (reference & 0xFF, total) == (200, len(message.parts))
         stored.setdefault(seq, Part(seq, what.body, what.data_coding))
     assert assemble(list(stored.values())) == text
+
+
+# --- receipts that stay unmatched ---------------------------------------------------------------
+
+
+def test_stale_receipts_are_said_once_then_only_when_more_go_stale() -> None:
+    watch = StaleReceiptWatch(interval=600.0)
+    assert watch.check({}, 0.0) == []
+    assert watch.check({"wavy": 0}, 1.0) == []
+    assert watch.check({"wavy": 3, "qik": 1}, 5.0) == ["wavy", "qik"]      # first found
+    assert watch.check({"wavy": 3, "qik": 1}, 200.0) == []                 # nothing new
+    assert watch.check({"wavy": 9, "qik": 1}, 300.0) == []                 # more, too soon
+    assert watch.check({"wavy": 9, "qik": 1}, 605.0) == ["wavy"]           # more, in time
+    assert watch.check({"wavy": 9, "qik": 1}, 2000.0) == []
+    # qik's are matched (absent: none parked), then one goes stale again: said at once.
+    assert watch.check({"wavy": 9}, 2001.0) == []
+    assert watch.check({"wavy": 9, "qik": 1}, 2002.0) == ["qik"]
+    # wavy drops to 2 (some matched late), then grows to 4 after the interval: news again.
+    assert watch.check({"wavy": 2, "qik": 1}, 2003.0) == []
+    assert watch.check({"wavy": 4, "qik": 1}, 2004.0) == ["wavy"]
+
+
+def test_stale_receipt_watch_needs_a_positive_interval() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        StaleReceiptWatch(0.0)

@@ -50,6 +50,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "smppgw_receipts": ("counter", {"provider", "stat"}),
     "smppgw_receipts_unmatched": ("counter", {"provider"}),
     "smppgw_receipts_unmatched_pending": ("gauge", {"provider"}),
+    "smppgw_receipts_unmatched_stale": ("gauge", {"provider"}),
     "smppgw_mo_messages": ("counter", {"provider"}),
     "smppgw_alert_notifications": ("counter", {"provider"}),
     "smppgw_binds": ("gauge", {"provider", "state"}),
@@ -118,7 +119,7 @@ def exercise(metrics: Metrics) -> None:
     wavy.rate_limit_wait(0.25)
     wavy.reconnect("peer_closed")
     wavy.set_queue(7, 1_000.0)
-    wavy.set_receipts_unmatched_pending(2)
+    wavy.set_receipts_unmatched(pending=2, stale=1)
     wavy.set_tls_expiry("smpp-messaging.wavy.global", 1_900_000_000.0)
     q = metrics.bind("qikberry", "qikberry#1", "smpp1.txtsms.me:3635")
     q.set_state("backoff")
@@ -239,6 +240,8 @@ async def test_values_after_the_hot_path(metrics: Metrics) -> None:
                   le="0.025") == 1
     assert sample(text, "smppgw_receipts_total", provider="wavy", stat="ACCEPTD") == 1
     assert sample(text, "smppgw_receipts_unmatched_total", provider="wavy") == 1
+    assert sample(text, "smppgw_receipts_unmatched_pending", provider="wavy") == 2
+    assert sample(text, "smppgw_receipts_unmatched_stale", provider="wavy") == 1
     assert sample(text, "smppgw_rate_limit_wait_seconds_total", provider="wavy") == 0.25
     assert sample(text, "smppgw_reconnects_total", provider="qikberry",
                   reason="bind_rejected") == 1

@@ -41,6 +41,8 @@ STATUS = {
     ],
     "queues": {"wavy": {"queued": 12, "sending": 3, "oldest_queued_age": 4.25},
                "qikberry": {"queued": 0, "sending": 0, "oldest_queued_age": 0}},
+    "unmatched_receipts": [{"provider": "wavy", "pending": 5, "stale": 4,
+                            "oldest_age": 1830.0}],
     "counts": {"messages": {"queued": 12, "delivered": 40}, "segments": {"queued": 14},
                "last_cursor": 99, "unmatched_receipts": 1, "mo_messages": 2,
                "mo_parts_pending": 0},
@@ -268,6 +270,9 @@ async def test_status_prints_aligned_tables(
     assert lines[lines.index("QUEUES") + 2].split() == ["wavy", "12", "3", "4.2s"]
     assert "messages  queued 12  delivered 40" in out
     assert "unmatched receipts 1" in out
+    unmatched = lines[lines.index("UNMATCHED RECEIPTS") + 1:lines.index("UNMATCHED RECEIPTS") + 3]
+    assert [line.split() for line in unmatched] == [
+        ["PROVIDER", "PENDING", "STALE", "OLDEST"], ["wavy", "5", "4", "30m30s"]]
 
 
 async def test_status_json_prints_the_raw_answer(

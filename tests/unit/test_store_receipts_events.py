@@ -395,3 +395,23 @@ async def test_purge_keeps_what_is_still_going_on(store: Store, clock: Clock) ->
     assert [e.cursor for e in await store.events_after(0)] == [events_before + 1]
     await store.accept_messages([message()])
     assert store.last_cursor == events_before + 2                       # never reused
+
+
+async def test_unmatched_receipts_per_provider_with_the_stale_ones(
+    backend: Backend, clock: Clock,
+) -> None:
+    """Per provider whose binds brought them: parked receipts, and those parked before the
+    limit; a receipt matched late leaves both counts."""
+    async with await backend.open(clock=clock) as s:
+        await s.accept_messages([message()])
+        (part,) = await s.claim_segments("wavy", 1, now_wall=T0)
+        await s.record_receipts([receipt("OLD-1"), receipt("LATE")])
+        clock.now += 600
+        await s.record_receipts([receipt("NEW-1"), receipt("Q-1", provider="qikberry")])
+        found = await s.unmatched_receipts(stale_before_wall=clock() - 300)
+        assert {p: (u.pending, u.stale) for p, u in found.items()} == {
+            "wavy": (3, 2), "qikberry": (1, 0)}
+        assert found["wavy"].oldest_received_wall == clock() - 600
+        await s.record_submit_results([SubmitOutcome.ok(part.segment_id, "LATE")])
+        found = await s.unmatched_receipts(stale_before_wall=clock() - 300)
+        assert (found["wavy"].pending, found["wavy"].stale) == (2, 1)

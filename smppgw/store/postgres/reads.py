@@ -10,7 +10,7 @@ from typing import Final, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from smppgw.store.encoding import Row, tlvs_from_json, wall
+from smppgw.store.encoding import Row, ms, tlvs_from_json, wall
 from smppgw.store.models import (
     Event,
     MessagePage,
@@ -21,6 +21,7 @@ from smppgw.store.models import (
     QueuedMessage,
     QueueStats,
     StoreCounts,
+    UnmatchedReceipts,
 )
 from smppgw.store.search import Plan, Source, next_key, plan
 from smppgw.store.views import message_view, queue_stats, row_event
@@ -40,6 +41,7 @@ __all__ = [
     "read_queued_messages",
     "read_tracking_id",
     "read_unmatched_receipt_count",
+    "read_unmatched_receipts",
     "read_webhook_position",
     "walk_sql",
 ]
@@ -269,6 +271,19 @@ async def read_counts(conn: Connection) -> StoreCounts:
 async def read_unmatched_receipt_count(conn: Connection) -> int:
     return int(await conn.fetchval(
         "SELECT COUNT(*) FROM unmatched_receipts WHERE matched = 0"))
+
+
+async def read_unmatched_receipts(
+    conn: Connection, stale_before_wall: float
+) -> dict[str, UnmatchedReceipts]:
+    # The open ones only, through the partial index unmatched_receipts_open.
+    return {
+        r[0]: UnmatchedReceipts(int(r[1]), int(r[2]), wall(int(r[3])))
+        for r in await conn.fetch(
+            "SELECT provider, COUNT(*), COUNT(*) FILTER (WHERE received_unix_ms < $1),"
+            " MIN(received_unix_ms) FROM unmatched_receipts WHERE matched = 0"
+            " GROUP BY provider", ms(stale_before_wall))
+    }
 
 
 async def read_queued_messages(conn: Connection, provider: str, limit: int

@@ -50,6 +50,7 @@ from smppgw.store.models import (
     StoreUnavailableError,
     SubmitOutcome,
     SubmitRecorded,
+    UnmatchedReceipts,
     WriteFailure,
 )
 from smppgw.store.postgres import commands, reads
@@ -396,6 +397,10 @@ class PostgresStore(Store):
 
     async def unmatched_receipt_count(self) -> int:
         return await self._read(reads.read_unmatched_receipt_count)
+
+    async def unmatched_receipts(self, stale_before_wall: float) -> dict[str, UnmatchedReceipts]:
+        return await self._read(
+            lambda conn: reads.read_unmatched_receipts(conn, stale_before_wall))
 
     # --- machinery -------------------------------------------------------------------------------
 

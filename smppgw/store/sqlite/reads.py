@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from smppgw.store.encoding import Row, tlvs_from_json, wall
+from smppgw.store.encoding import Row, ms, tlvs_from_json, wall
 from smppgw.store.models import (
     Event,
     MessagePage,
@@ -19,6 +19,7 @@ from smppgw.store.models import (
     QueuedMessage,
     QueueStats,
     StoreCounts,
+    UnmatchedReceipts,
 )
 from smppgw.store.search import Plan, Source, next_key, plan
 from smppgw.store.sqlite.bulk import in_list
@@ -37,6 +38,7 @@ __all__ = [
     "read_queued_messages",
     "read_tracking_id",
     "read_unmatched_receipt_count",
+    "read_unmatched_receipts",
     "read_webhook_position",
     "walk_sql",
 ]
@@ -240,6 +242,19 @@ def read_counts(conn: sqlite3.Connection) -> StoreCounts:
 def read_unmatched_receipt_count(conn: sqlite3.Connection) -> int:
     (n,) = conn.execute("SELECT COUNT(*) FROM unmatched_receipts WHERE matched = 0").fetchone()
     return int(n)
+
+
+def read_unmatched_receipts(
+    conn: sqlite3.Connection, stale_before_wall: float
+) -> dict[str, UnmatchedReceipts]:
+    # The open ones only, through the partial index unmatched_receipts_open.
+    return {
+        provider: UnmatchedReceipts(int(pending), int(stale), wall(int(oldest)))
+        for provider, pending, stale, oldest in conn.execute(
+            "SELECT provider, COUNT(*), SUM(received_unix_ms < ?), MIN(received_unix_ms)"
+            " FROM unmatched_receipts WHERE matched = 0 GROUP BY provider",
+            (ms(stale_before_wall),))
+    }
 
 
 # The messages failover may move: queued, none of their parts claimed or sent.

@@ -51,6 +51,7 @@ from smppgw.store.models import (
     StoreWriteError,
     SubmitOutcome,
     SubmitRecorded,
+    UnmatchedReceipts,
     WriteFailure,
 )
 from smppgw.store.sqlite import commands, reads
@@ -361,6 +362,10 @@ class SqliteStore(Store):
 
     async def unmatched_receipt_count(self) -> int:
         return await self._read(reads.read_unmatched_receipt_count)
+
+    async def unmatched_receipts(self, stale_before_wall: float) -> dict[str, UnmatchedReceipts]:
+        return await self._read(
+            lambda conn: reads.read_unmatched_receipts(conn, stale_before_wall))
 
     # --- machinery -------------------------------------------------------------------------------
 
