@@ -467,6 +467,9 @@ class Daemon:
                     self._start_provider(provider)
                     log.info("provider added", extra={"kv": {"provider": name}})
                 elif runtime.config == provider:
+                    # Its TLS files are read at every connect: a bind waiting out a bad
+                    # one tries the file the operator may have fixed now, not in minutes.
+                    runtime.pool.retry_now()
                     continue
                 elif dataclasses.replace(runtime.config, bind_targets=provider.bind_targets) \
                         == provider:

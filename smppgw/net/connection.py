@@ -19,8 +19,10 @@ class SmppConnection(asyncio.Protocol):
     """An asyncio.Protocol around a Session (no task per read, as asyncpg and aioquic do).
 
     ``on_event`` is the single consumer of the session's events (the BindSlot). ``closed``
-    resolves when the transport is gone, whatever the cause. ``may_bind`` is asked once the
-    transport is up: False (the owner is stopping) cuts it before any bind is sent.
+    resolves when the transport is gone, whatever the cause. ``may_bind`` is asked with the
+    transport once it is up (TCP connected, TLS handshake done): False cuts it before a
+    single byte is written, so the bind and its password never leave (the owner is
+    stopping, or the peer's certificate is not the pinned one).
     """
 
     def __init__(
@@ -29,7 +31,7 @@ class SmppConnection(asyncio.Protocol):
         on_event: Callable[[Event], None],
         *,
         on_writable: Callable[[], None] | None = None,
-        may_bind: Callable[[], bool] | None = None,
+        may_bind: Callable[[asyncio.Transport], bool] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.session = session
@@ -54,8 +56,8 @@ class SmppConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        if self._may_bind is not None and not self._may_bind():
-            self.abort()  # the owner is stopping: no bind goes out on this connection
+        if self._may_bind is not None and not self._may_bind(transport):
+            self.abort()  # no bind goes out on this connection: not one byte is written
             return
         self.session.bind(self._loop.time())
         self._after_input()

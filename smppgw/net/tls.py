@@ -2,7 +2,8 @@
 peer certificate's expiry (for the smppgw_tls_peer_certificate_expiry metric).
 
 Builds contexts and reads certificates the handshake already delivered; opens no sockets and
-reads no files beyond the ones named in the settings (at start and on reload only).
+reads no files beyond the ones named in the settings: at every connect (so a replaced file is
+used without a restart; the pool calls it off the loop) and when check-config looks at them.
 """
 
 from __future__ import annotations
@@ -150,9 +151,10 @@ def apply_min_version(context: ssl.SSLContext, version: str) -> None:
 def client_context(settings: TlsSettings) -> ssl.SSLContext:
     """The SSLContext for one provider's connections. Raises TlsError for unusable settings.
 
-    Reads ``ca_file``, ``client_cert`` and ``client_key``: call at start and on reload, not
-    per connection (it blocks on file I/O). Pinning is not done by OpenSSL: the caller runs
-    ``check_pin`` on the connection's SSLObject right after the handshake.
+    Reads ``ca_file``, ``client_cert`` and ``client_key``, blocking on file I/O: call it off
+    the event loop (the pool does, at every connect). Pinning is not done by OpenSSL: the
+    caller runs ``check_pin`` on the connection's SSLObject right after the handshake, before
+    it writes anything.
     """
     problems = [f"{key}: {rule}" for key, rule in settings.problems()]
     if problems:

@@ -250,6 +250,12 @@ class BindPool:
         self._closed.set()
         self._wake(None)
 
+    def retry_now(self) -> None:
+        """Binds waiting out a certificate or key problem try again at once (a reload: the
+        operator may have fixed the file)."""
+        for slot in self.slots:
+            slot.retry_now()
+
     def status(self) -> list[BindStatus]:
         return [slot.status() for slot in self.slots]
 

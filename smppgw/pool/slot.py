@@ -1,5 +1,6 @@
 """One configured bind and its life: connect → TLS → (pin check) → bind → serve → backoff →
-again, one SmppConnection at a time. A dead slot never blocks the others.
+again, one SmppConnection at a time. A dead slot never blocks the others. The pin is checked
+between the handshake and the first byte: the bind carries the password.
 
 The slot reports to its pool through ``SlotOwner`` (state changed, room again, a request from
 the SMSC) and holds its bind's flow control (flow.control.BindControl), which the pool plans
@@ -213,7 +214,12 @@ class BindSlot:
         self.backoff = Backoff(owner.rng)
         self._bound: asyncio.Future[None] | None = None
         self._stopping = False
-        self._wake = asyncio.Event()  # ends a backoff wait early: set by stop_linking()
+        # Why the connection just made was cut before its bind (a pin mismatch), for
+        # _connect_and_serve to raise once create_connection returns.
+        self._refused: ConnectFailure | None = None
+        # Ends a backoff wait early: stop_linking(), or retry_now() for a file problem.
+        self._wake = asyncio.Event()
+        self._last_failure: LinkFailure | None = None
         self._last_close = CloseReason.PEER_CLOSED
         # Set by rebind(): why this slot dropped its own bound link.
         self._rebind: LinkFailure | None = None
@@ -424,6 +430,8 @@ class BindSlot:
             if self.metrics is not None:
                 self.metrics.reconnect(failure.reason)
             self._retry = (loop.time() + delay, failure.reason)
+            self._last_failure = failure
+            self._wake.clear()
             self._set_state("backoff")
             self.owner.slot_changed(self)
             with contextlib.suppress(TimeoutError):
@@ -432,6 +440,14 @@ class BindSlot:
             self._retry = None
         self._set_state("closed")
         self.owner.slot_changed(self)
+
+    def retry_now(self) -> None:
+        """End a backoff that waits out a local or TLS failure (a certificate, key or CA file
+        the operator may just have fixed: they are read at every attempt), so the bind
+        tries again at once. Other waits keep their delay: the network decides those."""
+        failure = self._last_failure
+        if self.state == "backoff" and failure is not None and failure.kind in ("local", "tls"):
+            self._wake.set()
 
     async def _connect_and_serve(self) -> None:
         owner = self.owner
@@ -444,7 +460,9 @@ class BindSlot:
         # help, and the reason is the operator's to read, at every attempt.
         settings = tls_settings(provider, self.target)
         try:
-            context = client_context(settings) if settings.enabled else None
+            # The files are read at every attempt (a replaced one is used), off the loop.
+            context = await asyncio.to_thread(client_context, settings) if settings.enabled \
+                else None
             session = Session(provider.session_config(self.target.kind))
         except (TlsError, LocalProtocolError) as exc:
             raise ConnectFailure(reasons.connect_failed(ConnectFault.LOCAL),
@@ -466,6 +484,7 @@ class BindSlot:
         self._bound.add_done_callback(_retrieve_exception)
         self._bound_at = None
         self._lost = None
+        self._refused = None
         if self._stopping:
             return  # stopped while resolving: no connection is made
         self.connects += 1
@@ -474,7 +493,8 @@ class BindSlot:
                 _transport, connection = await loop.create_connection(
                     lambda: SmppConnection(
                         session, self.on_event, on_writable=lambda: owner.slot_has_room(self),
-                        may_bind=lambda: not self._stopping, loop=loop),
+                        may_bind=lambda transport: self._may_bind(transport, settings),
+                        loop=loop),
                     host=address[0],
                     port=address[1],
                     ssl=context,
@@ -484,24 +504,23 @@ class BindSlot:
             raise ConnectFailure(reasons.connect_failed(ConnectFault.CONNECT_TIMEOUT),
                                  f"connect to {host}:{port} timed out") from None
         except ssl.SSLError as exc:
+            why = exc.reason or str(exc)
+            if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+                why = f"{why}: {exc.verify_message}"  # e.g. "unable to get local issuer ..."
             raise ConnectFailure(reasons.connect_failed(ConnectFault.TLS),
-                                 f"TLS with {host}:{port} failed: {exc.reason or exc}") from None
+                                 f"TLS with {host}:{port} failed: {why}") from None
         except OSError as exc:
             raise ConnectFailure(
                 reasons.connect_failed(ConnectFault.CONNECT_REFUSED),
                 f"connect to {host}:{port} failed: {exc.strerror or exc}") from None
+        refused, self._refused = self._refused, None
+        if refused is not None:
+            raise refused  # cut in connection_made: nothing was written
         self.connection = connection
         try:
             transport = connection.transport
             ssl_object = transport.get_extra_info("ssl_object") if transport else None
             if ssl_object is not None:
-                if settings.pin_sha256:
-                    try:
-                        check_pin(ssl_object, settings.pin_sha256)
-                    except Exception as exc:
-                        connection.abort()
-                        raise ConnectFailure(reasons.connect_failed(ConnectFault.TLS),
-                                             str(exc)) from None
                 expiry = peer_certificate_expiry(ssl_object)
                 if expiry is not None and owner.provider_metrics is not None:
                     owner.provider_metrics.set_tls_expiry(f"{host}:{port}", expiry)
@@ -518,6 +537,23 @@ class BindSlot:
             if self.state in ("bound", "binding", "unbinding"):
                 self._set_state("closed")
             owner.slot_changed(self)
+
+    def _may_bind(self, transport: asyncio.Transport, settings: TlsSettings) -> bool:
+        """Asked by the connection once TCP and TLS are up, before it writes anything: no
+        bind while stopping, and none to a peer whose certificate is not the pinned one (the
+        bind carries the password; verification may be off, the pin being all that
+        identifies the SMSC)."""
+        if self._stopping:
+            return False
+        ssl_object = transport.get_extra_info("ssl_object")
+        if settings.pin_sha256 and ssl_object is not None:
+            try:
+                check_pin(ssl_object, settings.pin_sha256)
+            except (TlsError, ValueError) as exc:  # ValueError: a certificate not X.509
+                self._refused = ConnectFailure(reasons.connect_failed(ConnectFault.TLS),
+                                               str(exc))
+                return False
+        return True
 
     async def _resolve(self, host: str, port: int) -> tuple[str, int]:
         """Resolve at every (re)connect; spread the provider's binds over the addresses."""

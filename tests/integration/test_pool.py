@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from smppgw.flow.outbound import PartFate, decide_answer
 from smppgw.flow.policy import DEFAULT_POLICIES, Backoff, BackoffPolicy
 from smppgw.logs import KeyValueFormatter
 from smppgw.metrics import Metrics
+from smppgw.net.certs import generate_self_signed
 from smppgw.pool.pool import BindPool, SubmitResult, SubmitTicket
 from smppgw.pool.slot import BindSlot, Inbound, SubmitFailure
 from smppgw.simulator import Account, Faults, ReceiptPlan, SimulatorConfig, SmscSimulator
@@ -491,3 +493,125 @@ async def test_a_withdrawn_ticket_is_never_written(
     # The window's room went to the next submit, not to the withdrawn one.
     assert (await pool.submit(submit_pdu(3))).status == CommandStatus.ESME_ROK
     assert [r.pdu.short_message for r in sim.submits] == [b"m1", b"m3"]
+
+
+class CountingTlsServer(asyncio.Protocol):
+    """A TLS server that answers nothing and counts the application bytes it receives."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.received = 0
+        self.closed = asyncio.Event()
+
+    def __call__(self) -> CountingTlsServer:
+        return self
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+
+async def test_a_pin_mismatch_cuts_the_link_before_any_smpp_byte(
+    tmp_path: Path, pools: RunningPools, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Pin-only mode (tls_verify = false, tls_pin_sha256): the pin is checked after the
+    handshake and BEFORE the bind, which carries the password, is written. The server on the
+    other side (whoever is in the path) receives not one byte of SMPP."""
+    paths = generate_self_signed(tmp_path / "certs")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(paths.cert, paths.key)
+    counting = CountingTlsServer()
+    server = await asyncio.get_running_loop().create_server(
+        counting, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        config = parse_config({
+            "gateway": {"state_dir": str(tmp_path / "state")},
+            "provider": [{"name": "sim", "system_id": "acme", "password_env": "PW",
+                          "hosts": [f"127.0.0.1:{port}"], "routes": ["55"], "binds": 1,
+                          "tls": True, "tls_verify": False, "tls_pin_sha256": "00" * 32}],
+        }, base_dir=tmp_path, environ={"PW": "secret"})
+        caplog.set_level(logging.WARNING, logger="smppgw.pool")
+        pool = pools.start(BindPool(config.providers[0], lambda i: i.acknowledge()))
+        await wait_until(lambda: bool(pool_records(caplog, "bind attempt failed")))
+        async with asyncio.timeout(10):
+            await counting.closed.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert counting.connections == 1
+    assert counting.received == 0
+    (failed,) = pool_records(caplog, "bind attempt failed")
+    assert failed.kv["reason"] == "tls"  # type: ignore[attr-defined]
+    assert "does not match pin_sha256" in failed.kv["detail"]  # type: ignore[attr-defined]
+    assert "does not match pin_sha256" in (pool.slots[0].last_error or "")
+
+
+async def test_a_ca_file_broken_at_start_then_replaced_then_fixed_binds_without_restart(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ca_file is read at every connect. At start it holds another authority's CA
+    (check-config cannot know): every attempt fails verification, said at each attempt.
+    Replaced at run time by a file that is no PEM at all: every attempt fails before any
+    socket, the status says why. Fixed: the bind comes up by itself, no restart, no reload
+    (here with short delays; a reload would end the wait at once: BindPool.retry_now)."""
+    quick = {**DEFAULT_POLICIES,
+             "local": BackoffPolicy(initial=0.01, cap=0.01, jitter="none"),
+             "tls": BackoffPolicy(initial=0.01, cap=0.01, jitter="none")}
+    monkeypatch.setattr("smppgw.pool.slot.Backoff", lambda rng: Backoff(rng, quick))
+    sim = await sim_factory(SimulatorConfig(tls=True, cert_dir=str(tmp_path / "sim")))
+    assert sim.cert_paths is not None
+    stranger = generate_self_signed(tmp_path / "stranger")
+    ca_file = tmp_path / "provider-ca.pem"
+    ca_file.write_bytes(stranger.cert.read_bytes())
+    provider = provider_config(tmp_path, sim, binds=1, ca_file=str(ca_file))
+    caplog.set_level(logging.WARNING, logger="smppgw.pool")
+    pool = pools.start(BindPool(provider, lambda i: i.acknowledge()))
+
+    def failures(reason: str) -> list[logging.LogRecord]:
+        return [r for r in pool_records(caplog, "bind attempt failed")
+                if r.kv["reason"] == reason]  # type: ignore[attr-defined]
+
+    await wait_until(lambda: len(failures("tls")) >= 2)
+    assert "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate" in (
+        pool.status()[0].last_error or "")
+    assert pool.bound_count == 0
+
+    ca_file.write_text("replaced by something that is not a certificate\n")
+    await wait_until(lambda: len(failures("local")) >= 2)
+    connects = sim.connects_total
+    await wait_until(lambda: len(failures("local")) >= 4)
+    assert sim.connects_total == connects  # nothing reaches the network meanwhile
+    assert f"cannot load ca_file {ca_file}" in (pool.status()[0].last_error or "")
+
+    ca_file.write_bytes(sim.cert_paths.ca.read_bytes())
+    await pool.wait_bound()
+    assert pool.status()[0].state == "bound"
+    assert sim.bound_count() == 1
+
+
+async def test_retry_now_ends_a_wait_on_a_file_problem_only(
+    tmp_path: Path, sim_factory: Callable[..., Any], pools: RunningPools,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the real delays (30 s at least after a local failure), a reload's retry_now
+    makes a bind waiting out a broken ca_file try the fixed file at once."""
+    sim = await sim_factory(SimulatorConfig(tls=True, cert_dir=str(tmp_path / "sim")))
+    assert sim.cert_paths is not None
+    ca_file = tmp_path / "provider-ca.pem"
+    ca_file.write_bytes(sim.cert_paths.ca.read_bytes())
+    provider = provider_config(tmp_path, sim, binds=1, ca_file=str(ca_file))
+    ca_file.write_text("broken\n")
+    caplog.set_level(logging.WARNING, logger="smppgw.pool")
+    pool = pools.start(BindPool(provider, lambda i: i.acknowledge()))
+    await wait_until(lambda: pool.status()[0].state == "backoff")
+    ca_file.write_bytes(sim.cert_paths.ca.read_bytes())
+    pool.retry_now()
+    await pool.wait_bound()
+    assert len(pool_records(caplog, "bind attempt failed")) == 1
