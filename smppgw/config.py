@@ -189,8 +189,6 @@ _ALPHABET_NAMES: Final[dict[CodedAlphabet, str]] = {
     "ia5": "IA5",
     "binary": "8-bit binary data",
 }
-# Where Qikberry's DLT TLVs are mandatory: destinations in India (seed 004, "Additional TLV").
-_DLT_PREFIX: Final = "91"
 _WEBHOOK_KEYS: Final = (
     "url",
     "events",
@@ -1904,7 +1902,8 @@ def _check_account_tlvs(
     ]
     if not missing:
         return
-    indian = any(r.startswith(_DLT_PREFIX) or _DLT_PREFIX.startswith(r) for r in config.routes)
+    indian = any(r.startswith(dlt) or dlt.startswith(r)
+                 for r in config.routes for dlt in config.profile.dlt_prefixes)
     if config.routes and not indian and config.name not in (default, *failover_targets):
         return
     named = " and ".join(f"0x{tag:04X} ({what})" for tag, what in missing)

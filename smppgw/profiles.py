@@ -95,6 +95,9 @@ class ProviderProfile:
     receipt_style: Literal["standard", "wavy", "qikberry"] = "standard"
     # TLV a per-message DLT template id travels in (Qikberry 0x1401); None = no such TLV.
     template_id_tag: int | None = None
+    # Destination prefixes under India's DLT rules: a message to one needs a template id
+    # (refused at accept without one), and check-config wants the account TLVs below.
+    dlt_prefixes: tuple[str, ...] = ()
     # TLVs every message of the account needs, with what they are: check-config warns when
     # tlv_defaults lacks one (Qikberry's DLT entity and telemarketer ids).
     account_tlvs: tuple[tuple[int, str], ...] = ()
@@ -164,6 +167,7 @@ QIKBERRY = ProviderProfile(
     receipt_style="qikberry",
     # Seed 004, "Additional TLV": PE_ID 0x1400, Template_ID 0x1401, Telemarketer_ID 0x1402.
     template_id_tag=0x1401,
+    dlt_prefixes=("91",),
     account_tlvs=(
         (0x1400, "PE_ID, the DLT entity id"),
         (0x1402, "Telemarketer_ID, the DLT telemarketer id"),

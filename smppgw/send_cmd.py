@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sender: 3-11 letters and digits, or up to 20 digits")
     parser.add_argument("--provider", metavar="P", help="send through this provider")
     parser.add_argument("--flash", action="store_true", help="flash SMS (message class 0)")
+    parser.add_argument("--template-id", metavar="T",
+                        help="India DLT template id (Qikberry: TLV 0x1401)")
     parser.add_argument("--id", dest="client_id", metavar="CLIENT_ID",
                         help="your id for the message; sending the same id again sends nothing")
     parser.add_argument("--wait", action="store_true",
@@ -64,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         message["provider"] = args.provider
     if args.flash:
         message["flash"] = True
+    if args.template_id is not None:
+        message["template_id"] = args.template_id
     if args.client_id is not None:
         message["id"] = args.client_id
     try:

@@ -19,10 +19,14 @@ MAX_MESSAGES_PER_REQUEST = 1000
 MAX_CLIENT_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 255 * 153  # more cannot fit in 255 parts in any encoding
 MAX_VALIDITY_MINUTES = 7 * 24 * 60
+# A DLT template id is 19 digits today; the TLV is a C-Octet String, so any printable ASCII
+# up to this length is taken.
+MAX_TEMPLATE_ID_LENGTH = 64
 
 _DESTINATION = re.compile(r"\+?[0-9]{1,20}")
 _NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,20}")
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9]{3,11}")
+_TEMPLATE_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_TEMPLATE_ID_LENGTH}}}")
 _TLV_KEY = re.compile(r"0[xX][0-9a-fA-F]{1,4}|[0-9]{1,5}")
 # json.loads joins a high and a low surrogate escape into one character, so any surrogate left
 # in a parsed string stands alone: it is not a Unicode character and cannot be UTF-8 encoded.
@@ -32,7 +36,7 @@ MAX_SHOWN_NAME: Final = 64
 
 MESSAGE_KEYS = frozenset(
     {"id", "to", "from", "text", "provider", "flash", "validity_minutes", "tlvs", "receipt",
-     "encoding"}
+     "encoding", "template_id"}
 )
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +150,7 @@ def valid_client_id(value: object) -> str | None:
 
 # The fields whose value is text; each is checked for lone surrogates before anything else
 # reads it, so no rule below can echo, encode or store one.
-_TEXT_FIELDS: Final = ("id", "to", "from", "text", "provider", "encoding")
+_TEXT_FIELDS: Final = ("id", "to", "from", "text", "provider", "encoding", "template_id")
 
 
 def _parse_message(
@@ -256,6 +260,15 @@ def _parse_message(
         if encoding not in ENCODINGS:
             return FieldError("invalid_value", path("encoding"), rule)
 
+    template_id = item.get("template_id")
+    if template_id is not None:
+        rule = (f"'{label('template_id')}' must be the DLT template id: 1 to "
+                f"{MAX_TEMPLATE_ID_LENGTH} printable ASCII characters without spaces")
+        if not isinstance(template_id, str):
+            return FieldError("invalid_type", path("template_id"), rule)
+        if not _TEMPLATE_ID.fullmatch(template_id):
+            return FieldError("invalid_value", path("template_id"), rule)
+
     tlvs = parse_tlvs(item.get("tlvs"), path("tlvs"))
     if isinstance(tlvs, FieldError):
         return tlvs
@@ -270,6 +283,7 @@ def _parse_message(
         flash=flags["flash"],
         validity_minutes=validity,
         tlvs=tlvs,
+        template_id=template_id,
         receipt=flags["receipt"],
         encoding=encoding,
         warnings=tuple(warnings),

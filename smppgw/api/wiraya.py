@@ -27,7 +27,7 @@ __all__ = ["TEMPLATE_TYPES", "WIRAYA", "enqueue_results", "parse_enqueue_body"]
 #: Where Wiraya keeps each of our message fields, under ``communications[i]``.
 WIRAYA: Final = Naming("communications", {
     "id": "clientMessageId", "to": "recipient", "from": "content.sender",
-    "text": "content.text",
+    "text": "content.text", "template_id": "content.dltTemplateId",
 })
 #: Wiraya's template content types (seed 002): they need Wiraya's pre-approved projects.
 TEMPLATE_TYPES: Final = frozenset({"SMSProject", "WhatsappProject", "VoiceProject"})
@@ -146,6 +146,9 @@ def _translate(
         "from": sender,
         "text": content.get("text"),
     }
+    # Ours, not Wiraya's: India's DLT template id of the text (Qikberry's TLV 0x1401).
+    if content.get("dltTemplateId") is not None:
+        message["template_id"] = content["dltTemplateId"]
     return parse_message(message, index, sender_policy=sender_policy, naming=WIRAYA)
 
 

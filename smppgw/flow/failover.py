@@ -113,7 +113,8 @@ class QueuedLike(Protocol):
 def resubmission(message: QueuedLike, old: ProviderConfig) -> SubmitRequest:
     """``message``, queued for ``old``, as the request that encodes it for another provider:
     the text, number, flash and receipt request as accepted; the message's own TLVs without
-    ``old``'s defaults (the new provider adds its own); and no sender when ``old`` put its
+    ``old``'s defaults (the new provider adds its own), a template id in ``old``'s template
+    TLV as ``template_id``; and no sender when ``old`` put its
     system_id there itself (Wavy's rule, not the new provider's). UCS-2 is kept (a request
     may have forced it, and every text can be sent in it); any other encoding is chosen again
     by the new provider's profile."""
@@ -122,9 +123,19 @@ def resubmission(message: QueuedLike, old: ProviderConfig) -> SubmitRequest:
     if old.sender_as_system_id and sender == old.system_id:
         sender = ""
     forced: Encoding | None = "ucs2" if message.encoding == "ucs2" else None
+    own = tuple(tlv for tlv in message.tlvs if tlv not in defaults)
+    # A template id the message carried in ``old``'s template TLV goes back to being one,
+    # for the new provider's profile to place (or, without a DLT TLV, to leave out).
+    template_id = None
+    tag = old.profile.template_id_tag
+    for tlv_tag, raw in own:
+        if tlv_tag == tag and raw.endswith(b"\0") and raw[:-1].isascii() \
+                and raw[:-1].decode("ascii").isprintable():
+            template_id = raw[:-1].decode("ascii")
+            own = tuple(tlv for tlv in own if tlv[0] != tag)
+            break
     return SubmitRequest(
         index=0, client_id=message.client_id, to=message.destination, sender=sender,
-        text=message.text, flash=message.flash,
-        tlvs=tuple(tlv for tlv in message.tlvs if tlv not in defaults),
+        text=message.text, flash=message.flash, tlvs=own, template_id=template_id,
         receipt=bool(message.registered_delivery & 1), encoding=forced,
     )

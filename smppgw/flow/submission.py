@@ -86,6 +86,9 @@ class SubmitRequest:
     flash: bool = False
     validity_minutes: int | None = None
     tlvs: tuple[tuple[int, bytes], ...] = ()
+    # India's DLT template id (printable ASCII): the profile's template TLV (Qikberry 0x1401)
+    # for a provider that has one, ignored by the others.
+    template_id: str | None = None
     receipt: bool = True
     encoding: Encoding | None = None
     warnings: tuple[str, ...] = ()
@@ -173,10 +176,13 @@ def prepare(
             f"the text needs {encoded.billed_parts} parts; provider {provider.name} takes at "
             f"most {profile.max_parts} per message (max_parts)")
 
+    own_tlvs = _with_template_id(request, provider)
+    if isinstance(own_tlvs, FieldError):
+        return own_tlvs
     # The provider's TLV defaults (Qikberry DLT ids) go under the message's own TLVs.
-    own = dict(request.tlvs)
+    own = dict(own_tlvs)
     tlvs = tuple((tag, raw) for tag, raw in provider.tlv_defaults if tag not in own)
-    tlvs += request.tlvs
+    tlvs += own_tlvs
     parts = []
     for part in encoded.parts:
         part_tlvs: list[tuple[int, bytes]] = []
@@ -213,8 +219,38 @@ def prepare(
         tlvs=tlvs,
         valid_until_wall=valid_until_wall,
     )
-    problem = sendable(message, provider, prefix, has_own_tlvs=bool(request.tlvs))
+    problem = sendable(message, provider, prefix, has_own_tlvs=bool(own_tlvs))
     return message if problem is None else problem
+
+
+def _with_template_id(
+    request: SubmitRequest, provider: ProviderConfig
+) -> tuple[tuple[int, bytes], ...] | FieldError:
+    """The request's own TLVs with its ``template_id`` as the profile's template TLV
+    (Qikberry 0x1401, a C-Octet String: seed 004 "Additional TLV"), or why the message
+    cannot go to ``provider``: an id given twice, or none at all for a destination under
+    India's DLT rules, where Qikberry rejects a message without one (DLT-INV-TMID) after
+    accepting it (the provider's ``template_id`` or ``tlv_defaults`` can give it too)."""
+    profile = provider.profile
+    tag = profile.template_id_tag
+    if tag is None:
+        return request.tlvs
+    field = f"{request.field_prefix}.template_id"
+    own = {t for t, _ in request.tlvs}
+    if request.template_id is not None:
+        if tag in own:
+            return FieldError("invalid_value", field,
+                              f"set template_id or tlvs.0x{tag:04x}, not both")
+        return (*request.tlvs, (tag, request.template_id.encode("ascii") + b"\0"))
+    dlt = next((p for p in profile.dlt_prefixes if request.to.startswith(p)), None)
+    if dlt is not None and tag not in own and provider.default_tlv(tag) is None:
+        return FieldError(
+            "missing_field", field,
+            f"provider {provider.name} needs a DLT template id for destinations starting "
+            f"{dlt} (India's DLT rules: TLV 0x{tag:04X}, Qikberry's \"Additional TLV\"): "
+            "set template_id on the message, or template_id (or tlv_defaults) in the "
+            "provider's table")
+    return request.tlvs
 
 
 # Where a field of the submit_sm comes from in the request (the API's names).

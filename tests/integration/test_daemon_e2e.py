@@ -358,7 +358,7 @@ async def test_qikberry_err_coded_receipts_map_to_final_states_on_another_bind(
         receipts=ReceiptPlan(style="qikberry", outcomes={"UNDELIV": 1}, routing="other")))
     gw = await gateways(make_config(tmp_path, sock_dir / "s.sock", [
         provider_table("qik", "qikberry", sim, ["91"], binds_per_host=3,
-                       data_coding={"latin1": 3})]))
+                       data_coding={"latin1": 3}, template_id="1107000000000000001")]))
     await sim.wait_bound(3, timeout=WAIT)
 
     tracking = {}
@@ -712,7 +712,8 @@ async def test_reload_keeps_unchanged_binds_and_adds_changes_and_removes_provide
     qik_sim = await sim_factory(SimulatorConfig.qikberry())
     socket_path = sock_dir / "s.sock"
     wavy = provider_table("wavy", "wavy", wavy_sim, ["55"])
-    qik = provider_table("qik", "qikberry", qik_sim, ["91"], binds_per_host=2)
+    qik = provider_table("qik", "qikberry", qik_sim, ["91"], binds_per_host=2,
+                         template_id="1107000000000000001")
     gw = await gateways(make_config(tmp_path, socket_path, [wavy]))
     await wavy_sim.wait_bound(4, timeout=WAIT)
     wavy_links = wavy_sim.open_connection_ids()

@@ -131,7 +131,7 @@ async def test_a_provider_refusing_every_submit_is_down_and_its_alert_metric_is_
     broke.answer_next_submits(CommandStatus.ESME_RINVBALANCE, count=100)
     config = make_config(tmp_path, sock_dir / "submit.sock", [
         provider_table("broke", "qikberry", broke, ["91"], binds=1, failover="spare",
-                       failover_after=0.2, tls=False),
+                       failover_after=0.2, tls=False, template_id="1107000000000000001"),
         provider_table("spare", "generic", spare, ["99"], binds=1),
     ])
     registry = CollectorRegistry()

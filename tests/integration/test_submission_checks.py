@@ -96,3 +96,83 @@ async def test_what_the_checks_let_through_is_accepted(tmp_path: Path, store: St
     answer = await submit(service, **{"from": "Acmé"}, tlvs={"0x1401": "1107000000000000001"})
     assert answer.accepted, answer
     assert answer.warnings  # the sender rule is only a warning under "warn"
+
+
+# --- Qikberry's DLT template id (seed 004, "Additional TLV") -------------------------------
+
+TEMPLATE = "1107161234567890123"
+
+
+def qikberry(tmp_path: Path, **provider: Any) -> Config:
+    table = {"name": "qik", "profile": "qikberry", "routes": ["91"],
+             "tlv_defaults": {"0x1400": "1101234567890", "0x1402": "1702345678901"},
+             **provider}
+    return config(tmp_path, **table)
+
+
+async def sent_tlvs(store: Store, answer: SubmitAnswer) -> list[tuple[int, bytes]]:
+    assert answer.accepted and answer.tracking_id is not None, answer
+    (part,) = await store.claim_segments("qik", 1)
+    return list(part.tlvs)
+
+
+async def test_a_message_to_india_without_a_template_id_is_refused(
+    tmp_path: Path, store: Store
+) -> None:
+    service = SubmitService(qikberry(tmp_path), store)
+    answer = await submit(service, to="+919812345678")
+    assert not answer.accepted and not answer.transient and answer.error is not None
+    assert (answer.error.code, answer.error.field) == ("missing_field", "messages[0].template_id")
+    assert "DLT template id" in answer.error.message and "0x1401" in answer.error.message
+    assert await stored(store) == 0
+
+
+async def test_a_template_id_per_message_becomes_tlv_0x1401(tmp_path: Path, store: Store) -> None:
+    service = SubmitService(qikberry(tmp_path), store)
+    tlvs = await sent_tlvs(store, await submit(service, to="919812345678", template_id=TEMPLATE))
+    assert (0x1401, TEMPLATE.encode() + b"\0") in tlvs  # a C-Octet String
+    assert (0x1400, b"1101234567890\0") in tlvs
+
+
+@pytest.mark.parametrize("default", [{"template_id": TEMPLATE},
+                                     {"tlv_defaults": {"0x1401": TEMPLATE}}])
+async def test_a_provider_default_template_id_serves_messages_without_one(
+    tmp_path: Path, store: Store, default: dict[str, Any]
+) -> None:
+    service = SubmitService(config(tmp_path, name="qik", profile="qikberry", routes=["91"],
+                                   **default), store)
+    tlvs = await sent_tlvs(store, await submit(service, to="919812345678"))
+    assert (0x1401, TEMPLATE.encode() + b"\0") in tlvs
+
+
+async def test_the_message_template_id_wins_over_the_providers(
+    tmp_path: Path, store: Store
+) -> None:
+    service = SubmitService(qikberry(tmp_path, template_id="1107000000000000000"), store)
+    tlvs = await sent_tlvs(store, await submit(service, to="919812345678", template_id=TEMPLATE))
+    assert [raw for tag, raw in tlvs if tag == 0x1401] == [TEMPLATE.encode() + b"\0"]
+
+
+async def test_tlvs_still_carry_a_template_id_but_not_both_ways(
+    tmp_path: Path, store: Store
+) -> None:
+    service = SubmitService(qikberry(tmp_path), store)
+    assert (await submit(service, to="919812345678", tlvs={"0x1401": TEMPLATE})).accepted
+    answer = await submit(service, to="919812345678", template_id=TEMPLATE,
+                          tlvs={"0x1401": TEMPLATE})
+    assert answer.error is not None
+    assert (answer.error.code, answer.error.field) == ("invalid_value", "messages[0].template_id")
+
+
+async def test_outside_india_and_on_other_profiles_no_template_id_is_needed(
+    tmp_path: Path, store: Store
+) -> None:
+    qik = SubmitService(qikberry(tmp_path, routes=["91", "44"]), store)
+    assert (await submit(qik, to="447700900123")).accepted
+    # Wavy has no DLT template TLV: a template id sent along (an app that sends to both)
+    # is left out of its submit_sm.
+    wavy = SubmitService(config(tmp_path), store)
+    answer = await submit(wavy, template_id=TEMPLATE)
+    assert answer.accepted
+    (part,) = await store.claim_segments("wavy", 1)
+    assert all(tag != 0x1401 for tag, _ in part.tlvs)

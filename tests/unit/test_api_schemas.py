@@ -160,3 +160,45 @@ def test_wiraya_translation() -> None:
 def test_wiraya_requires_client_message_id() -> None:
     with pytest.raises(RequestError, match="clientMessageId"):
         parse_enqueue_body({"communications": [{"recipient": "1", "content": {}}]})
+
+
+def test_a_template_id_is_a_field_of_its_own() -> None:
+    result = one({"to": "919812345678", "text": "x", "template_id": "1107161234567890123"})
+    assert isinstance(result, SubmitRequest)
+    assert result.template_id == "1107161234567890123" and result.tlvs == ()
+
+
+@pytest.mark.parametrize("value", [1107161234567890123, "", "with space", "é", "x" * 65])
+def test_a_template_id_is_printable_ascii(value: object) -> None:
+    result = one({"to": "919812345678", "text": "x", "template_id": value})
+    assert isinstance(result, FieldError) and result.field == "messages[0].template_id"
+    assert "1 to 64 printable ASCII characters" in result.message
+
+
+def test_wiraya_carries_a_dlt_template_id_in_the_content() -> None:
+    ((_, request), (_, refused)) = parse_enqueue_body({"communications": [
+        {"clientMessageId": "w1", "recipient": "919812345678",
+         "content": {"$type": "SMSFromAlpha", "sender": "Acme", "text": "Hi",
+                     "dltTemplateId": "1107161234567890123"}},
+        {"clientMessageId": "w2", "recipient": "919812345678",
+         "content": {"$type": "SMSFromAlpha", "sender": "Acme", "text": "Hi",
+                     "dltTemplateId": "no spaces please"}},
+    ]})
+    assert isinstance(request, SubmitRequest) and request.template_id == "1107161234567890123"
+    assert isinstance(refused, FieldError)
+    assert refused.field == "communications[1].content.dltTemplateId"
+    assert "'dltTemplateId' must be the DLT template id" in refused.message
+
+
+def test_wiraya_answers_a_missing_template_id_by_its_own_field_name() -> None:
+    from smppgw.api.wiraya import enqueue_results
+    from smppgw.services.submission import SubmitAnswer
+
+    pairs = parse_enqueue_body({"communications": [
+        {"clientMessageId": "w1", "recipient": "919812345678",
+         "content": {"$type": "SMSFromAlpha", "sender": "Acme", "text": "Hi"}}]})
+    refused = FieldError("missing_field", "messages[0].template_id", "needs one")
+    results = enqueue_results(pairs, [SubmitAnswer("w1", None, False, error=refused)])
+    assert results["w1"]["error"] == {"code": "missing_field",
+                                      "field": "communications[0].content.dltTemplateId",
+                                      "message": "needs one"}

@@ -124,3 +124,15 @@ def test_down_reason_names_the_cause() -> None:
     for n in range(REFUSALS_TO_COUNT_AS_DOWN):
         health.submit_answered(accepted=False, refusing=True, now=2.0 + n)
     assert health.down_reason == "every submit refused for good"
+
+
+def test_a_template_id_in_the_old_template_tlv_travels_as_a_template_id() -> None:
+    """For the new provider's profile to place (Qikberry: 0x1401) or leave out (Wavy)."""
+    old = provider("p11", profile="qikberry", hosts=["127.0.0.1:9"])
+    request = resubmission(Queued(tlvs=((0x1401, b"1107161234567890123\0"), (0x1500, b"x"))),
+                           old)
+    assert request.template_id == "1107161234567890123"
+    assert request.tlvs == ((0x1500, b"x"),)
+    # Without a template TLV in the old profile, 0x1401 is just one of the message's TLVs.
+    plain = resubmission(Queued(tlvs=((0x1401, b"t\0"),)), provider("p11"))
+    assert plain.template_id is None and plain.tlvs == ((0x1401, b"t\0"),)

@@ -140,12 +140,12 @@ async def test_send_prints_the_tracking_id_and_segments(
 ) -> None:
     code = await smppgw("send", "--socket", str(daemon.path), "--to", "+5511999990000",
                         "--from", "Acme", "--provider", "wavy", "--flash", "--id", "order-7",
-                        "Olá")
+                        "--template-id", "1107161234567890123", "Olá")
     out = capsys.readouterr().out
     assert code == 0
     assert daemon.submitted == [{"messages": [{
         "to": "+5511999990000", "text": "Olá", "from": "Acme", "provider": "wavy",
-        "flash": True, "id": "order-7"}]}]
+        "flash": True, "template_id": "1107161234567890123", "id": "order-7"}]}]
     lines = out.splitlines()
     assert lines[0].split() == ["tracking_id", TRACKING_ID]
     assert ["segments", "2"] in [line.split() for line in lines]
