@@ -219,6 +219,10 @@ class Daemon:
             store, lambda: {name: r.config for name, r in self.providers.items()},
             metrics=self.metrics,
         )
+        # Before its first expiry pass: groups left incomplete by the previous run time out
+        # from their first part's arrival, as if it had run all along.
+        self.inbound.resume_incomplete(report.incomplete_mo_groups,
+                                       asyncio.get_running_loop().time(), self.wall_clock())
         self.submit_service = SubmitService(
             self.config, store, down_since=self._down_since, on_accepted=self._wake_dispatchers,
             wall_clock=self.wall_clock,
@@ -254,7 +258,7 @@ class Daemon:
                 f"webhook {webhook_index}")
         interval = watchdog_interval()
         if interval:
-            self._spawn(self._watchdog(interval), "watchdog")
+            self._spawn(self._watchdog(interval, store), "watchdog")
         if self.install_signal_handlers:
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
@@ -627,12 +631,44 @@ class Daemon:
                     "provider": name, "failover": target, "moved": moved}})
                 self.providers[target].dispatcher.wake()
 
-    async def _watchdog(self, interval: float) -> None:
-        # WATCHDOG=1 only while the loop turns: a stuck loop stops the pings and systemd
-        # restarts us.
+    async def _watchdog(self, interval: float, store: Store) -> None:
+        """WATCHDOG=1 only while the event loop turns AND the store's writer answers: each
+        ping follows a command through the writer (``Store.flush``), so a writer hung on a
+        disk or a lock stops the pings as a stuck loop does, and systemd restarts smppgw.
+        A writer that answers with a refusal (a full disk, the database away) is working:
+        that outage is waited out (see the module doc) and the pings go on."""
+        loop = asyncio.get_running_loop()
+        silent_since: float | None = None
         while True:
-            self.notifier.watchdog()
-            await asyncio.sleep(interval)
+            started = loop.time()
+            if await _writer_answers(store, interval):
+                self.notifier.watchdog()
+                if silent_since is not None:
+                    log.warning("the store writer answers again; watchdog pings resume",
+                                extra={"kv": {"silent": f"{loop.time() - silent_since:.0f}s"}})
+                    silent_since = None
+            elif silent_since is None:
+                silent_since = started
+                log.error("the store writer has not answered for %.0f s; withholding the "
+                          "systemd watchdog, which restarts smppgw after WatchdogSec",
+                          interval, extra={"kv": {"store": store.location,
+                                                  "pending_writes": store.pending_writes}})
+            await asyncio.sleep(max(0.0, started + interval - loop.time()))
+
+
+async def _writer_answers(store: Store, timeout: float) -> bool:
+    """True when a command through the store's writer comes back within ``timeout``, with
+    its result or with a refusal; False when it does not, or the writer stopped."""
+    try:
+        async with asyncio.timeout(timeout):
+            await store.flush()
+    except TimeoutError:
+        return False
+    except StoreClosedError:
+        return False
+    except StoreError:
+        return True  # refused: the writer is there, the disk or database is not
+    return True
 
 
 def _store_status(failure: WriteFailure | None) -> dict[str, object]:

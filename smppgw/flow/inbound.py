@@ -218,8 +218,8 @@ class MoGroups:
 
     ``seen`` after each stored part that did not complete its group (the store's answer says
     which parts it holds); ``done`` when the group was delivered; ``expired(now)`` lists the
-    groups to deliver as they are. Rebuilt empty at start: groups found whole in the store are
-    delivered then, and a group's timer restarts from its next part.
+    groups to deliver as they are. Rebuilt at start from the store: groups found whole are
+    delivered then, incomplete ones are ``seen`` as of their first part's arrival.
     """
 
     __slots__ = ("_first_seen", "timeout")

@@ -271,6 +271,21 @@ class Receiver:
         for parts in groups:
             await self._deliver_parts(parts, _ia5(providers.get(parts[0].provider)))
 
+    def resume_incomplete(
+        self, groups: tuple[tuple[StoredMoPart, ...], ...], now: float, now_wall: float
+    ) -> None:
+        """Incomplete MO groups found at start wait for their other parts and time out like
+        groups seen while running, counted from their first part's arrival (``now`` is loop
+        time, ``now_wall`` the wall clock the store's times are in): one whose first part
+        came longer ago than the timeout is delivered as it is at the next expiry pass."""
+        for parts in groups:
+            first = parts[0]
+            key: GroupKey = (first.provider, first.source, first.destination,
+                             first.reference, first.total)
+            age = max(0.0, now_wall - min(p.received_wall for p in parts))
+            self._groups.seen(key, now - age)
+            self._pending_parts[key] = parts
+
     async def _deliver_parts(self, parts: tuple[StoredMoPart, ...], ia5: Ia5Alphabet) -> None:
         first = min(parts, key=lambda p: p.seq)
         await self.store.record_mo_message(

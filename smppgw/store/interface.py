@@ -50,8 +50,8 @@ __all__ = [
     "CursorWatch",
     "Store",
     "WriteHealth",
-    "complete_mo_groups",
     "is_complete",
+    "mo_groups",
     "recovery_report",
 ]
 
@@ -498,16 +498,18 @@ class WriteHealth:
                 log.exception("store write health listener failed")
 
 
-def complete_mo_groups(
+def mo_groups(
     parts: Sequence[StoredMoPart],
-) -> tuple[tuple[StoredMoPart, ...], ...]:
+) -> tuple[tuple[tuple[StoredMoPart, ...], ...], tuple[tuple[StoredMoPart, ...], ...]]:
     """The groups (same provider, addresses, reference and total) of which every part is
-    stored; ``parts`` ordered by group then seq."""
+    stored, and the others; ``parts`` ordered by group then seq."""
     groups: dict[tuple[str, str, str, int, int], list[StoredMoPart]] = {}
     for p in parts:
         groups.setdefault((p.provider, p.source, p.destination, p.reference, p.total),
                           []).append(p)
-    return tuple(tuple(g) for g in groups.values() if is_complete(g))
+    complete = tuple(tuple(g) for g in groups.values() if is_complete(g))
+    incomplete = tuple(tuple(g) for g in groups.values() if not is_complete(g))
+    return complete, incomplete
 
 
 def is_complete(parts: Sequence[StoredMoPart]) -> bool:
@@ -521,10 +523,10 @@ def recovery_report(
     requeued: int, unmatched: int, queued: int, mo_parts: Sequence[StoredMoPart],
 ) -> RecoveryReport:
     """What recover() found, logged for the operator (both backends say it the same way)."""
-    complete = complete_mo_groups(mo_parts)
+    complete, incomplete = mo_groups(mo_parts)
     if requeued:
         log.warning("recovery: %d part(s) were sending at shutdown and are queued again",
                     requeued)
-    log.info("recovery: queued=%d unmatched_receipts=%d complete_mo_groups=%d",
-             queued, unmatched, len(complete))
-    return RecoveryReport(requeued, unmatched, queued, complete)
+    log.info("recovery: queued=%d unmatched_receipts=%d complete_mo_groups=%d "
+             "incomplete_mo_groups=%d", queued, unmatched, len(complete), len(incomplete))
+    return RecoveryReport(requeued, unmatched, queued, complete, incomplete)

@@ -733,10 +733,12 @@ class RecoveryReport:
     ``requeued_segments``: parts left 'sending' by the previous run, queued again (at-least-once:
     a part whose submit_sm reached the SMSC but whose response was lost is sent twice).
     ``complete_mo_groups``: MO groups whose parts were all stored but never reassembled; the
-    caller reassembles them and calls record_mo_message.
+    caller reassembles them and calls record_mo_message. ``incomplete_mo_groups``: the others,
+    still waiting for parts; the caller times them out from their first part's arrival.
     """
 
     requeued_segments: int
     unmatched_receipts: int
     queued_segments: int
     complete_mo_groups: tuple[tuple[StoredMoPart, ...], ...]
+    incomplete_mo_groups: tuple[tuple[StoredMoPart, ...], ...] = ()

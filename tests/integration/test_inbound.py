@@ -258,3 +258,35 @@ async def test_an_mo_group_that_cannot_be_stored_at_expiry_is_kept_for_the_next_
     await processor.expire_mo(later + 5)
     events = [e for e in await store.events_after(0) if e.type == "mo"]
     assert [e.payload["text"] for e in events] == ["half of it"]
+
+
+async def test_incomplete_mo_found_at_start_times_out_like_one_seen_running(
+    tmp_path: Path, backend: Backend
+) -> None:
+    """Part 1 of 2 stored, then a restart: recover() reports the group, the new receiver
+    waits for part 2 only what is left of the timeout since part 1 came, then delivers what
+    arrived; a group older than the timeout goes at the first expiry pass."""
+    wall = [1_700_000_000.0]
+    udh = bytes([5, 0, 3, 9, 2, 1])
+    async with await backend.open(clock=lambda: wall[0]) as first:
+        processor = Receiver(first, lambda: {"wavy": provider(tmp_path)}, mo_timeout=60)
+        connection = FakeConnection(first)
+        processor.submit(inbound(connection, 1, DeliverSm(
+            source_addr="5511", destination_addr="acme", esm_class=0x40,
+            short_message=udh + b"before the restart")))
+        await connection.run_until_acked(processor, 1)
+    wall[0] += 40   # down for 40 s of the 60
+    async with await backend.open(clock=lambda: wall[0]) as store:
+        report = await store.recover()
+        assert report.complete_mo_groups == ()
+        ((stored_part,),) = report.incomplete_mo_groups
+        assert stored_part.seq == 1 and stored_part.total == 2
+        processor = Receiver(store, lambda: {"wavy": provider(tmp_path)}, mo_timeout=60)
+        now = asyncio.get_running_loop().time()
+        processor.resume_incomplete(report.incomplete_mo_groups, now, wall[0])
+        await processor.expire_mo(now + 19)   # 59 s since part 1: still waiting
+        assert not [e for e in await store.events_after(0) if e.type == "mo"]
+        await processor.expire_mo(now + 21)   # 61 s since part 1: delivered as it is
+        events = [e for e in await store.events_after(0) if e.type == "mo"]
+        assert [e.payload["text"] for e in events] == ["before the restart"]
+        assert (await store.counts()).mo_parts_pending == 0
