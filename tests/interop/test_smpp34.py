@@ -1,14 +1,18 @@
 """Interoperability with smpp34, an independent Rust-backed SMPP 3.4 implementation.
 
-Our bind pool against smpp34's SMSC server (bind, submit_sm, deliver_sm both ways), and
-smpp34's ESME client against our simulator (bind, submit_sm, receipt).
+Our bind pool against smpp34's SMSC server (bind, submit_sm, deliver_sm both ways), the daemon
+with separate transmitter and receiver binds against it (the receipt on the receiver matches
+the message sent on the transmitter), and smpp34's ESME client against our simulator (bind,
+submit_sm, receipt).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import smpp34
@@ -19,6 +23,9 @@ from smppgw.pool.slot import Inbound
 from smppgw.simulator import SimulatorConfig, SmscSimulator
 from smppgw.smpp.constants import CommandStatus, Tag
 from smppgw.smpp.pdu import SubmitSm, Tlv
+from tests.integration.test_daemon_e2e import gateways, make_config
+
+__all__ = ["gateways"]   # the fixture, shared with test_daemon_e2e
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -120,3 +127,81 @@ async def test_smpp34_client_against_our_simulator() -> None:
     finally:
         await client.stop()
         await sim.close()
+
+
+async def test_transmitter_and_receiver_binds_against_the_smpp34_server(
+    tmp_path: Path, sock_dir: Path, gateways: Any
+) -> None:
+    """The daemon with transmitters = 1, receivers = 1 against smpp34's server: two binds of
+    their own kind (bind_transmitter, bind_receiver), the submit on the transmitter, the
+    receipt on the receiver, and the message 'delivered' through the store: correlated per
+    account, not per bind."""
+    port = free_port()
+    server = smpp34.Server("127.0.0.1", port, system_id="smpp34")
+    await server.start()
+    try:
+        config = make_config(tmp_path, sock_dir / "s.sock", [{
+            "name": "rust", "system_id": "acme", "password_env": "SIM_PASSWORD",
+            "hosts": [f"127.0.0.1:{port}"], "tls": False, "transmitters": 1, "receivers": 1,
+            "routes": ["1"]}])
+        gw = await gateways(config)
+        first = await next_of(server, smpp34.Esme)
+        second = await next_of(server, smpp34.Esme)
+        assert isinstance(first, smpp34.Esme) and isinstance(second, smpp34.Esme)
+        (receiver,) = [e for e in (first, second) if e.can_receive]
+        (transmitter,) = [e for e in (first, second) if not e.can_receive]
+        assert receiver.system_id == transmitter.system_id == "acme"
+
+        answers = await gw.submit({"id": "txrx-1", "to": "15551234567", "from": "Acme",
+                                   "text": "Hello over two binds"})
+        event = await next_of(server, smpp34.SubmitSmEvent)
+        assert isinstance(event, smpp34.SubmitSmEvent)
+        assert event.session_id == transmitter.session_id
+        assert event.short_message == b"Hello over two binds"
+        event.accept("rust-7")
+
+        # smpp34's server answers a deliver_sm_resp on a receiver session with generic_nack
+        # (its own RX client gets the same: see the next test), so its deliver_sm gets no
+        # answer it takes; what matters here is that the receipt reaches its message.
+        receipt = asyncio.ensure_future(receiver.deliver_sm(
+            "Acme", b"id:rust-7 sub:001 dlvrd:001 submit date:2411231200 done date:2411231201 "
+                    b"stat:DELIVRD err:000 text:",
+            source_addr="15551234567", esm_class=0x04,
+            tlvs=[smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, b"rust-7\0"),
+                  smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02")]))
+        await gw.wait_states({answers["txrx-1"]["tracking_id"]: "delivered"})
+        status = await gw.get("/v1/status")
+        assert sorted(b["kind"] for b in status["binds"]) == ["receiver", "transmitter"]
+        assert status["counts"]["unmatched_receipts"] == 0
+        receipt.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await receipt  # its generic_nack'd answer, read so it is not left unretrieved
+    finally:
+        await server.stop()
+
+
+async def test_smpp34_server_refuses_a_deliver_sm_resp_from_its_own_receiver_client() -> None:
+    """Why the test above does not wait for smpp34's deliver_sm to be answered: SMPP 3.4
+    §2.3 Table 2-1 lets a receiver send deliver_sm_resp, yet smpp34 1.5's server takes it
+    from a transceiver session only, whoever the client is. When this fails, smpp34 was
+    fixed: the test above can then await the answer."""
+    for bind_type, answered in (("TRX", True), ("RX", False)):
+        port = free_port()
+        server = smpp34.Server("127.0.0.1", port, system_id="smpp34")
+        await server.start()
+        client = smpp34.Client("127.0.0.1", port, "acme", "pw", bind_type=bind_type)
+        try:
+            smsc = await client.connect()
+            esme = await next_of(server, smpp34.Esme)
+            assert isinstance(esme, smpp34.Esme)
+            delivered = asyncio.ensure_future(esme.deliver_sm(
+                "Acme", b"id:1 stat:DELIVRD err:000", esm_class=0x04))
+            async with asyncio.timeout(10):
+                assert isinstance(await smsc.next(), smpp34.DeliverSmEvent)
+            done, _ = await asyncio.wait({delivered}, timeout=3)
+            ok = bool(done) and delivered.exception() is None and delivered.result().is_success
+            assert ok is answered, bind_type
+            delivered.cancel()
+        finally:
+            await client.stop()
+            await server.stop()
