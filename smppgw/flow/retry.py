@@ -81,12 +81,13 @@ def retry_request(
         return SubmitRequest(
             index=0, client_id=rebuilt.client_id, to=rebuilt.to, sender=rebuilt.sender,
             text=rebuilt.text, provider=provider, flash=rebuilt.flash,
-            validity_minutes=span, tlvs=rebuilt.tlvs, receipt=rebuilt.receipt,
-            encoding=rebuilt.encoding, retry_of=message.tracking_id)
+            validity_minutes=span, tlvs=rebuilt.tlvs, template_id=rebuilt.template_id,
+            receipt=rebuilt.receipt, encoding=rebuilt.encoding, retry_of=message.tracking_id)
     tlvs = choices.get("tlvs", [])
     encoding = choices.get("encoding")
     validity = choices.get("validity_minutes")
     named = choices.get("provider")
+    template_id = choices.get("template_id")
     return SubmitRequest(
         index=0, client_id=message.client_id, to=message.destination,
         sender=str(choices.get("from", message.source)), text=message.text,
@@ -95,6 +96,7 @@ def retry_request(
         validity_minutes=validity if isinstance(validity, int) else None,
         tlvs=tuple((int(tag), bytes.fromhex(raw)) for tag, raw in
                    (tlvs if isinstance(tlvs, list) else [])),
+        template_id=template_id if isinstance(template_id, str) else None,
         receipt=choices.get("receipt", True) is not False,
         encoding=encoding if encoding in ENCODINGS else None,
         retry_of=message.tracking_id)

@@ -267,8 +267,8 @@ def request_choices(request: SubmitRequest, source: str) -> dict[str, object]:
     """What the stored message keeps of ``request`` beyond its columns, so a retry can run it
     through the accept path again (store.NewMessage.request): the sender as given when the
     provider's rule replaced it (``source``: the sender it sends), the provider it named, a
-    forced encoding, its validity, its own TLVs (without the provider's defaults) and
-    ``receipt: false``. Usually empty."""
+    forced encoding, its validity, its own TLVs (without the provider's defaults), its DLT
+    template id and ``receipt: false``. Usually empty."""
     choices: dict[str, object] = {}
     if request.sender != source:
         choices["from"] = request.sender
@@ -280,6 +280,8 @@ def request_choices(request: SubmitRequest, source: str) -> dict[str, object]:
         choices["validity_minutes"] = request.validity_minutes
     if request.tlvs:
         choices["tlvs"] = [[tag, raw.hex()] for tag, raw in request.tlvs]
+    if request.template_id is not None:
+        choices["template_id"] = request.template_id
     if not request.receipt:
         choices["receipt"] = False
     return choices

@@ -119,8 +119,9 @@ def test_a_retry_of_a_message_stored_before_requests_were_kept_uses_its_columns(
 
 
 def test_a_retry_of_such_a_message_drops_what_its_provider_added_when_it_knows_it() -> None:
-    """As failover rebuilds a queued message: without the provider's TLV defaults, and with
-    no sender when the provider put its system_id there."""
+    """As failover rebuilds a queued message: without the provider's TLV defaults, with no
+    sender when the provider put its system_id there, and its template TLV (Qikberry's
+    0x1401) as the template id, for the provider it goes to now."""
     wavy = parse_config({
         "gateway": {"state_dir": "/tmp/x"},
         "provider": [{"name": "wavy", "profile": "qikberry", "system_id": "acme",
@@ -128,7 +129,7 @@ def test_a_retry_of_such_a_message_drops_what_its_provider_added_when_it_knows_i
                       "tlv_defaults": {"0x1400": {"hex": "646c7400"}}}]},
         base_dir=Path("/tmp"), environ={}).providers[0]
     request = retry_request(VIEW, wavy)
-    assert (request.sender, request.tlvs) == ("", ((0x1401, b"own\x00"),))
+    assert (request.sender, request.tlvs, request.template_id) == ("", (), "own")
     assert (request.validity_minutes, request.retry_of) == (45, VIEW.tracking_id)
 
 
@@ -155,3 +156,14 @@ def test_cancel_sm_names_the_parts_the_smsc_holds_with_the_addresses_of_their_su
     numeric = cancel_sm_pdu(WAVY, message_id="b", source="+5511888", destination="5511999")
     assert (numeric.source_addr_ton, numeric.source_addr) == (1, "5511888")
     assert cancelled_on_smsc(0) and not cancelled_on_smsc(0x11) and not cancelled_on_smsc(None)
+
+
+def test_a_retry_keeps_the_dlt_template_id_the_request_gave() -> None:
+    from smppgw.flow.submission import SubmitRequest, request_choices
+
+    asked = SubmitRequest(index=0, client_id="order-1", to="919812345678", sender="Acme",
+                          text="Hi", template_id="1107161234567890123")
+    choices = request_choices(asked, "Acme")
+    assert choices == {"template_id": "1107161234567890123"}
+    request = retry_request(replace(VIEW, destination="919812345678", request=choices), None)
+    assert request.template_id == "1107161234567890123" and request.tlvs == ()
