@@ -3,6 +3,12 @@
 After every input it does the same three things: write ``data_to_send()``, hand each event to
 its one owner, re-arm the one timer (aioquic's shape). Writes of requests made in the same
 loop tick are coalesced into one ``transport.write``. Nothing else lives here.
+
+The one timer is armed at a deadline no later than the session's next one, and moved only
+when that deadline comes EARLIER: the usual change, a response that makes the oldest request
+a younger one, moves it later, and re-arming for that after every read and every write cost
+two timer handles per window of answers. A timer that fires early is harmless: the session
+acts on what is due (nothing, then) and the timer is armed again at its real deadline.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ class SmppConnection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self.writable = True
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer_at = 0.0  # when _timer fires; meaningful only while _timer is set
         self._flush_scheduled = False
         self.bytes_in = 0
         self.bytes_out = 0
@@ -65,7 +71,11 @@ class SmppConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.bytes_in += len(data)
         self.session.receive_data(data, self._loop.time())
-        self._after_input()
+        if self._after_input():
+            # Answers just handed up usually make their waiters send again in the next loop
+            # pass: flush after them in that pass, rather than one pass (and one more
+            # poll of the selector) later.
+            self._schedule_flush()
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost reports it
@@ -131,41 +141,43 @@ class SmppConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._after_input()
 
-    def _after_input(self) -> None:
+    def _after_input(self) -> bool:
+        """Write, hand events over, re-arm the timer. True if any event was handed over."""
         session = self.session
         data = session.data_to_send()
         transport = self.transport
         if data and transport is not None and not transport.is_closing():
             self.bytes_out += len(data)
             transport.write(data)
-        self._drain_events()
+        handed_over = self._drain_events()
         if session.state is SessionState.CLOSED:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             if transport is not None and not transport.is_closing():
                 transport.close()
-            return
-        self._arm_timer(session.next_deadline())
+            return handed_over
+        deadline = session.next_deadline()
+        if deadline is not None and (self._timer is None or deadline < self._timer_at):
+            self._arm_timer(deadline)
+        return handed_over
 
-    def _drain_events(self) -> None:
+    def _drain_events(self) -> bool:
         next_event = self.session.next_event
         on_event = self._on_event
+        handed_over = False
         while (event := next_event()) is not None:
             on_event(event)
+            handed_over = True
+        return handed_over
 
-    def _arm_timer(self, deadline: float | None) -> None:
-        if deadline == self._timer_at and self._timer is not None:
-            return
+    def _arm_timer(self, deadline: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._timer_at = None
         self.session.handle_timer(self._loop.time())
         self._after_input()

@@ -326,11 +326,15 @@ _DEFAULTS: dict[type[Pdu], dict[str, object]] = {
 }
 
 
-def _encode_generic(pdu: Pdu) -> bytes:
-    """Any PDU, field by field, every value checked; the reference of the fast encoders."""
+def _encode_generic(pdu: Pdu, sequence_number: int | None = None) -> bytes:
+    """Any PDU, field by field, every value checked; the reference of the fast encoders.
+
+    ``sequence_number`` goes into the header in place of the PDU's own when given."""
     cls = type(pdu)
+    if sequence_number is None:
+        sequence_number = pdu.sequence_number
     if _is_body_less(pdu):
-        return _pack_header_checked(pdu, HEADER_LENGTH)
+        return _pack_header_checked(pdu, HEADER_LENGTH, sequence_number)
     parts: list[bytes | bytearray] = []
     for run in _RUNS[cls]:
         field = run[0]
@@ -364,12 +368,12 @@ def _encode_generic(pdu: Pdu) -> bytes:
     if pdu.tlvs:
         parts.append(encode_tlvs(pdu.tlvs))
     body = b"".join(parts)
-    return _pack_header_checked(pdu, HEADER_LENGTH + len(body)) + body
+    return _pack_header_checked(pdu, HEADER_LENGTH + len(body), sequence_number) + body
 
 
-def _pack_header_checked(pdu: Pdu, command_length: int) -> bytes:
+def _pack_header_checked(pdu: Pdu, command_length: int, sequence_number: int) -> bytes:
     try:
-        return HEADER.pack(command_length, pdu.command_id, pdu.command_status, pdu.sequence_number)
+        return HEADER.pack(command_length, pdu.command_id, pdu.command_status, sequence_number)
     except struct.error:
         raise _encode_error(
             pdu, "sequence_number/command_status", "each must be 0..0xFFFFFFFF"
@@ -518,16 +522,16 @@ def _decode_other(
     return _decode_generic(cls, frame, end, sequence_number, command_status, lenient)
 
 
-def _encode_header_only(pdu: Pdu) -> bytes:
+def _encode_header_only(pdu: Pdu, sequence_number: int) -> bytes:
     if pdu.tlvs:
-        return _encode_generic(pdu)
+        return _encode_generic(pdu, sequence_number)
     try:
-        return _pack_header(HEADER_LENGTH, pdu.command_id, pdu.command_status, pdu.sequence_number)
+        return _pack_header(HEADER_LENGTH, pdu.command_id, pdu.command_status, sequence_number)
     except struct.error:
-        return _encode_generic(pdu)  # words the error
+        return _encode_generic(pdu, sequence_number)  # words the error
 
 
-def _encode_message_id_resp(pdu: SubmitSmResp) -> bytes:
+def _encode_message_id_resp(pdu: SubmitSmResp, sequence_number: int) -> bytes:
     message_id = pdu.message_id
     if (
         type(message_id) is not str
@@ -537,20 +541,20 @@ def _encode_message_id_resp(pdu: SubmitSmResp) -> bytes:
         or pdu.tlvs
         or (pdu.command_status and not message_id)  # body-less error response
     ):
-        return _encode_generic(pdu)
+        return _encode_generic(pdu, sequence_number)
     try:
         header = _pack_header(
             HEADER_LENGTH + 1 + len(message_id),
             pdu.command_id,
             pdu.command_status,
-            pdu.sequence_number,
+            sequence_number,
         )
     except struct.error:
-        return _encode_generic(pdu)
+        return _encode_generic(pdu, sequence_number)
     return header + message_id.encode("ascii") + b"\0"
 
 
-def _encode_short_message(pdu: SubmitSm) -> bytes:
+def _encode_short_message(pdu: SubmitSm, sequence_number: int) -> bytes:
     service_type = pdu.service_type
     source_addr = pdu.source_addr
     destination_addr = pdu.destination_addr
@@ -571,11 +575,11 @@ def _encode_short_message(pdu: SubmitSm) -> bytes:
         or len(validity_period) > 16
         or len(short_message) > 254
     ):
-        return _encode_generic(pdu)
+        return _encode_generic(pdu, sequence_number)
     texts = service_type + source_addr + destination_addr + schedule_delivery_time
     texts += validity_period
     if not texts.isascii() or "\0" in texts:
-        return _encode_generic(pdu)  # Latin-1 beyond ASCII, or a NUL to refuse
+        return _encode_generic(pdu, sequence_number)  # Latin-1 beyond ASCII, or a NUL
     try:
         body = b"".join(
             (
@@ -600,17 +604,19 @@ def _encode_short_message(pdu: SubmitSm) -> bytes:
             )
         )
         header = _pack_header(
-            HEADER_LENGTH + len(body), pdu.command_id, pdu.command_status, pdu.sequence_number
+            HEADER_LENGTH + len(body), pdu.command_id, pdu.command_status, sequence_number
         )
     except struct.error:
-        return _encode_generic(pdu)  # a u8 or header field out of range: worded there
+        # a u8 or header field out of range: worded there
+        return _encode_generic(pdu, sequence_number)
     return header + body
 
 
 _HEADER_ONLY = tuple(cls for cls in PDU_CLASSES if not cls.FIELDS)
 
 _DECODERS: dict[int, tuple[Decoder, type[Pdu], Callable[[], Writable]]] = {}
-_ENCODERS: dict[type[Pdu], Callable[[Pdu], bytes]] = {}
+# An encoder takes the PDU and the sequence number to put in its header.
+_ENCODERS: dict[type[Pdu], Callable[[Pdu, int], bytes]] = {}
 for _cls in PDU_CLASSES:
     if _cls in _HEADER_ONLY:
         _decoder, _encoder = _decode_header_only, _encode_header_only
@@ -628,14 +634,17 @@ del _cls, _decoder, _encoder
 # --- public API -------------------------------------------------------------------------------
 
 
-def encode(pdu: Pdu) -> bytes:
+def encode(pdu: Pdu, sequence_number: int | None = None) -> bytes:
     """The PDU's octets, header included. Raises PduEncodeError (a LocalProtocolError) for
-    values the spec forbids."""
+    values the spec forbids.
+
+    ``sequence_number``, when given, goes into the header instead of the PDU's own: the
+    session numbers the caller's request that way without building a copy of it."""
     try:
         encoder = _ENCODERS[type(pdu)]
     except KeyError:
         raise LocalProtocolError(f"not a PDU: {pdu!r}") from None
-    return encoder(pdu)
+    return encoder(pdu, pdu.sequence_number if sequence_number is None else sequence_number)
 
 
 def decode(frame: bytes, *, lenient: bool = False) -> Pdu:
@@ -655,6 +664,14 @@ def decode(frame: bytes, *, lenient: bool = False) -> Pdu:
             sequence_number,
             command_id,
         )
+    return decode_frame(frame, command_id, command_status, sequence_number, lenient)
+
+
+def decode_frame(
+    frame: bytes, command_id: int, command_status: int, sequence_number: int, lenient: bool
+) -> Pdu:
+    """Decode one whole frame whose header is already read (``FrameDecoder.frames``): the
+    header values are trusted to be the frame's own. Raises PduDecodeError as ``decode``."""
     try:
         decoder, cls, twin = _DECODERS[command_id]
     except KeyError:
@@ -665,7 +682,7 @@ def decode(frame: bytes, *, lenient: bool = False) -> Pdu:
             command_id,
         ) from None
     try:
-        return decoder(cls, twin, frame, end, sequence_number, command_status, lenient)
+        return decoder(cls, twin, frame, len(frame), sequence_number, command_status, lenient)
     except _Truncated as exc:
         raise PduDecodeError(
             f"{cls.__name__} body ends inside {exc.field} (missing field or C-string NUL)",
@@ -677,6 +694,11 @@ def decode(frame: bytes, *, lenient: bool = False) -> Pdu:
         raise PduDecodeError(
             f"{cls.__name__}: {exc.detail}", exc.status, sequence_number, command_id
         ) from None
+
+
+#: A whole frame as ``FrameDecoder.frames`` gives it: command_id, command_status,
+#: sequence_number and the frame's octets (header included), not yet decoded.
+Frame = tuple[int, int, int, bytes]
 
 
 class FrameDecoder:
@@ -708,6 +730,53 @@ class FrameDecoder:
         """Octets received but not yet consumed as a whole PDU."""
         return len(self._buffer) - self._offset
 
+    def frames(self) -> list[Frame]:
+        """Every whole frame buffered, oldest first, with its header read and its body not
+        yet decoded: the caller decodes (``decode_frame``) what it needs, knowing by then
+        what the frame answers. This is the session's read path: one call per read.
+
+        A header is judged only once all 16 of its octets are in, so a FrameError always
+        carries the sequence number to nack. The list stops before a bad command_length;
+        the call that meets it first raises FrameError, as next_pdu does from then on.
+        """
+        if self._broken is not None:
+            raise self._broken
+        buffer = self._buffer
+        frames: list[Frame] = []
+        if self._offset:  # next_pdu left consumed octets in front
+            del buffer[: self._offset]
+            self._offset = 0
+        end = len(buffer)
+        if end < HEADER_LENGTH:
+            return frames
+        # Copy the buffer out only once its first frame is whole: a large PDU arriving in
+        # small chunks is not copied again at every chunk (linear time, as next_pdu).
+        (command_length,) = _U32.unpack_from(buffer)
+        if HEADER_LENGTH <= command_length <= self.max_command_length and end < command_length:
+            return frames
+        data = bytes(buffer)
+        unpack_header = _unpack_header
+        max_command_length = self.max_command_length
+        offset = 0
+        while end - offset >= HEADER_LENGTH:
+            command_length, command_id, command_status, sequence_number = unpack_header(
+                data, offset
+            )
+            if command_length < HEADER_LENGTH or command_length > max_command_length:
+                if frames:
+                    break  # the frames before it first; the next call raises
+                raise self._break(command_length, sequence_number)
+            stop = offset + command_length
+            if stop > end:
+                break
+            frames.append((command_id, command_status, sequence_number, data[offset:stop]))
+            offset = stop
+        if offset == end:
+            buffer.clear()
+        else:
+            del buffer[:offset]
+        return frames
+
     def next_pdu(self) -> Pdu | None:
         """The next whole PDU, or None until more data is fed."""
         if self._broken is not None:
@@ -724,15 +793,7 @@ class FrameDecoder:
             sequence_number = None
             if available >= HEADER_LENGTH:
                 sequence_number = _U32.unpack_from(buffer, offset + 12)[0]
-            self._broken = FrameError(
-                f"command_length {command_length} outside {HEADER_LENGTH}.."
-                f"{self.max_command_length}",
-                _S.ESME_RINVCMDLEN,
-                sequence_number,
-            )
-            self._buffer = bytearray()
-            self._offset = 0
-            raise self._broken
+            raise self._break(command_length, sequence_number)
         if available < command_length:
             return None
         frame = bytes(buffer[offset : offset + command_length])
@@ -745,6 +806,19 @@ class FrameDecoder:
             offset = 0
         self._offset = offset
         return decode(frame, lenient=self.lenient)
+
+    def _break(self, command_length: int, sequence_number: int | None) -> FrameError:
+        """Mark the stream as lost to a bad command_length; the error to raise, now and at
+        every later call."""
+        self._broken = FrameError(
+            f"command_length {command_length} outside {HEADER_LENGTH}.."
+            f"{self.max_command_length}",
+            _S.ESME_RINVCMDLEN,
+            sequence_number,
+        )
+        self._buffer = bytearray()
+        self._offset = 0
+        return self._broken
 
     def __iter__(self) -> Iterator[Pdu]:
         """Every whole PDU buffered so far. An error ends this iteration; iterate again after."""

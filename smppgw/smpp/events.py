@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
-from smppgw.smpp.pdu import Pdu
+from smppgw.smpp.pdu import Pdu, become, writable_twin
 
 __all__ = [
     "BindRejected",
@@ -23,6 +23,7 @@ __all__ = [
     "RequestTimedOut",
     "ResponseReceived",
     "Unbound",
+    "response_received",
 ]
 
 
@@ -80,6 +81,20 @@ class ResponseReceived:
     sequence_number: int
     status: int
     pdu: Pdu
+
+
+_new_response_received = writable_twin(ResponseReceived)
+
+
+def response_received(tag: object, sequence_number: int, status: int, pdu: Pdu) -> ResponseReceived:
+    """``ResponseReceived(tag, sequence_number, status, pdu)`` at about a third of the cost
+    (see pdu.writable_twin): the session builds one for every request answered."""
+    event = _new_response_received()
+    event.tag = tag
+    event.sequence_number = sequence_number
+    event.status = status
+    event.pdu = pdu
+    return become(event, ResponseReceived)
 
 
 @dataclass(frozen=True, slots=True)

@@ -271,6 +271,14 @@ def become(value: Writable, cls: type[_T]) -> _T:
     return value  # type: ignore[return-value]  # the assignment above made it a cls
 
 
+def _become_writable(value: object, twin: Callable[[], Writable]) -> Writable:
+    """The reverse of ``become``, for an ``__init__`` that fills a frozen value in place:
+    ``value`` is an instance of ``twin`` (its writable twin) until it becomes its class again.
+    """
+    object.__setattr__(value, "__class__", twin)
+    return value  # type: ignore[return-value]  # the assignment above made it a twin
+
+
 # --- nested values of submit_multi and submit_multi_resp (SMPP 3.4 §4.5.1, §4.5.2) -----------
 
 
@@ -521,15 +529,69 @@ class _ShortMessageBody(Pdu):
 
     FIELDS = _SM_FIELDS
 
+    def __init__(
+        self,
+        *,
+        sequence_number: int = 0,
+        command_status: int = 0,
+        tlvs: tuple[Tlv, ...] = (),
+        service_type: str = "",
+        source_addr_ton: int = 0,
+        source_addr_npi: int = 0,
+        source_addr: str = "",
+        dest_addr_ton: int = 0,
+        dest_addr_npi: int = 0,
+        destination_addr: str = "",
+        esm_class: int = 0,
+        protocol_id: int = 0,
+        priority_flag: int = 0,
+        schedule_delivery_time: str = "",
+        validity_period: str = "",
+        registered_delivery: int = 0,
+        replace_if_present_flag: int = 0,
+        data_coding: int = 0,
+        sm_default_msg_id: int = 0,
+        short_message: bytes = b"",
+    ) -> None:
+        # Written out rather than generated: a frozen dataclass's __init__ pays one
+        # object.__setattr__ call per field, and every segment sent builds one of these with
+        # 20 fields. The fields are stored plainly on the writable twin (see writable_twin),
+        # which then becomes the class it was. tests/unit/test_pdu.py holds this signature
+        # to the dataclass fields, names, order and defaults.
+        cls = type(self)
+        value: Writable = _become_writable(self, _ShortMessageTwin)
+        value.sequence_number = sequence_number
+        value.command_status = command_status
+        value.tlvs = tlvs
+        value.service_type = service_type
+        value.source_addr_ton = source_addr_ton
+        value.source_addr_npi = source_addr_npi
+        value.source_addr = source_addr
+        value.dest_addr_ton = dest_addr_ton
+        value.dest_addr_npi = dest_addr_npi
+        value.destination_addr = destination_addr
+        value.esm_class = esm_class
+        value.protocol_id = protocol_id
+        value.priority_flag = priority_flag
+        value.schedule_delivery_time = schedule_delivery_time
+        value.validity_period = validity_period
+        value.registered_delivery = registered_delivery
+        value.replace_if_present_flag = replace_if_present_flag
+        value.data_coding = data_coding
+        value.sm_default_msg_id = sm_default_msg_id
+        value.short_message = short_message
+        value.__class__ = cls
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+# init=False: the subclasses keep _ShortMessageBody's __init__ (dataclass would write its own).
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class SubmitSm(_ShortMessageBody):
     """SMPP 3.4 §4.4.1."""
 
     command_id = CommandId.SUBMIT_SM
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class DeliverSm(_ShortMessageBody):
     """SMPP 3.4 §4.6.1. Carries an MO message or, with esm_class bit 2, a delivery receipt."""
 
@@ -722,6 +784,8 @@ class AlertNotification(Pdu):
     esme_addr_npi: int = 0
     esme_addr: str = ""
 
+
+_ShortMessageTwin = writable_twin(_ShortMessageBody)
 
 PDU_CLASSES: tuple[type[Pdu], ...] = (
     GenericNack,

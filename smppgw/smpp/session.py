@@ -109,6 +109,7 @@ from smppgw.smpp.codec import (
     HEADER,
     HEADER_LENGTH,
     FrameDecoder,
+    decode_frame,
     encode,
 )
 from smppgw.smpp.constants import (
@@ -129,8 +130,8 @@ from smppgw.smpp.events import (
     PeerViolation,
     RequestReceived,
     RequestTimedOut,
-    ResponseReceived,
     Unbound,
+    response_received,
 )
 from smppgw.smpp.pdu import (
     PDU_BY_COMMAND_ID,
@@ -194,6 +195,10 @@ class SessionInput(Enum):
     RESPONSE = "response to a request from send_request()"
     STRAY_RESPONSE = "response naming no outstanding request"
     STRAY_GENERIC_NACK = "generic_nack naming no outstanding request"
+
+    # Members are singletons, so identity is their equality; Enum's own __hash__ hashes the
+    # name in Python, and an input is looked up in the state's moves on every PDU.
+    __hash__ = object.__hash__
 
 
 OPEN = SessionState.OPEN
@@ -378,13 +383,22 @@ _BIND_TAG = _Internal(SessionInput.BIND_RESP)
 _ENQUIRE_LINK_TAG = _Internal(SessionInput.ENQUIRE_LINK_RESP)
 _UNBIND_TAG = _Internal(SessionInput.UNBIND_RESP)
 
-_REQUEST_INPUT: dict[type[Pdu], SessionInput] = {
-    EnquireLink: SessionInput.ENQUIRE_LINK,
-    Unbind: SessionInput.UNBIND_REQUEST,
-    DeliverSm: SessionInput.DELIVERY,
-    DataSm: SessionInput.DELIVERY,
-    AlertNotification: SessionInput.DELIVERY,
-    Outbind: SessionInput.OUTBIND,
+# Requests from the SMSC by command_id; any other request is FOREIGN_REQUEST.
+_REQUEST_INPUT: dict[int, SessionInput] = {
+    int(cls.command_id): move
+    for cls, move in (
+        (EnquireLink, SessionInput.ENQUIRE_LINK),
+        (Unbind, SessionInput.UNBIND_REQUEST),
+        (DeliverSm, SessionInput.DELIVERY),
+        (DataSm, SessionInput.DELIVERY),
+        (AlertNotification, SessionInput.DELIVERY),
+        (Outbind, SessionInput.OUTBIND),
+    )
+}
+# The command_id that answers each request we may have outstanding (a generic_nack answers
+# any of them).
+_RESPONSE_ID: dict[type[Pdu], int] = {
+    request: int(response.command_id) for request, response in RESPONSE_CLASS.items()
 }
 
 # Responses we build ourselves, straight from the header struct: an error response carries no
@@ -436,6 +450,7 @@ class Session:
         "_enquire_link_interval",
         "_enquire_link_timeout",
         "_events",
+        "_lenient",
         "_link_idle_at",
         "_moves",
         "_out",
@@ -460,6 +475,7 @@ class Session:
         self._decoder = FrameDecoder(
             max_command_length=config.max_command_length, lenient=config.lenient_decoding
         )
+        self._lenient = config.lenient_decoding
         self._out: list[bytes] = []
         self._events: deque[Event] = deque()
         self._response_timeout = config.response_timeout
@@ -592,25 +608,22 @@ class Session:
             return
         decoder = self._decoder
         decoder.feed(data)
-        # Ask for a PDU only once a whole header is in: FrameDecoder rejects a bad
-        # command_length after 4 octets, and waiting for 16 lets the generic_nack carry the
-        # sequence number however the octets were chunked.
-        while decoder.buffered >= HEADER_LENGTH:
+        # Whole frames in batches, each judged once its 16-octet header is in (so a nack for
+        # a bad command_length carries the sequence number however the octets were chunked)
+        # and decoded only once classified (see _receive_frame).
+        while True:
             try:
-                pdu = decoder.next_pdu()
-            except PduDecodeError as exc:
-                self._answer_decode_error(exc, now)
-                continue
+                frames = decoder.frames()
             except FrameError as exc:
                 self._on_frame_error(exc, now)
                 return
-            if pdu is None:
+            if not frames:
                 break
-            if self.on_pdu_in is not None:
-                self.on_pdu_in(pdu.command_id)
-            self._receive_pdu(pdu, now)
-            if self._state is CLOSED:
-                return
+            receive_frame = self._receive_frame
+            for command_id, command_status, sequence_number, frame in frames:
+                receive_frame(command_id, command_status, sequence_number, frame, now)
+                if self._state is CLOSED:
+                    return
         if self._state is UNBINDING:
             self._send_unbind_when_drained(now)
 
@@ -716,19 +729,25 @@ class Session:
                 self._send_unbind_when_drained(now)
         return result
 
-    def _receive_pdu(self, pdu: Pdu, now: float) -> None:
-        """Classify one decoded PDU and run it through TRANSITIONS."""
-        cls = type(pdu)
+    def _receive_frame(
+        self, command_id: int, command_status: int, sequence_number: int, frame: bytes,
+        now: float,
+    ) -> None:
+        """Classify one frame from its header, decode it, and run it through TRANSITIONS.
+
+        Classifying first costs nothing and changes nothing: a frame that does not decode is
+        answered (see _answer_decode_error) and leaves the window as it was.
+        """
         entry: InFlight | None = None
-        if cls.command_id & RESPONSE_BIT:
-            entry = self._window.get(pdu.sequence_number)
+        if command_id & RESPONSE_BIT:
+            entry = self._window.get(sequence_number)
             if entry is None:
                 move = (
                     SessionInput.STRAY_GENERIC_NACK
-                    if cls is GenericNack
+                    if command_id == _GENERIC_NACK_ID
                     else SessionInput.STRAY_RESPONSE
                 )
-            elif cls is not GenericNack and RESPONSE_CLASS[type(entry[2])] is not cls:
+            elif command_id != _GENERIC_NACK_ID and _RESPONSE_ID[type(entry[2])] != command_id:
                 # Right number, wrong type: it answers nothing we sent. The request stays
                 # outstanding and times out if its real answer never comes.
                 move = SessionInput.STRAY_RESPONSE
@@ -737,14 +756,21 @@ class Session:
                 tag = entry[0]
                 move = tag.answer if type(tag) is _Internal else SessionInput.RESPONSE
         else:
-            move = _REQUEST_INPUT.get(cls, SessionInput.FOREIGN_REQUEST)
+            move = _REQUEST_INPUT.get(command_id, SessionInput.FOREIGN_REQUEST)
+        try:
+            pdu = decode_frame(frame, command_id, command_status, sequence_number, self._lenient)
+        except PduDecodeError as exc:
+            self._answer_decode_error(exc, now)
+            return
+        if self.on_pdu_in is not None:
+            self.on_pdu_in(command_id)
         row = self._moves.get(move)
         if row is None:
             self._refuse_in_state(pdu, move, now)
             return
         handler, next_state = row
         if entry is not None:
-            self._window.pop(pdu.sequence_number)
+            self._window.pop(sequence_number)
         handler(self, now, pdu, entry)
         if self._state is not CLOSED and next_state is not self._state:
             self._set_state(next_state)
@@ -799,13 +825,17 @@ class Session:
             # SMPP 3.4 table 2-1: a receiver bind issues no operations but enquire_link/unbind.
             raise LocalProtocolError("a receiver bind cannot send requests")
         window = self._window
-        sequence_number = window.allocate()
-        data = encode(body)  # may raise LocalProtocolError: then nothing is recorded
-        # The sequence number goes into the octets, not into a copy of the body: a
-        # dataclasses.replace costs several times the encoding on this path. The window keeps
-        # the caller's body; _as_sent() rebuilds the PDU as sent when it is handed back.
-        data = data[:12] + sequence_number.to_bytes(4, "big") + data[16:]
-        window.add(sequence_number, tag, now, body)
+        sequence_number = window.add_next(tag, now, body)
+        try:
+            # The sequence number goes into the octets, not into a copy of the body, which
+            # would cost more than the encoding. The window keeps the caller's body;
+            # _as_sent() rebuilds the PDU as sent when it is handed back.
+            data = encode(body, sequence_number)
+        except BaseException:
+            # LocalProtocolError for a value the spec forbids: nothing stays recorded (the
+            # number is simply skipped).
+            window.pop(sequence_number)
+            raise
         self._out.append(data)
         self._link_idle_at = now + self._enquire_link_interval
         if self.on_pdu_out is not None:
@@ -975,7 +1005,7 @@ class Session:
     def _on_response(self, now: float, pdu: Pdu, entry: InFlight) -> None:
         self._consecutive_timeouts = 0
         self._events.append(
-            ResponseReceived(entry[0], pdu.sequence_number, pdu.command_status, pdu)
+            response_received(entry[0], pdu.sequence_number, pdu.command_status, pdu)
         )
 
     def _on_enquire_link_resp(self, now: float, pdu: Pdu, entry: InFlight) -> None:

@@ -100,6 +100,20 @@ class Window:
             raise LocalProtocolError(f"sequence number {sequence_number} outside 1..0x7FFFFFFF")
         entries[sequence_number] = (tag, sent_at, request)
 
+    def add_next(self, tag: object, sent_at: float, request: Pdu) -> int:
+        """allocate() and add() in one step, the send path's: record ``request`` under the
+        next free sequence number and return that number. Raises LocalProtocolError if full.
+        """
+        entries = self._entries
+        if len(entries) >= self.capacity:
+            raise LocalProtocolError(f"window full ({self.capacity} requests outstanding)")
+        candidate = self._next_sequence_number
+        while candidate in entries:
+            candidate = candidate + 1 if candidate < MAX_SEQUENCE_NUMBER else 1
+        self._next_sequence_number = candidate + 1 if candidate < MAX_SEQUENCE_NUMBER else 1
+        entries[candidate] = (tag, sent_at, request)
+        return candidate
+
     def get(self, sequence_number: int) -> InFlight | None:
         return self._entries.get(sequence_number)
 

@@ -10,11 +10,12 @@ import dataclasses
 from collections.abc import Callable
 from unittest import mock
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smppgw.smpp import codec
-from smppgw.smpp.errors import ProtocolError
+from smppgw.smpp.errors import FrameError, ProtocolError
 from smppgw.smpp.pdu import (
     PDU_CLASSES,
     TLV_SPECS,
@@ -22,6 +23,7 @@ from smppgw.smpp.pdu import (
     Field,
     Pdu,
     SmeAddress,
+    SubmitSm,
     Tlv,
     TlvKind,
     UnsuccessSme,
@@ -323,3 +325,100 @@ def test_fast_decoders_agree_with_the_generic_one_at_every_limit() -> None:
                     fast = outcome(lambda: codec.decode(frame, lenient=lenient))  # noqa: B023
                     generic = outcome(lambda: decode_generically(frame, lenient))  # noqa: B023
                     assert fast == generic, (cls.__name__, frame.hex(), lenient)
+
+
+@settings(max_examples=200)
+@given(ANY_PDU, U32)
+def test_encode_under_another_sequence_number_is_encode_of_the_renumbered_pdu(
+    pdu: Pdu, sequence_number: int
+) -> None:
+    renumbered = dataclasses.replace(pdu, sequence_number=sequence_number)
+    assert codec.encode(pdu, sequence_number) == codec.encode(renumbered)
+
+
+def frames_to_pdus(decoder: codec.FrameDecoder) -> list[Pdu]:
+    return [
+        codec.decode_frame(frame, command_id, status, sequence_number, decoder.lenient)
+        for command_id, status, sequence_number, frame in decoder.frames()
+    ]
+
+
+@settings(max_examples=200)
+@given(st.lists(ANY_PDU, min_size=1, max_size=5), st.data())
+def test_frames_are_independent_of_chunking(pdus: list[Pdu], data: st.DataObject) -> None:
+    """The session's read path (frames, then decode_frame) gives what next_pdu gives."""
+    stream = b"".join(codec.encode(p) for p in pdus)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=20)))
+    decoder = codec.FrameDecoder()
+    out: list[Pdu] = []
+    previous = 0
+    for cut in [*cuts, len(stream)]:
+        decoder.feed(stream[previous:cut])
+        previous = cut
+        out.extend(frames_to_pdus(decoder))
+    assert out == pdus
+    assert decoder.buffered == 0 and decoder.frames() == []
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=64),
+            st.builds(framed, st.binary(max_size=300), COMMAND_IDS),
+        ),
+        max_size=6,
+    ),
+    st.integers(1, 50),
+)
+def test_frames_and_next_pdu_agree_on_any_bytes(chunks: list[bytes], chunk_size: int) -> None:
+    """Same frames, same errors in the same order, same sticky end, bounded buffer."""
+    stream = b"".join(chunks)
+    by_pdu = codec.FrameDecoder(max_command_length=1024)
+    by_frame = codec.FrameDecoder(max_command_length=1024)
+
+    def outcome_of_frame(frame: codec.Frame) -> tuple[object, ...]:
+        command_id, status, sequence_number, octets = frame
+        return outcome(lambda: codec.decode_frame(octets, command_id, status, sequence_number,
+                                                  False))
+
+    for start in range(0, len(stream), chunk_size):
+        chunk = stream[start : start + chunk_size]
+        by_pdu.feed(chunk)
+        by_frame.feed(chunk)
+        expected: list[tuple[object, ...]] = []
+        while by_pdu.buffered >= 16:  # as the session asks: once a whole header is in
+            result = outcome(by_pdu.next_pdu)
+            if result == ("value", None):
+                break
+            expected.append(result)
+            if result[0] is FrameError:
+                break
+        got: list[tuple[object, ...]] = []
+        while True:
+            try:
+                frames = by_frame.frames()
+            except FrameError as exc:
+                got.append((FrameError, str(exc), exc.status, exc.sequence_number))
+                break
+            if not frames:
+                break
+            got.extend(outcome_of_frame(frame) for frame in frames)
+        assert got == expected
+        if expected and expected[-1][0] is FrameError:
+            with pytest.raises(FrameError):
+                by_frame.frames()
+            return
+        assert by_frame.buffered == by_pdu.buffered <= 1024 + chunk_size
+
+
+def test_a_large_pdu_in_small_chunks_comes_out_once_whole() -> None:
+    octets = codec.encode(SubmitSm(tlvs=(Tlv(0x0424, b"x" * 60_000),)))
+    chunks = [octets[start : start + 1000] for start in range(0, len(octets), 1000)]
+    decoder = codec.FrameDecoder()
+    for chunk in chunks[:-1]:
+        decoder.feed(chunk)
+        assert decoder.frames() == []
+    decoder.feed(chunks[-1])
+    assert decoder.frames() == [(0x00000004, 0, 0, octets)]
+    assert decoder.buffered == 0

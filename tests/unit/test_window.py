@@ -150,3 +150,30 @@ def test_outstanding_numbers_are_unique_in_range_and_within_capacity(
         assert window.in_flight == len(outstanding) <= capacity
         assert window.room == capacity - len(outstanding)
         assert [n for n, _ in window.items()] == outstanding  # oldest first
+
+
+@settings(max_examples=300)
+@given(
+    capacity=st.integers(1, 6),
+    first=st.one_of(st.integers(1, 20), st.integers(MAX_SEQUENCE_NUMBER - 8, MAX_SEQUENCE_NUMBER)),
+    operations=st.lists(st.one_of(st.just("send"), st.integers(0, 10)), max_size=120),
+)
+def test_add_next_is_allocate_then_add(
+    capacity: int, first: int, operations: list[object]
+) -> None:
+    """The send path's one call numbers, records and refuses exactly as the two calls do."""
+    one_call = Window(capacity, first_sequence_number=first)
+    two_calls = Window(capacity, first_sequence_number=first)
+    for step, operation in enumerate(operations):
+        if operation == "send":
+            if two_calls.room == 0:
+                with pytest.raises(LocalProtocolError, match="window full"):
+                    one_call.add_next(step, float(step), REQUEST)
+                continue
+            assert one_call.add_next(step, float(step), REQUEST) == send(two_calls, step, step)
+        elif two_calls.in_flight:
+            assert isinstance(operation, int)
+            answered = list(two_calls.items())[operation % two_calls.in_flight][0]
+            assert one_call.pop(answered) == two_calls.pop(answered)
+        assert list(one_call.items()) == list(two_calls.items())
+        assert repr(one_call) == repr(two_calls)
