@@ -7,6 +7,8 @@ JSON line with its port, then answers one JSON line per command line read from s
 
 Imported, ``SimulatorProcess`` is the parent's side: it starts the child, sends commands with a
 timeout on every answer, and always ends the child (``close``, or a context manager).
+``JsonLineChild`` is that parent's side for any child speaking one JSON object per line (the
+node-smpp peer of session.py uses it too).
 """
 
 from __future__ import annotations
@@ -87,27 +89,17 @@ class SimulatorError(RuntimeError):
     """The child did not start, answered badly or too late."""
 
 
-class SimulatorProcess:
-    """The child simulator. Every wait is bounded; ``close`` always leaves no child behind."""
+class JsonLineChild:
+    """A child process that answers one JSON object per line on stdout. Every wait is
+    bounded; ``close`` always leaves no child behind."""
 
-    def __init__(self, max_seconds: float = 900.0) -> None:
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--max-seconds", str(max_seconds)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
         self._buffer = b""
-        try:
-            self.port = int(self._read(START_TIMEOUT)["port"])  # type: ignore[call-overload]
-        except BaseException:
-            self.close()
-            raise
 
-    def __enter__(self) -> SimulatorProcess:
+    def __enter__(self) -> JsonLineChild:
         return self
 
     def __exit__(
@@ -122,14 +114,36 @@ class SimulatorProcess:
     def pid(self) -> int:
         return self._process.pid
 
-    def stats(self) -> dict[str, float]:
-        """Counters of the simulator since it started, and the child's CPU seconds."""
-        answer = self._command("stats")
-        return {key: float(value) for key, value in answer.items()}  # type: ignore[arg-type]
+    def send_line(self, line: str) -> None:
+        stdin = self._process.stdin
+        if stdin is None or self._process.poll() is not None:
+            raise SimulatorError("the child process is not running")
+        stdin.write(line.encode() + b"\n")
+        stdin.flush()
 
-    def set_latency(self, seconds: float) -> None:
-        """Answer every submit_sm ``seconds`` after it arrives, from the next PDU on."""
-        self._command(f"latency {seconds}")
+    def read(self, timeout: float) -> dict[str, object]:
+        """One JSON line from the child, within ``timeout`` seconds."""
+        stdout = self._process.stdout
+        assert stdout is not None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SimulatorError(f"no answer from the child within {timeout:.0f} s")
+            ready, _, _ = select.select([stdout], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(stdout.fileno(), MAX_LINE)
+            if not chunk:
+                raise SimulatorError(f"the child exited ({self._process.poll()})")
+            self._buffer += chunk
+            if len(self._buffer) > MAX_LINE:
+                raise SimulatorError("the child's answer is too long")
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise SimulatorError(f"unexpected answer {line!r}")
+        return answer
 
     def close(self) -> None:
         """Ask the child to quit, then terminate, then kill it; always reaps it."""
@@ -153,39 +167,41 @@ class SimulatorProcess:
         if process.stdout is not None:
             process.stdout.close()
 
+
+class SimulatorProcess(JsonLineChild):
+    """The child simulator."""
+
+    def __init__(self, max_seconds: float = 900.0) -> None:
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        super().__init__(
+            [sys.executable, str(Path(__file__).resolve()), "--max-seconds", str(max_seconds)],
+            env,
+        )
+        try:
+            self.port = int(self.read(START_TIMEOUT)["port"])  # type: ignore[call-overload]
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def stats(self) -> dict[str, float]:
+        """Counters of the simulator since it started, and the child's CPU seconds."""
+        answer = self._command("stats")
+        return {key: float(value) for key, value in answer.items()}  # type: ignore[arg-type]
+
+    def set_latency(self, seconds: float) -> None:
+        """Answer every submit_sm ``seconds`` after it arrives, from the next PDU on."""
+        self._command(f"latency {seconds}")
+
     def _command(self, line: str) -> dict[str, object]:
-        stdin = self._process.stdin
-        if stdin is None or self._process.poll() is not None:
-            raise SimulatorError("the simulator process is not running")
-        stdin.write(line.encode() + b"\n")
-        stdin.flush()
-        answer = self._read(ANSWER_TIMEOUT)
+        self.send_line(line)
+        answer = self.read(ANSWER_TIMEOUT)
         if "error" in answer:
             raise SimulatorError(str(answer["error"]))
-        return answer
-
-    def _read(self, timeout: float) -> dict[str, object]:
-        """One JSON line from the child, within ``timeout`` seconds."""
-        stdout = self._process.stdout
-        assert stdout is not None
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise SimulatorError(f"no answer from the simulator within {timeout:.0f} s")
-            ready, _, _ = select.select([stdout], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(stdout.fileno(), MAX_LINE)
-            if not chunk:
-                raise SimulatorError(f"the simulator exited ({self._process.poll()})")
-            self._buffer += chunk
-            if len(self._buffer) > MAX_LINE:
-                raise SimulatorError("the simulator's answer is too long")
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        answer = json.loads(line)
-        if not isinstance(answer, dict):
-            raise SimulatorError(f"unexpected answer {line!r}")
         return answer
 
 

@@ -1,9 +1,9 @@
-"""One bind's submit throughput: smppgw's BindPool against aiosmpplib and smpplib, same run.
+"""One bind's submit throughput: smppgw's BindPool against four other clients, same run.
 
 The SMSC is smppgw's simulator (recording off) in a child process (``_simproc.py``), so the CPU
-seconds reported here (``time.process_time()`` of this process) are the client's alone. Every
-client binds once over plain TCP on 127.0.0.1 and sends N copies of one 160-character GSM
-submit_sm with registered_delivery=0 (no receipts):
+seconds reported here (``time.process_time()`` of this process, every thread) are the client's
+alone. Every client binds once over plain TCP on 127.0.0.1 and sends N copies of one
+160-character GSM submit_sm with registered_delivery=0 (no receipts):
 
   smppgw      ``BindPool`` (profile "generic", binds=1, window=W, no rate limit); W submitter
               coroutines each ``await pool.submit(SubmitSm(...))``, the text GSM-encoded per
@@ -19,6 +19,14 @@ submit_sm with registered_delivery=0 (no receipts):
               row shows why, and no rate.
   smpplib     the synchronous ``Client`` over ``send_message`` / ``read_pdu``: a sliding window
               of W (W sends, then one more per response read); W=1 is the usual lockstep.
+  smpp34      the Rust-backed asyncio ``Client`` (window_size=W): W coroutines each
+              ``await smsc.submit_sm(...)`` with the GSM octets. Its tokio threads are this
+              process's, so they are in the CPU column.
+  node-smpp   npm ``smpp``'s client in a node child process (``_nodesmpp.js``), when ``node``
+              is on PATH: installed by this script with npm into a temporary folder, removed at
+              the end (nothing from npm is kept). W senders, each sending its next submit_sm
+              when its last is answered, the text GSM-encoded by node-smpp; its CPU column is
+              the node process's own (``process.cpuUsage``) over its timed phase.
 
 Scenarios: (a) no latency, window 10 (and smpplib lockstep); (b) no latency, window 100;
 (c) the simulator answers each submit_sm after 50 ms, window 10, fewer segments: the rate
@@ -27,15 +35,19 @@ against the window/latency bound (10 / 0.05 s = 200/s) is the window efficiency.
 Each run binds, warms up with a tenth of N (at most 1,000, untimed), then times N segments
 from the first send to the last response. Counts are checked: the simulator's accepted count
 over the timed part must equal N and what the client saw answered ESME_ROK, so a client that
-drops work cannot look fast. Columns: segments/s; client CPU seconds per 10,000 segments;
-the simulator process's CPU use over the same interval (near 100% means the SMSC, not the
-client, set the pace).
+drops work cannot look fast. The rows behind the summary lines (smppgw in every scenario,
+each other client at window W in (a)) are run ``--runs`` times (default 3) and show the
+medians, since the machines these run on are shared and noisy. Columns: segments/s; client
+CPU seconds per 10,000 segments; the simulator process's CPU use over the same interval (near
+100% means the SMSC, not the client, set the pace).
 
 Usage: python benchmarks/session.py [--segments 10000] [--latency-segments 1000]
-       [--latency 0.05] [--window 10] [--big-window 100] [--profile N]
+       [--latency 0.05] [--window 10] [--big-window 100] [--runs 3] [--profile N]
 ``--profile N`` runs smppgw's scenario (a) once more under cProfile and prints the N most
-expensive functions (by own time) before the summary. The last three lines are
-``speedup vs aiosmpplib: N.Nx``, ``speedup vs smpplib: N.Nx`` and ``window efficiency: NN%``.
+expensive functions (by own time) before the summary. The summary lines come last:
+``bind w10: N seg/s, C µs CPU/seg``, ``bind w100: N seg/s``, ``window efficiency: N%`` and
+one ``peer NAME w10: N seg/s, C µs CPU/seg`` per other client measured (the W of (a) and (b)
+is in the names even when --window or --big-window change it).
 """
 
 from __future__ import annotations
@@ -47,6 +59,9 @@ import cProfile
 import io
 import logging
 import pstats
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,9 +70,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosmpplib
+import smpp34
 import smpplib.client
 import smpplib.exceptions
-from _simproc import SimulatorProcess
+from _simproc import JsonLineChild, SimulatorProcess
 from aiosmpplib import (
     ESME,
     AbstractBroker,
@@ -86,6 +102,8 @@ BIND_TIMEOUT = 10.0  # seconds for any client to connect and bind
 RUN_TIMEOUT = 120.0  # seconds for one timed phase, whatever the client
 SOCKET_TIMEOUT = 10.0  # seconds smpplib waits for one PDU
 STOP_TIMEOUT = 10.0  # seconds for a client to unbind and close
+NPM_TIMEOUT = 300.0  # seconds for npm to install node-smpp
+NODE_SMPP = "smpp@0.5.1"  # node-smpp, the version measured
 WARMUP_CAP = 1000
 
 
@@ -117,36 +135,49 @@ class Timed:
 
 @dataclass(slots=True)
 class Row:
+    """One client in one scenario: one run, or ``--runs`` of them shown by their medians."""
+
     client: str
     scenario: Scenario
     window: str
-    timed: Timed | None  # None: the run raised (the reason is in problems)
-    problems: list[str] = field(default_factory=list)
+    runs: list[Timed] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # any run's: the row has no figures
     gave_up: bool = False  # the client library failed (a result), not a count mismatch
 
     @property
     def valid(self) -> bool:
-        return self.timed is not None and not self.problems
+        return bool(self.runs) and not self.problems
+
+    def _median(self, figure: Callable[[Timed], float]) -> float:
+        """The median over the runs; NaN when any run did not complete as counted."""
+        if not self.valid:
+            return float("nan")
+        return statistics.median(figure(timed) for timed in self.runs)
 
     @property
     def rate(self) -> float:
-        """Segments/s answered ESME_ROK; NaN when the run did not complete as counted."""
-        if self.timed is None or self.problems:
-            return float("nan")
-        return self.timed.ok / self.timed.seconds
+        """Segments/s answered ESME_ROK."""
+        return self._median(lambda timed: timed.ok / timed.seconds)
 
     @property
     def cpu_per_10k(self) -> float:
-        if self.timed is None or self.problems:
-            return float("nan")
-        return self.timed.cpu / self.scenario.segments * 10_000
+        segments = self.scenario.segments
+        return self._median(lambda timed: timed.cpu / segments * 10_000)
+
+    @property
+    def cpu_per_segment_us(self) -> float:
+        return self.cpu_per_10k * 100  # seconds per 10,000 -> µs per one
 
     @property
     def smsc_cpu_share(self) -> float:
-        if self.timed is None or self.problems:
-            return float("nan")
-        used = self.timed.smsc_after["cpu"] - self.timed.smsc_before["cpu"]
-        return used / self.timed.seconds
+        return self._median(
+            lambda timed: (timed.smsc_after["cpu"] - timed.smsc_before["cpu"]) / timed.seconds
+        )
+
+    @property
+    def max_in_flight(self) -> int | None:
+        counts = [timed.max_in_flight for timed in self.runs if timed.max_in_flight is not None]
+        return max(counts) if counts else None
 
 
 Probe = Callable[[], dict[str, float]]
@@ -512,31 +543,124 @@ def run_smpplib(port: int, window: int, segments: int, probe: Probe) -> Timed:
         client.disconnect()
 
 
+# --- smpp34 -----------------------------------------------------------------------------------
+
+
+async def run_smpp34(port: int, window: int, segments: int, probe: Probe) -> Timed:
+    """smpp34's asyncio Client: W coroutines awaiting one submit_sm each at a time."""
+    client = smpp34.Client(
+        "127.0.0.1", port, SYSTEM_ID, PASSWORD, bind_type="TRX", window_size=window
+    )
+    short_message = encode_gsm7(TEXT)
+    try:
+        async with asyncio.timeout(BIND_TIMEOUT):
+            smsc = await client.connect()
+
+        async def phase(count: int) -> tuple[int, int]:
+            claimed = ok = failed = 0
+
+            async def submitter() -> None:
+                nonlocal claimed, ok, failed
+                while claimed < count:
+                    claimed += 1
+                    response = await smsc.submit_sm(
+                        DESTINATION,
+                        short_message,
+                        source_addr=SOURCE,
+                        source_addr_ton=5,
+                        dest_addr_ton=1,
+                        dest_addr_npi=1,
+                        registered_delivery=0,
+                        data_coding=0,
+                    )
+                    if response.is_success:
+                        ok += 1
+                    else:
+                        failed += 1
+
+            async with asyncio.timeout(RUN_TIMEOUT), asyncio.TaskGroup() as group:
+                for _ in range(window):
+                    group.create_task(submitter())
+            return ok, failed
+
+        await phase(warmup_count(segments, window))
+        result = await timed(lambda: phase(segments), probe)
+        with contextlib.suppress(Exception):  # its unbind is not measured
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await smsc.unbind()
+        return result
+    finally:
+        async with asyncio.timeout(STOP_TIMEOUT):
+            await client.stop()
+
+
+# --- node-smpp --------------------------------------------------------------------------------
+
+
+def install_node_smpp(folder: Path) -> str | None:
+    """npm-install node-smpp into ``folder``; None when done, else why not."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return "npm is not on PATH"
+    try:
+        subprocess.run(
+            [npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund",
+             "--no-package-lock", "--silent", NODE_SMPP],
+            check=True, capture_output=True, timeout=NPM_TIMEOUT, text=True,
+        )
+    except subprocess.TimeoutExpired:
+        return f"npm install {NODE_SMPP} took over {NPM_TIMEOUT:.0f} s"
+    except subprocess.CalledProcessError as exc:
+        detail = (exc.stderr or exc.stdout or "").strip().splitlines()
+        return f"npm install {NODE_SMPP} failed: {detail[-1] if detail else exc.returncode}"
+    return None
+
+
+def run_node_smpp(
+    node: str, module_dir: Path, port: int, window: int, segments: int, probe: Probe
+) -> Timed:
+    """node-smpp in its own process: it reports its timed phase (wall and CPU seconds)."""
+    script = Path(__file__).resolve().parent / "_nodesmpp.js"
+    command = [node, str(script), str(module_dir), str(port), str(window),
+               str(warmup_count(segments, window)), str(segments), SYSTEM_ID, PASSWORD, TEXT]
+    with JsonLineChild(command) as child:
+        ready = child.read(BIND_TIMEOUT + RUN_TIMEOUT)
+        if "error" in ready:
+            raise RuntimeError(f"node-smpp: {ready['error']}")
+        before = probe()
+        child.send_line("go")
+        report = child.read(RUN_TIMEOUT)
+        after = probe()
+    if "error" in report:
+        raise RuntimeError(f"node-smpp: {report['error']}")
+    return Timed(int(report["ok"]), int(report["failed"]),  # type: ignore[call-overload]
+                 float(report["seconds"]), float(report["cpu"]),  # type: ignore[arg-type]
+                 before, after)
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
-def check(row: Row) -> None:
+def check(row: Row, timed: Timed, label: str) -> None:
     """The simulator must have accepted exactly what the client counted, and N of them.
 
     A client library that reported errors (or raised) gave up: its row is a result, shown with
     the reason and no rate. Any other mismatch means the counts cannot be trusted."""
-    timed = row.timed
-    if timed is None:
-        return
     segments = row.scenario.segments
     if timed.errors:
         row.gave_up = True
-        row.problems.append(f"{timed.ok:,} of {segments:,} submit_sm_resp ok came back, but "
-                            + " and ".join(timed.errors))
+        row.problems.append(f"{label}{timed.ok:,} of {segments:,} submit_sm_resp ok came back, "
+                            "but " + " and ".join(timed.errors))
         return
     accepted = int(timed.smsc_after["accepted"] - timed.smsc_before["accepted"])
     submits = int(timed.smsc_after["submits"] - timed.smsc_before["submits"])
     if timed.ok != segments or timed.failed:
-        row.problems.append(f"client counted {timed.ok} ok + {timed.failed} failed of {segments}")
+        row.problems.append(
+            f"{label}client counted {timed.ok} ok + {timed.failed} failed of {segments}")
     if accepted != timed.ok:
-        row.problems.append(f"simulator accepted {accepted}, client counted {timed.ok} ok")
+        row.problems.append(f"{label}simulator accepted {accepted}, client counted {timed.ok} ok")
     if submits != segments:
-        row.problems.append(f"simulator received {submits} submit_sm, expected {segments}")
+        row.problems.append(f"{label}simulator received {submits} submit_sm, expected {segments}")
 
 
 def measure(
@@ -545,16 +669,28 @@ def measure(
     scenario: Scenario,
     window_label: str,
     run: Callable[[], Timed],
+    runs: int = 1,
 ) -> Row:
-    """One run; a run that raises becomes a row that gave up, so the others still run."""
+    """``runs`` runs into one row; a run that raises makes the row one that gave up, and the
+    other rows still run."""
     print(f"  {client:<24} {scenario.label:<9} window {window_label} ...", end="", flush=True)
-    try:
-        row = Row(client, scenario, window_label, run())
-    except Exception as exc:
-        row = Row(client, scenario, window_label, None, [f"raised {exc!r}"[:300]], gave_up=True)
-    check(row)
+    row = Row(client, scenario, window_label)
+    for number_of in range(runs):
+        label = f"run {number_of + 1}: " if runs > 1 else ""
+        try:
+            timed_run = run()
+        except Exception as exc:
+            row.problems.append(f"{label}raised {exc!r}"[:300])
+            row.gave_up = True
+            break
+        row.runs.append(timed_run)
+        check(row, timed_run, label)
+        if row.problems:
+            break
+        print(f" {timed_run.ok / timed_run.seconds:,.0f}/s", end="", flush=True)
     rows.append(row)
-    print(f" {row.rate:,.0f}/s" if row.valid else f" {status(row)}")
+    print(f" (median {row.rate:,.0f}/s)" if row.valid and runs > 1 else
+          "" if row.valid else f" {status(row)}")
     return row
 
 
@@ -571,19 +707,20 @@ def number(value: float, spec: str) -> str:
 def print_table(rows: list[Row]) -> None:
     print()
     header = (
-        f"{'client':<24} {'scenario':<9} {'window':<22} {'segments':>8} "
+        f"{'client':<24} {'scenario':<9} {'window':<22} {'segments':>8} {'runs':>4} "
         f"{'segments/s':>11} {'CPU s/10k':>10} {'SMSC CPU':>9}  check"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         window = row.window
-        if row.timed is not None and row.timed.max_in_flight is not None:
-            window += f" (max {row.timed.max_in_flight:,})"
+        if row.max_in_flight is not None:
+            window += f" (max {row.max_in_flight:,})"
         print(
             f"{row.client:<24} {row.scenario.label:<9} {window:<22} {row.scenario.segments:>8,} "
-            f"{number(row.rate, ',.0f'):>11} {number(row.cpu_per_10k, '.2f'):>10} "
-            f"{number(row.smsc_cpu_share, '.0%'):>9}  {status(row)}"
+            f"{len(row.runs):>4} {number(row.rate, ',.0f'):>11} "
+            f"{number(row.cpu_per_10k, '.2f'):>10} {number(row.smsc_cpu_share, '.0%'):>9}  "
+            f"{status(row)}"
         )
 
 
@@ -603,24 +740,34 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds, scenario (c)")
     parser.add_argument("--window", type=int, default=10, help="scenarios (a) and (c)")
     parser.add_argument("--big-window", type=int, default=100, help="scenario (b)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs behind each summary line (their median is shown)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the N costliest functions of smppgw in scenario (a)")
     args = parser.parse_args()
-    if args.segments < 1 or args.latency_segments < 1 or args.window < 1 or args.big_window < 1:
-        parser.error("segment counts and windows must be at least 1")
+    if min(args.segments, args.latency_segments, args.window, args.big_window, args.runs) < 1:
+        parser.error("segment counts, windows and runs must be at least 1")
     if not args.latency > 0:
         parser.error("--latency must be positive")
 
     a = Scenario("a", 0.0, args.window, args.segments)
     b = Scenario("b", 0.0, args.big_window, args.segments)
     c = Scenario("c", args.latency, args.window, args.latency_segments)
+    runs = args.runs
     rows: list[Row] = []
+    peers: dict[str, Row] = {}  # the other clients' rows at window W in (a), by peer name
+    notes: list[str] = []
     profile_text = ""
+    node = shutil.which("node")
     print("one bind, 160-char GSM submit_sm, registered_delivery=0; "
           f"python {sys.version.split()[0]}")
-    with SimulatorProcess() as sim:
+    with SimulatorProcess() as sim, tempfile.TemporaryDirectory(prefix="smppgw-npm-") as npm_dir:
         print(f"SMSC simulator: pid {sim.pid}, 127.0.0.1:{sim.port}")
         port, probe = sim.port, sim.stats
+        node_problem = "node is not on PATH" if node is None else install_node_smpp(
+            Path(npm_dir))
+        if node_problem is not None:
+            notes.append(f"node-smpp not measured: {node_problem}")
 
         def smppgw(s: Scenario) -> Callable[[], Timed]:
             return lambda: asyncio.run(run_smppgw(port, s.window, s.segments, probe))
@@ -631,20 +778,35 @@ def main() -> int:
         def sync(s: Scenario, window: int) -> Callable[[], Timed]:
             return lambda: run_smpplib(port, window, s.segments, probe)
 
-        sim.set_latency(0.0)
-        ours_a = measure(rows, "smppgw BindPool", a, str(a.window), smppgw(a))
-        aio_a = measure(rows, "aiosmpplib ESME", a, f"{a.window} (broker)", aio(a, a.window))
-        measure(rows, "aiosmpplib ESME", a, "none", aio(a, None))
-        sync_a = measure(rows, "smpplib Client", a, f"{a.window} (pipelined)",
-                         sync(a, a.window))
-        measure(rows, "smpplib Client", a, "1 (lockstep)", sync(a, 1))
+        def rust(s: Scenario) -> Callable[[], Timed]:
+            return lambda: asyncio.run(run_smpp34(port, s.window, s.segments, probe))
 
-        measure(rows, "smppgw BindPool", b, str(b.window), smppgw(b))
+        def nodejs(s: Scenario) -> Callable[[], Timed]:
+            assert node is not None
+            return lambda: run_node_smpp(node, Path(npm_dir), port, s.window, s.segments, probe)
+
+        sim.set_latency(0.0)
+        ours_a = measure(rows, "smppgw BindPool", a, str(a.window), smppgw(a), runs)
+        peers["aiosmpplib"] = measure(rows, "aiosmpplib ESME", a, f"{a.window} (broker)",
+                                      aio(a, a.window), runs)
+        measure(rows, "aiosmpplib ESME", a, "none", aio(a, None))
+        peers["smpplib"] = measure(rows, "smpplib Client", a, f"{a.window} (pipelined)",
+                                   sync(a, a.window), runs)
+        measure(rows, "smpplib Client", a, "1 (lockstep)", sync(a, 1))
+        peers["smpp34"] = measure(rows, "smpp34 Client", a, str(a.window), rust(a), runs)
+        if node_problem is None:
+            peers["node-smpp"] = measure(rows, "node-smpp", a, f"{a.window} (senders)",
+                                         nodejs(a), runs)
+
+        ours_b = measure(rows, "smppgw BindPool", b, str(b.window), smppgw(b), runs)
         measure(rows, "aiosmpplib ESME", b, f"{b.window} (broker)", aio(b, b.window))
         measure(rows, "smpplib Client", b, f"{b.window} (pipelined)", sync(b, b.window))
+        measure(rows, "smpp34 Client", b, str(b.window), rust(b))
+        if node_problem is None:
+            measure(rows, "node-smpp", b, f"{b.window} (senders)", nodejs(b))
 
         sim.set_latency(c.latency)
-        ours_c = measure(rows, "smppgw BindPool", c, str(c.window), smppgw(c))
+        ours_c = measure(rows, "smppgw BindPool", c, str(c.window), smppgw(c), runs)
         measure(rows, "aiosmpplib ESME", c, f"{c.window} (broker)", aio(c, c.window))
         measure(rows, "smpplib Client", c, f"{c.window} (pipelined)", sync(c, c.window))
 
@@ -661,30 +823,33 @@ def main() -> int:
     print("window: (broker) = aiosmpplib's broker hands out a segment only while fewer than W")
     print("await their response (it has no window of its own); none = as it is, (max N) = the")
     print("most segments it had in flight. smpplib (pipelined) = W sends, then one per response.")
+    print("node-smpp (senders) = W senders, each sending again when answered.")
     print(f"(c) bound: window / latency = {c.window} / {c.latency:g} s = {bound:,.0f}/s; smppgw "
           f"reached {number(ours_c.rate, ',.1f')}/s")
+    for note in notes:
+        print(note)
     if profile_text:
         print()
         print(f"cProfile of smppgw, scenario {a.label}, window {a.window}, "
               f"{a.segments:,} segments (own time):")
         print(profile_text.rstrip())
-    # A baseline that gave up is a result; smppgw failing, or counts that do not add up, is not.
+    # A peer that gave up is a result; smppgw failing, or counts that do not add up, is not.
     failed = [row for row in rows
               if not row.valid and (row.client.startswith("smppgw") or not row.gave_up)]
-    headline = (ours_a, aio_a, sync_a, ours_c)
+    headline = (ours_a, ours_b, ours_c)
     if failed or not all(row.valid for row in headline):
         print()
         print(f"check FAILED for {len(failed)} run(s); figures above are not valid")
-    print(f"speedup vs aiosmpplib: {ratio(ours_a, aio_a)}")
-    print(f"speedup vs smpplib: {ratio(ours_a, sync_a)}")
-    print(f"window efficiency: {number(ours_c.rate / bound, '.0%')}")
+    print(f"bind w{a.window}: {number(ours_a.rate, '.0f')} seg/s, "
+          f"{number(ours_a.cpu_per_segment_us, '.1f')} µs CPU/seg")
+    print(f"bind w{b.window}: {number(ours_b.rate, '.0f')} seg/s")
+    print(f"window efficiency: {number(ours_c.rate / bound * 100, '.0f')}%")
+    for name, row in peers.items():
+        if row.valid:
+            print(f"peer {name} w{a.window}: {row.rate:.0f} seg/s, "
+                  f"{row.cpu_per_segment_us:.1f} µs CPU/seg")
     return 1 if failed or not all(row.valid for row in headline) else 0
 
-
-def ratio(ours: Row, theirs: Row) -> str:
-    if not (ours.valid and theirs.valid):
-        return "n/a"
-    return f"{ours.rate / theirs.rate:.1f}x"
 
 if __name__ == "__main__":
     sys.exit(main())
