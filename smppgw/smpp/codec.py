@@ -561,12 +561,15 @@ def _encode_short_message(pdu: SubmitSm, sequence_number: int) -> bytes:
     schedule_delivery_time = pdu.schedule_delivery_time
     validity_period = pdu.validity_period
     short_message = pdu.short_message
+    try:  # one concatenation checks that the five are text, and gives their total length
+        texts = (
+            service_type + source_addr + destination_addr + schedule_delivery_time
+            + validity_period
+        )
+    except TypeError:
+        return _encode_generic(pdu, sequence_number)
     if (
-        type(service_type) is not str
-        or type(source_addr) is not str
-        or type(destination_addr) is not str
-        or type(schedule_delivery_time) is not str
-        or type(validity_period) is not str
+        type(texts) is not str  # five bytes (or lists) add up too
         or type(short_message) is not bytes
         or len(service_type) > 5
         or len(source_addr) > 20
@@ -574,42 +577,44 @@ def _encode_short_message(pdu: SubmitSm, sequence_number: int) -> bytes:
         or len(schedule_delivery_time) > 16
         or len(validity_period) > 16
         or len(short_message) > 254
+        or not texts.isascii()  # Latin-1 beyond ASCII: the generic layer
+        or "\0" in texts  # a NUL, which the generic layer refuses
     ):
         return _encode_generic(pdu, sequence_number)
-    texts = service_type + source_addr + destination_addr + schedule_delivery_time
-    texts += validity_period
-    if not texts.isascii() or "\0" in texts:
-        return _encode_generic(pdu, sequence_number)  # Latin-1 beyond ASCII, or a NUL
     try:
-        body = b"".join(
-            (
-                service_type.encode(),
-                _pack_ton_npi(pdu.source_addr_ton, pdu.source_addr_npi),
-                source_addr.encode(),
-                _pack_ton_npi(pdu.dest_addr_ton, pdu.dest_addr_npi),
-                destination_addr.encode(),
-                _pack_esm_pid_priority(pdu.esm_class, pdu.protocol_id, pdu.priority_flag),
-                schedule_delivery_time.encode(),
-                b"\0",
-                validity_period.encode(),
-                _pack_registered_to_sm_length(
-                    pdu.registered_delivery,
-                    pdu.replace_if_present_flag,
-                    pdu.data_coding,
-                    pdu.sm_default_msg_id,
-                    len(short_message),
-                ),
-                short_message,
-                encode_tlvs(pdu.tlvs) if pdu.tlvs else b"",
-            )
-        )
-        header = _pack_header(
-            HEADER_LENGTH + len(body), pdu.command_id, pdu.command_status, sequence_number
+        parts = [
+            b"",  # the header, once the length is known
+            service_type.encode(),
+            _pack_ton_npi(pdu.source_addr_ton, pdu.source_addr_npi),
+            source_addr.encode(),
+            _pack_ton_npi(pdu.dest_addr_ton, pdu.dest_addr_npi),
+            destination_addr.encode(),
+            _pack_esm_pid_priority(pdu.esm_class, pdu.protocol_id, pdu.priority_flag),
+            schedule_delivery_time.encode(),
+            b"\0",
+            validity_period.encode(),
+            _pack_registered_to_sm_length(
+                pdu.registered_delivery,
+                pdu.replace_if_present_flag,
+                pdu.data_coding,
+                pdu.sm_default_msg_id,
+                len(short_message),
+            ),
+            short_message,
+        ]
+        # The header, 5 NULs and 12 one-octet fields, the texts (ASCII: an octet each).
+        command_length = HEADER_LENGTH + 17 + len(texts) + len(short_message)
+        if pdu.tlvs:
+            tlv_octets = encode_tlvs(pdu.tlvs)
+            parts.append(tlv_octets)
+            command_length += len(tlv_octets)
+        parts[0] = _pack_header(
+            command_length, pdu.command_id, pdu.command_status, sequence_number
         )
     except struct.error:
         # a u8 or header field out of range: worded there
         return _encode_generic(pdu, sequence_number)
-    return header + body
+    return b"".join(parts)
 
 
 _HEADER_ONLY = tuple(cls for cls in PDU_CLASSES if not cls.FIELDS)

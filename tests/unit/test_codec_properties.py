@@ -422,3 +422,14 @@ def test_a_large_pdu_in_small_chunks_comes_out_once_whole() -> None:
     decoder.feed(chunks[-1])
     assert decoder.frames() == [(0x00000004, 0, 0, octets)]
     assert decoder.buffered == 0
+
+
+def test_fast_encoder_refuses_texts_given_as_other_sequences_like_the_generic_one() -> None:
+    for value in (b"", b"x", [], ("a",)):
+        texts = dict.fromkeys(
+            ("service_type", "source_addr", "destination_addr", "schedule_delivery_time",
+             "validity_period"), value)
+        pdu = SubmitSm(**texts)  # type: ignore[arg-type]
+        assert outcome(lambda: codec.encode(pdu)) == outcome(  # noqa: B023
+            lambda: codec._encode_generic(pdu)  # noqa: B023
+        )
