@@ -7,7 +7,9 @@ alone. Every client binds once over plain TCP on 127.0.0.1 and sends N copies of
 
   smppgw      ``BindPool`` (profile "generic", binds=1, window=W, no rate limit); W submitter
               coroutines each ``await pool.submit(SubmitSm(...))``, the text GSM-encoded per
-              segment with ``smppgw.smpp.text.encode_gsm7``.
+              segment with ``smppgw.smpp.text.encode_gsm7``. The row "+metrics +apply" adds
+              what the daemon does per segment around submit: metrics on, and each answer
+              decided (flow.outbound) and applied to the bind's flow control (pool.apply).
   aiosmpplib  ``ESME`` fed by a broker, counting submit_sm_resp in a hook; throttle handler
               and rate limiter off; its ``SimpleCorrelator`` minus receipt correlation (none
               is asked for; kept, it sweeps every segment sent so far on each send, and a run
@@ -86,8 +88,11 @@ from aiosmpplib import (
     SmppSessionState,
 )
 from aiosmpplib.correlator import SimpleCorrelator
+from prometheus_client import CollectorRegistry
 
 from smppgw.config import ProviderConfig, parse_config
+from smppgw.flow.outbound import decide_answer
+from smppgw.metrics import Metrics
 from smppgw.pool.pool import BindPool
 from smppgw.pool.slot import Inbound
 from smppgw.smpp.pdu import SubmitSm
@@ -231,12 +236,21 @@ async def run_smppgw(
     segments: int,
     probe: Probe,
     profiler: cProfile.Profile | None = None,
+    *,
+    daemon_path: bool = False,
 ) -> Timed:
+    """``daemon_path``: what the daemon adds per segment around ``submit`` too: metrics on
+    (every PDU counted, each answer's status and latency), and each answer decided
+    (flow.outbound.decide_answer) and applied to the bind's flow control (``pool.apply``), as
+    the dispatcher does."""
+
     def on_inbound(inbound: Inbound) -> None:
         inbound.acknowledge()  # no receipts are asked for; answer anything that comes anyway
 
+    metrics = Metrics(CollectorRegistry(), process_metrics=False) if daemon_path else None
     with tempfile.TemporaryDirectory(prefix="smppgw-bench-") as state_dir:
-        pool = BindPool(smppgw_provider(port, window, Path(state_dir)), on_inbound)
+        pool = BindPool(smppgw_provider(port, window, Path(state_dir)), on_inbound,
+                        metrics=metrics)
         running = asyncio.create_task(pool.run())
         try:
             async with asyncio.timeout(BIND_TIMEOUT):
@@ -251,6 +265,9 @@ async def run_smppgw(
                     while claimed < count:
                         claimed += 1
                         result = await pool.submit(smppgw_segment())
+                        if daemon_path:
+                            pool.apply(result, decide_answer(
+                                result.status, result.message_id, attempts=0))
                         if result.status == 0:
                             ok += 1
                         else:
@@ -769,8 +786,9 @@ def main() -> int:
         if node_problem is not None:
             notes.append(f"node-smpp not measured: {node_problem}")
 
-        def smppgw(s: Scenario) -> Callable[[], Timed]:
-            return lambda: asyncio.run(run_smppgw(port, s.window, s.segments, probe))
+        def smppgw(s: Scenario, daemon_path: bool = False) -> Callable[[], Timed]:
+            return lambda: asyncio.run(
+                run_smppgw(port, s.window, s.segments, probe, daemon_path=daemon_path))
 
         def aio(s: Scenario, window: int | None) -> Callable[[], Timed]:
             return lambda: asyncio.run(run_aiosmpplib(port, window, s.segments, probe))
@@ -787,6 +805,7 @@ def main() -> int:
 
         sim.set_latency(0.0)
         ours_a = measure(rows, "smppgw BindPool", a, str(a.window), smppgw(a), runs)
+        measure(rows, "smppgw +metrics +apply", a, str(a.window), smppgw(a, True))
         peers["aiosmpplib"] = measure(rows, "aiosmpplib ESME", a, f"{a.window} (broker)",
                                       aio(a, a.window), runs)
         measure(rows, "aiosmpplib ESME", a, "none", aio(a, None))

@@ -6,8 +6,10 @@ sets): never the default registry, never a phone number, message id, text or sec
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
+import math
 import os
 import platform
 import time
@@ -28,7 +30,13 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 from smppgw.errors import SmppgwError
 from smppgw.flow import reasons
@@ -342,6 +350,7 @@ class ProviderMetrics:
         "_pdus_out",
         "_receipts",
         "_reconnects",
+        "_segment_labels",
         "_segments",
         "_timeouts",
         "_violations",
@@ -373,27 +382,30 @@ class ProviderMetrics:
         self.receipts_unmatched_stale = m.receipts_unmatched_stale.labels(name)
         self.rate_limit_waits = m.rate_limit_waits.labels(name)
         self.rate_limit_wait_seconds = m.rate_limit_wait_seconds.labels(name)
-        self.submit_latency = m.submit_latency.labels(name)
+        self.submit_latency = _Buckets(LATENCY_BUCKETS)
         self.binds_configured = m.binds_configured.labels(name)
         self._binds_by_state = {s: m.binds.labels(name, s) for s in BIND_STATES}
         self._bind_counts = dict.fromkeys(BIND_STATES, 0)
         self._reconnects = {r: m.reconnects.labels(name, r) for r in RECONNECT_REASONS}
         self._receipts = {s: m.receipts.labels(name, s) for s in RECEIPT_STATS}
-        self._segments: dict[int, Counter] = {}
+        # The per-PDU and per-segment counts are plain numbers (see _HotPathCollector), keyed
+        # by command_id or status; the labels of each key are fixed when it first counts.
+        self._segments: dict[int, int] = {}
+        self._segment_labels: dict[int, tuple[str, str]] = {}
         self._messages: dict[int, Counter] = {}
-        self._pdus_in: dict[int, Counter] = {}
-        self._pdus_out: dict[int, Counter] = {}
+        self._pdus_in: dict[int, int] = {}
+        self._pdus_out: dict[int, int] = {}
         self._timeouts: dict[int, Counter] = {}
         self._violations: dict[int, Counter] = {}
         self._binds: dict[str, BindMetrics] = {}
         # Series an alert divides by or compares against exist from the start, at zero.
-        self._segment_child(CommandStatus.ESME_ROK)
+        self._segment_key(CommandStatus.ESME_ROK)
         self._message_child(CommandStatus.ESME_ROK)
         m.provider_paused.labels(name).set(0)
         for command in (CommandId.SUBMIT_SM, CommandId.DELIVER_SM_RESP, CommandId.ENQUIRE_LINK):
-            self._pdu_child(self._pdus_out, command, "out")
+            self._pdu_key(self._pdus_out, command)
         for command in (CommandId.SUBMIT_SM_RESP, CommandId.DELIVER_SM):
-            self._pdu_child(self._pdus_in, command, "in")
+            self._pdu_key(self._pdus_in, command)
         metrics._queue.set(name, 0, None)
 
     def __repr__(self) -> str:
@@ -413,15 +425,14 @@ class ProviderMetrics:
     # Caches are keyed by what the label keeps: every code that becomes "other" (or command
     # "unknown") shares key -1, so a peer inventing codes grows neither series nor memory.
 
-    def _segment_child(self, status: int) -> Counter:
+    def _segment_key(self, status: int) -> int:
+        """Start counting ``status`` (its key, -1 for every "other" code) at zero."""
         label = status_label(status)
         key = status if label != "other" else -1
-        child = self._segments.get(key)
-        if child is None:
-            kind = classify(status).kind.value
-            child = self._metrics.submitted_segments.labels(self.name, label, kind)
-            self._segments[key] = child
-        return child
+        if key not in self._segments:
+            self._segment_labels[key] = (label, classify(status).kind.value)
+            self._segments[key] = 0
+        return key
 
     def _message_child(self, status: int) -> Counter:
         label = status_label(status)
@@ -433,30 +444,30 @@ class ProviderMetrics:
             self._messages[key] = child
         return child
 
-    def _pdu_child(self, cache: dict[int, Counter], command_id: int, direction: str) -> Counter:
-        label = command_label(command_id)
-        key = command_id if label != "unknown" else -1
-        child = cache.get(key)
-        if child is None:
-            child = self._metrics.pdus.labels(self.name, label, direction)
-            cache[key] = child
-        return child
+    @staticmethod
+    def _pdu_key(counts: dict[int, int], command_id: int) -> int:
+        """Start counting ``command_id`` (its key, -1 for every unknown one) at zero."""
+        key = command_id if command_label(command_id) != "unknown" else -1
+        counts.setdefault(key, 0)
+        return key
 
     # hot path ---------------------------------------------------------------------------------
 
     def pdu_in(self, command_id: int) -> None:
         """One PDU read from this provider."""
-        child = self._pdus_in.get(command_id)
-        if child is None:
-            child = self._pdu_child(self._pdus_in, command_id, "in")
-        child.inc()
+        counts = self._pdus_in
+        try:
+            counts[command_id] += 1
+        except KeyError:
+            counts[self._pdu_key(counts, command_id)] += 1
 
     def pdu_out(self, command_id: int) -> None:
         """One PDU written to this provider."""
-        child = self._pdus_out.get(command_id)
-        if child is None:
-            child = self._pdu_child(self._pdus_out, command_id, "out")
-        child.inc()
+        counts = self._pdus_out
+        try:
+            counts[command_id] += 1
+        except KeyError:
+            counts[self._pdu_key(counts, command_id)] += 1
 
     def segment_answered(self, status: int, latency_seconds: float | None = None) -> None:
         """One submit_sm (or data_sm) answered: its command_status and submit→resp seconds.
@@ -464,10 +475,11 @@ class ProviderMetrics:
         A generic_nack naming the submit counts here too, with its status. Timeouts are not
         answers: report them with :meth:`response_timeout`.
         """
-        child = self._segments.get(status)
-        if child is None:
-            child = self._segment_child(status)
-        child.inc()
+        counts = self._segments
+        try:
+            counts[status] += 1
+        except KeyError:
+            counts[self._segment_key(status)] += 1
         if latency_seconds is not None:
             self.submit_latency.observe(latency_seconds)
 
@@ -643,6 +655,85 @@ class _QueueCollector:
         )
 
 
+# The `le` label text prometheus_client's own Histogram writes (untyped there).
+_go_float: Callable[[float], str] = floatToGoString
+
+
+class _Buckets:
+    """One histogram's counts as plain numbers: ``observe`` is a bisect and two additions
+    (prometheus_client's Histogram takes a lock per bucket and per sum, per segment here).
+    Only the event loop calls it, and the scrape reads it there too."""
+
+    __slots__ = ("bounds", "counts", "les", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = (*bounds, math.inf)
+        self.les = tuple(_go_float(bound) for bound in self.bounds)  # the `le` labels
+        self.counts = [0] * len(self.bounds)  # per bucket, not cumulative
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # The first bound at or above the value: Prometheus buckets are "less or equal".
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class _HotPathCollector:
+    """The metrics counted on the per-PDU path, from each ProviderMetrics' plain counts:
+    ``smppgw_submitted_segments_total``, ``smppgw_submit_response_duration_seconds`` and
+    ``smppgw_pdus_total``. Same families, labels and series as prometheus_client's Counter and
+    Histogram gave (series appear when first counted, or at zero where ProviderMetrics starts
+    them), without a locked call per PDU: one dict increment each. ``collect`` runs in the
+    scrape handler on the event loop, where the counting happens too.
+    """
+
+    def __init__(self, providers: Mapping[str, ProviderMetrics]) -> None:
+        self._providers = providers
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        segments, latency, pdus = self._families()
+        for name, provider in self._providers.items():
+            labels = provider._segment_labels
+            for key, count in provider._segments.items():
+                label, kind = labels[key]
+                segments.add_metric([name, label, kind], count)
+            buckets = provider.submit_latency
+            cumulative = 0
+            points = []
+            for le, count in zip(buckets.les, buckets.counts):
+                cumulative += count
+                points.append((le, cumulative))
+            latency.add_metric([name], points, buckets.sum)
+            for direction, counts in (("in", provider._pdus_in), ("out", provider._pdus_out)):
+                for command_id, count in counts.items():
+                    command = command_label(command_id) if command_id != -1 else "unknown"
+                    pdus.add_metric([name, command, direction], count)
+        return [segments, latency, pdus]
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "smppgw_submitted_segments",
+                "submit_sm answers (segments) by provider and command_status.",
+                labels=["provider", "status", "kind"],
+            ),
+            HistogramMetricFamily(
+                "smppgw_submit_response_duration_seconds",
+                "Time from writing a submit_sm to reading its submit_sm_resp.",
+                labels=["provider"],
+            ),
+            CounterMetricFamily(
+                "smppgw_pdus",
+                "SMPP PDUs by provider, command (spec name) and direction (in = from the SMSC).",
+                labels=["provider", "command", "direction"],
+            ),
+        )
+
+
 class _WithoutCreated:
     """A view of a registry without the ``*_created`` samples prometheus-client adds to every
     counter and histogram child: they double the series count and no rule here uses them. The
@@ -719,16 +810,9 @@ class Metrics:
             "ended it (kind: ok, transient, permanent, bind_fatal per smppgw.smpp.status).",
             ["provider", "status", "kind"], registry=r,
         )
-        self.submitted_segments = Counter(
-            "smppgw_submitted_segments_total",
-            "submit_sm answers (segments) by provider and command_status.",
-            ["provider", "status", "kind"], registry=r,
-        )
-        self.submit_latency = Histogram(
-            "smppgw_submit_response_duration_seconds",
-            "Time from writing a submit_sm to reading its submit_sm_resp.",
-            ["provider"], buckets=LATENCY_BUCKETS, registry=r,
-        )
+        # smppgw_submitted_segments_total, smppgw_submit_response_duration_seconds and
+        # smppgw_pdus_total: counted per segment and per PDU, exported by this collector.
+        r.register(_HotPathCollector(self._providers))
         self.response_timeouts = Counter(
             "smppgw_response_timeouts_total",
             "Requests that got no response within the response timeout, by command.",
@@ -739,11 +823,6 @@ class Metrics:
             "PDUs from the SMSC that broke SMPP 3.4 (did not decode, wrong state or command), "
             "by the status smppgw answered with.",
             ["provider", "status"], registry=r,
-        )
-        self.pdus = Counter(
-            "smppgw_pdus_total",
-            "SMPP PDUs by provider, command (spec name) and direction (in = from the SMSC).",
-            ["provider", "command", "direction"], registry=r,
         )
         # inbound
         self.receipts = Counter(

@@ -102,9 +102,10 @@ class SmppConnection(asyncio.Protocol):
 
     # --- commands from the owner ----------------------------------------------------------------
 
-    def send_request(self, body: Pdu, tag: object) -> int:
-        """Queue a request; its bytes go out at the end of this loop tick with any others."""
-        sequence_number = self.session.send_request(body, self._loop.time(), tag=tag)
+    def send_request(self, body: Pdu, tag: object, now: float) -> int:
+        """Queue a request at ``now`` (loop time, as the caller planned the send); its bytes
+        go out at the end of this loop tick with any others."""
+        sequence_number = self.session.send_request(body, now, tag=tag)
         self._schedule_flush()
         return sequence_number
 

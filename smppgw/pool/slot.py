@@ -255,23 +255,25 @@ class BindSlot:
 
     # --- sending (the pool plans, the slot sends) ------------------------------------------
 
-    @property
-    def sendable(self) -> bool:
-        """Bound, writable and with a session window slot: the pool may plan with it."""
+    def until_sendable(self, now: float) -> float | None:
+        """What the pool plans with: 0.0 when one request may go now; the seconds until the
+        rates (bind, host, adaptive) allow one; None when only an event can make room (not
+        bound or not writable, no session window slot, the effective window full)."""
         conn = self.connection
-        return (
-            conn is not None
-            and self.state == "bound"
-            and conn.writable
-            and conn.session.can_send
-        )
+        if conn is None or self.state != "bound" or not conn.writable:
+            return None
+        session = conn.session
+        if not session.can_send:
+            return None
+        return self.control.wait(now, session.in_flight)
 
     def send(self, pdu: Pdu, now: float) -> asyncio.Future[ResponseReceived]:
-        """Send ``pdu`` now (the pool checked ``sendable`` and the control said 0.0); the
-        future gets the answer, or SubmitFailure. The send is counted in every limit."""
+        """Send ``pdu`` at ``now`` (loop time; until_sendable(now) said 0.0 in this same
+        step); the future gets the answer, or SubmitFailure. The send is counted in every
+        limit."""
         assert self.connection is not None
         future: asyncio.Future[ResponseReceived] = self.owner.loop.create_future()
-        self.connection.send_request(pdu, tag=future)
+        self.connection.send_request(pdu, future, now)
         self.control.sent(now)
         return future
 

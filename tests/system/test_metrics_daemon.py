@@ -231,8 +231,11 @@ async def run_scenario(root: Path) -> Scenario:
             # daemon counts each before it writes its deliver_sm_resp.
             deliveries = 2 * segments + 1
             await sim.wait_acknowledged(deliveries, timeout=WAIT)
+            # The queue gauges follow the daemon's periodic refresh from the store: wait for
+            # the one that saw every Wavy part answered, too.
             after_text = await scrape_until(
                 lambda s: value(s, "smppgw_queue_depth", provider="spare") > 0
+                and value(s, "smppgw_queue_depth", provider="wavy") == 0
                 and value(s, "smppgw_reconnects_total", provider="spare",
                           reason="connect_refused") >= 1)
             scraped_at = time.time()

@@ -17,12 +17,19 @@ from enum import Enum
 
 import aiohttp
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from smppgw.metrics import (
     BIND_STATES,
+    LATENCY_BUCKETS,
     RECEIPT_STATS,
     RECONNECT_REASONS,
     Metrics,
@@ -34,7 +41,7 @@ from smppgw.metrics import (
     status_label,
 )
 from smppgw.smpp.constants import CommandId, CommandStatus, MessageState
-from smppgw.smpp.status import STATUS_TABLE
+from smppgw.smpp.status import STATUS_TABLE, classify
 
 PHONE_RE = re.compile(r"^\+?\d{7,15}$")
 
@@ -436,3 +443,43 @@ def test_promtool_accepts_a_scrape(metrics: Metrics) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lint = (result.stdout + result.stderr).strip()
     assert lint == "", lint
+
+
+def test_per_pdu_metrics_export_what_prometheus_client_would(registry: CollectorRegistry) -> None:
+    """The PDU, segment and latency series are counted as plain numbers: their exposition is
+    the one prometheus_client's Counter and Histogram give for the same events."""
+    metrics = Metrics(registry, process_metrics=False)
+    provider = metrics.provider("wavy")
+    reference = CollectorRegistry()
+    pdus = Counter("smppgw_pdus", "x", ["provider", "command", "direction"], registry=reference)
+    segments = Counter("smppgw_submitted_segments", "x", ["provider", "status", "kind"],
+                       registry=reference)
+    latency = Histogram("smppgw_submit_response_duration_seconds", "x", ["provider"],
+                        buckets=LATENCY_BUCKETS, registry=reference)
+    for command, direction in (("submit_sm", "out"), ("deliver_sm_resp", "out"),
+                               ("enquire_link", "out"), ("submit_sm_resp", "in"),
+                               ("deliver_sm", "in")):
+        pdus.labels("wavy", command, direction)  # the series ProviderMetrics starts at zero
+    segments.labels("wavy", "ESME_ROK", "ok")
+    for command_id in (4, 4, 0x15, 0x80000004, 0x80000004, 0x80000015, 0x12345, 0x800ABCDE):
+        out = not command_id & 0x80000000
+        (provider.pdu_out if out else provider.pdu_in)(command_id)
+        pdus.labels("wavy", command_label(command_id), "out" if out else "in").inc()
+    answers = [(0, 0.0004), (0, 0.001), (0, 0.0025), (0x58, 0.7), (0x14, 31.0), (0x58, 30.0),
+               (0x12345678, 0.02), (0x12345679, 1e-9)]
+    for status, seconds in answers:
+        provider.segment_answered(status, seconds)
+        segments.labels("wavy", status_label(status), classify(status).kind.value).inc()
+        latency.labels("wavy").observe(seconds)
+
+    def families(text: str) -> dict[str, list[Sample]]:
+        names = {"smppgw_pdus", "smppgw_submitted_segments",
+                 "smppgw_submit_response_duration_seconds"}
+        return {f.name: sorted((s for s in f.samples if not s.name.endswith("_created")),
+                               key=repr)
+                for f in text_string_to_metric_families(text) if f.name in names}
+
+    ours = families(metrics.exposition().decode())
+    theirs = families(generate_latest(reference).decode())
+    assert ours == theirs
+    assert len(ours) == 3 and all(ours.values())
