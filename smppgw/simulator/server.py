@@ -17,7 +17,7 @@ import ssl
 import struct
 import tempfile
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -652,7 +652,10 @@ class SmscSimulator:
         self.sent: list[Record] = []
         self.submits: list[Record] = []
         self.deliveries: list[Delivery] = []
-        self.messages: dict[str, MessageState] = {}
+        # An OrderedDict: without recording, the oldest state is dropped at every new message
+        # once message_states_kept are kept, and a plain dict finds its first key by scanning
+        # past every slot deleted so far (tens of µs per submit after 100,000 messages).
+        self.messages: OrderedDict[str, MessageState] = OrderedDict()
         #: Ids of the messages a cancel_sm cancelled, in order.
         self.cancelled: list[str] = []
         self.connections: dict[
@@ -1082,8 +1085,7 @@ class SmscSimulator:
         messages = self.messages
         messages[message_id] = state
         if not self.config.record and len(messages) > self.config.message_states_kept:
-            oldest = next(iter(messages))  # the oldest: dicts keep insertion order
-            del messages[oldest]
+            oldest, _ = messages.popitem(last=False)  # the oldest
             self._origins.pop(oldest, None)
 
     def _cancel(self, pdu: CancelSm) -> int:
